@@ -1,0 +1,78 @@
+"""The one exception tree of the receiver.
+
+    ReceiverError
+    ├── ConfigError            routing.yaml / templates invalid; carries every problem found
+    ├── PayloadError           a webhook body we refuse; carries the HTTP status and JSON path
+    ├── OutboxUnavailable      the outbox could not take a write (the webhook answers 503)
+    └── DingTalkError          a DingTalk call failed; translated once, in receiver.dingtalk
+        ├── RetryableError     network, timeout, 5xx/429, -1, 90001-90019, 1430003, punish
+        ├── TokenError         the token stayed bad after one refresh
+        └── PermanentError     anything else: a retry would fail the same way
+
+Lower-level errors (requests, sqlite3, yaml, json) are translated into this tree
+in exactly one place each and never leak past the module that owns the resource.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ReceiverError(Exception):
+    """Base of every error the receiver raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class ConfigError(ReceiverError):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class PayloadError(ReceiverError):
+    """A request body that cannot become a Notification."""
+
+    def __init__(self, message: str, *, path: str = "$", status: int = 400) -> None:
+        self.message = message
+        self.path = path
+        self.status = status
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class OutboxUnavailable(ReceiverError):
+    """The outbox could not commit; nothing was accepted."""
+
+
+class DingTalkError(ReceiverError):
+    """A DingTalk call failed. Never carries the access token or the app secret."""
+
+    retryable = False
+
+    def __init__(
+        self, message: str, *, errcode: int | None = None, errmsg: str = "", status: int | None = None
+    ) -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.status = status
+        super().__init__(message)
+
+
+class RetryableError(DingTalkError):
+    retryable = True
+
+
+class TokenError(DingTalkError):
+    retryable = True
+
+
+class PermanentError(DingTalkError):
+    retryable = False

@@ -1,0 +1,53 @@
+"""The domain model every stage after ingest works on: one shape for both sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Source = Literal["alertmanager", "grafana"]
+Status = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    status: Status
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime | None
+    ends_at: datetime | None  # None for a firing alert (Alertmanager sends year 1)
+    generator_url: str = ""
+    fingerprint: str = ""
+    # Grafana only; empty for Alertmanager.
+    values: dict[str, Any] | None = None
+    value_string: str = ""
+    silence_url: str = ""
+    dashboard_url: str = ""
+    panel_url: str = ""
+    image_url: str = ""
+
+
+@dataclass(frozen=True)
+class Notification:
+    source: Source
+    receiver: str  # already unescaped (senders pass it through regexp.QuoteMeta)
+    status: Status
+    alerts: tuple[Alert, ...]
+    group_labels: dict[str, str] = field(default_factory=dict)
+    common_labels: dict[str, str] = field(default_factory=dict)
+    common_annotations: dict[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    group_key: str = ""
+    truncated_alerts: int = 0
+    # Grafana extras, kept for templates.
+    title: str = ""
+    message: str = ""
+
+    @property
+    def firing(self) -> tuple[Alert, ...]:
+        return tuple(a for a in self.alerts if a.status == "firing")
+
+    @property
+    def resolved(self) -> tuple[Alert, ...]:
+        return tuple(a for a in self.alerts if a.status == "resolved")
