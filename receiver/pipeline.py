@@ -1,0 +1,87 @@
+"""From one accepted Notification to the outbox entries it produces. Pure.
+
+ingest -> routing (per alert) -> render (per receiver) -> recipients de-duplicated
+per distinct message -> entries of at most 100 userids and 20 departments each.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from .model import Alert, Notification
+from .render import Renderer
+from .routing import RoutingTable
+
+MAX_USERIDS_PER_CALL = 100
+MAX_DEPTS_PER_CALL = 20
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One DingTalk call's worth of work: a rendered msg and at most 100 userids."""
+
+    receiver: str
+    msg: dict[str, Any]
+    userids: tuple[str, ...]
+    departments: tuple[int, ...] = ()
+
+
+def split_by_receiver(
+    table: RoutingTable, n: Notification, now: datetime, receiver: str | None = None
+) -> dict[str, Notification]:
+    """Route each alert; give each receiver the part of the group that reaches it."""
+    by_receiver: dict[str, list[Alert]] = {}
+    for alert in n.alerts:
+        names = [receiver] if receiver else table.match(alert.labels, now)
+        for name in names:
+            by_receiver.setdefault(name, []).append(alert)
+    parts: dict[str, Notification] = {}
+    for name, alerts in by_receiver.items():
+        if not table.receivers[name].send_resolved:
+            alerts = [a for a in alerts if a.status == "firing"]
+        if not alerts:
+            continue
+        status = "firing" if any(a.status == "firing" for a in alerts) else "resolved"
+        parts[name] = replace(n, alerts=tuple(alerts), status=status)
+    return parts
+
+
+def plan(
+    table: RoutingTable,
+    renderer: Renderer,
+    n: Notification,
+    *,
+    now: datetime | None = None,
+    receiver: str | None = None,
+) -> list[Entry]:
+    now = now or datetime.now(UTC)
+    entries: list[Entry] = []
+    sent_to: dict[str, set[str]] = {}  # message JSON -> userids already covered
+    depts_to: dict[str, set[int]] = {}
+    for name, part in split_by_receiver(table, n, now, receiver).items():
+        r = table.receivers[name]
+        recipients = table.recipients(name, now)
+        message = renderer.render(part, template=r.template, now=now)
+        key = json.dumps(message.msg, sort_keys=True, ensure_ascii=False)
+        seen = sent_to.setdefault(key, set())
+        seen_d = depts_to.setdefault(key, set())
+        userids = [u for u in recipients.userids if u not in seen]
+        depts = [d for d in recipients.departments if d not in seen_d]
+        seen.update(userids)
+        seen_d.update(depts)
+        entries.extend(_chunks(name, message.msg, userids, depts))
+    return entries
+
+
+def _chunks(name: str, msg: dict[str, Any], userids: list[str], depts: list[int]) -> list[Entry]:
+    out: list[Entry] = []
+    u_chunks = [userids[i : i + MAX_USERIDS_PER_CALL] for i in range(0, len(userids), MAX_USERIDS_PER_CALL)]
+    d_chunks = [depts[i : i + MAX_DEPTS_PER_CALL] for i in range(0, len(depts), MAX_DEPTS_PER_CALL)]
+    for i in range(max(len(u_chunks), len(d_chunks))):
+        u = u_chunks[i] if i < len(u_chunks) else []
+        d = d_chunks[i] if i < len(d_chunks) else []
+        out.append(Entry(receiver=name, msg=msg, userids=tuple(u), departments=tuple(d)))
+    return out
