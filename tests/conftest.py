@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from receiver.settings import Settings
+from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def fake_dingtalk() -> Iterator[FakeDingTalk]:
+    fake = FakeDingTalk().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Dry-run settings with a private data dir and the bundled routing and templates."""
+    return Settings(
+        data_dir=str(tmp_path / "data"),
+        routing=str(ROOT / "routing.yaml"),
+        templates=str(ROOT / "templates"),
+    )
+
+
+@pytest.fixture
+def live_settings(settings: Settings, fake_dingtalk: FakeDingTalk) -> Settings:
+    """Settings with credentials, pointed at the fake DingTalk."""
+    return settings.with_(
+        app_key=APP_KEY,
+        app_secret=APP_SECRET,
+        agent_id="424242",
+        api_base=fake_dingtalk.url,
+        http_timeout=5.0,
+    )
+
+
+def require_binary(path: str) -> str:
+    """Return the binary, or skip; with RECEIVER_REQUIRE_E2E=1 a missing binary fails."""
+    found = shutil.which(path) or (path if os.path.exists(path) else None)
+    if found:
+        return found
+    if os.environ.get("RECEIVER_REQUIRE_E2E") == "1":
+        pytest.fail(f"{path} is required (RECEIVER_REQUIRE_E2E=1) but not installed")
+    pytest.skip(f"{path} not installed")
