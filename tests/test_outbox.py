@@ -1,0 +1,119 @@
+"""The outbox state machine on a real SQLite file, and the worker over the fake DingTalk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from receiver.deliver import DryRunSender, Worker, backoff
+from receiver.dingtalk import Client
+from receiver.errors import OutboxUnavailable
+from receiver.outbox import Outbox
+from receiver.pipeline import Entry
+from receiver.settings import Settings
+from tests.fakes.dingtalk import FakeDingTalk
+
+MSG = {"msgtype": "text", "text": {"content": "磁盘满了"}}
+
+
+def entry(*userids: str) -> Entry:
+    return Entry(receiver="ops", msg=MSG, userids=userids)
+
+
+def test_enqueue_commits_and_claim_leases(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path))
+    ids = box.enqueue([entry("a"), entry("b")], source="alertmanager", group_key="g")
+    assert box.counts()["queued"] == 2
+    claimed = box.claim(limit=10, lease_s=60)
+    assert [i.id for i in claimed] == ids
+    assert [i.userids for i in claimed] == [("a",), ("b",)]
+    assert box.claim() == []  # leased, not due again
+    assert box.counts()["sending"] == 2
+
+
+def test_expired_lease_goes_back_to_the_queue(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path))
+    (item_id,) = box.enqueue([entry("a")], source="alertmanager", group_key="g")
+    box.claim(lease_s=60)
+    # A second process, later than the lease: the first claimer is presumed dead.
+    (again,) = Outbox(str(tmp_path)).claim(now=10**10)
+    assert again.id == item_id
+
+
+def test_retry_then_sent_records_attempts(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path))
+    (item_id,) = box.enqueue([entry("a")], source="alertmanager", group_key="g")
+    box.claim()
+    box.mark_retry(item_id, delay_s=0, error="HTTP 500", errcode=None)
+    assert box.counts()["retry"] == 1
+    (item,) = box.claim()
+    assert item.attempts == 1 and item.last_error == "HTTP 500"
+    box.mark_sent(item_id, [1001])
+    done = box.get(item_id)
+    assert done is not None and done.state == "sent" and done.task_ids == (1001,)
+
+
+def test_unwritable_outbox_raises_outbox_unavailable(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root ignores file modes; make the database path a directory instead
+        (tmp_path / "outbox.sqlite3").mkdir()
+    else:
+        tmp_path.chmod(0o500)
+    with pytest.raises(OutboxUnavailable):
+        Outbox(str(tmp_path)).enqueue([entry("a")], source="alertmanager", group_key="g")
+
+
+def test_worker_sends_and_records_task_ids(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    box.enqueue([entry("a", "b")], source="alertmanager", group_key="g")
+    assert Worker(box, Client(live_settings)).run_once() == 1
+    (item,) = box.items()
+    assert item.state == "sent" and item.task_ids == (1001,)
+    (req,) = fake_dingtalk.sends()
+    assert req.body is not None and req.body["userid_list"] == "a,b" and req.body["msg"] == MSG
+
+
+def test_worker_retries_transient_and_kills_permanent(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    box.enqueue([entry("a")], source="alertmanager", group_key="g")
+    box.enqueue([entry("b")], source="alertmanager", group_key="g")
+    fake_dingtalk.fail("asyncsend_v2", times=1, status=503, body={})
+    fake_dingtalk.fail("asyncsend_v2", times=1, body={"errcode": 40035, "errmsg": "bad param"})
+    Worker(box, Client(live_settings)).run_once()
+    first, second = box.items()
+    assert (first.state, first.last_error) == (
+        "retry",
+        "DingTalk /topapi/message/corpconversation/asyncsend_v2: HTTP 503",
+    )
+    assert second.state == "dead" and second.errcode == 40035
+
+
+def test_retryable_failure_goes_dead_after_the_give_up_age(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    box.enqueue([entry("a")], source="alertmanager", group_key="g")
+    fake_dingtalk.fail("asyncsend_v2", times=1, status=500, body={})
+    Worker(box, Client(live_settings), give_up_after_s=0).run_once()
+    assert box.items()[0].state == "dead"
+
+
+def test_dry_run_marks_sent_without_calling(settings: Settings) -> None:
+    box = Outbox(settings.data_dir)
+    box.enqueue([entry("a")], source="alertmanager", group_key="g")
+    Worker(box, DryRunSender()).run_once()
+    assert box.items()[0].state == "sent"
+
+
+@pytest.mark.parametrize("attempts", range(0, 30, 3))
+def test_backoff_is_capped_and_jittered(attempts: int) -> None:
+    delays = {backoff(attempts, base=1, cap=300) for _ in range(20)}
+    step = min(300, 2**attempts)
+    assert all(step / 2 <= d <= step for d in delays)
+    assert len(delays) > 1
