@@ -1,3 +1,3 @@
-"""dingtalk-receiver: page people through DingTalk work notifications from Alertmanager and Grafana."""
+"""dingtalk-receiver: page people on DingTalk from Alertmanager and Grafana alerts."""
 
 __version__ = "0.1.0"

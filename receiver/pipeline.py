@@ -44,8 +44,8 @@ def split_by_receiver(
             alerts = [a for a in alerts if a.status == "firing"]
         if not alerts:
             continue
-        status = "firing" if any(a.status == "firing" for a in alerts) else "resolved"
-        parts[name] = replace(n, alerts=tuple(alerts), status=status)
+        firing = any(a.status == "firing" for a in alerts)
+        parts[name] = replace(n, alerts=tuple(alerts), status="firing" if firing else "resolved")
     return parts
 
 
@@ -78,7 +78,9 @@ def plan(
 
 def _chunks(name: str, msg: dict[str, Any], userids: list[str], depts: list[int]) -> list[Entry]:
     out: list[Entry] = []
-    u_chunks = [userids[i : i + MAX_USERIDS_PER_CALL] for i in range(0, len(userids), MAX_USERIDS_PER_CALL)]
+    u_chunks = [
+        userids[i : i + MAX_USERIDS_PER_CALL] for i in range(0, len(userids), MAX_USERIDS_PER_CALL)
+    ]
     d_chunks = [depts[i : i + MAX_DEPTS_PER_CALL] for i in range(0, len(depts), MAX_DEPTS_PER_CALL)]
     for i in range(max(len(u_chunks), len(d_chunks))):
         u = u_chunks[i] if i < len(u_chunks) else []

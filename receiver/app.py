@@ -1,0 +1,131 @@
+"""The Flask application: a thin HTTP shell around ingest -> routing -> render -> outbox.
+
+A 2xx means every resulting message is committed to the outbox. The handler
+never calls DingTalk; the delivery worker does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from . import ingest
+from .errors import ConfigError, OutboxUnavailable, PayloadError
+from .model import Notification
+from .outbox import Outbox
+from .pipeline import plan
+from .render import Renderer
+from .routing import RoutingTable, load_routing
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+Parser = Callable[[bytes], Notification]
+
+
+class State:
+    """What a worker process holds: settings, the running table and renderer, the outbox."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.table: RoutingTable = load_routing(settings.routing)
+        self.renderer = Renderer(
+            settings.templates, timezone=settings.timezone, max_bytes=settings.max_message_bytes
+        )
+        self.outbox = Outbox(settings.data_dir)
+        self.loaded_at = datetime.now(UTC)
+
+    def reload(self) -> None:
+        """Swap in a new table; on error the running one stays and ConfigError is raised."""
+        table = load_routing(self.settings.routing)
+        renderer = Renderer(
+            self.settings.templates,
+            timezone=self.settings.timezone,
+            max_bytes=self.settings.max_message_bytes,
+        )
+        self.table, self.renderer, self.loaded_at = table, renderer, datetime.now(UTC)
+        log.info("config_reloaded routing=%s", self.settings.routing)
+
+
+def error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify(error=message), status
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    state = State(settings)
+    app.extensions["receiver"] = state
+
+    def accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
+        mimetype = request.mimetype
+        if mimetype != "application/json" and not mimetype.endswith("+json"):
+            return error(415, f"Content-Type must be application/json, got {mimetype or 'none'!r}")
+        notification = parse(request.get_data(cache=False))
+        table = state.table
+        if receiver is not None and receiver not in table.receivers:
+            return error(404, f"unknown receiver {receiver!r} in {table.path}")
+        entries = plan(table, state.renderer, notification, receiver=receiver)
+        ids = state.outbox.enqueue(entries, source=source, group_key=notification.group_key)
+        log.info(
+            "enqueued source=%s receiver=%s alerts=%d messages=%d ids=%s",
+            source, receiver or notification.receiver, len(notification.alerts), len(ids), ids,
+        )  # fmt: skip
+        return jsonify(status="accepted", enqueued=len(ids)), 200
+
+    @app.post("/alertmanager")
+    @app.post("/alertmanager/<receiver>")
+    def alertmanager(receiver: str | None = None) -> tuple[Response, int]:
+        return accept("alertmanager", ingest.parse_alertmanager, receiver)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        return jsonify(status="ok"), 200
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        try:
+            counts = state.outbox.counts()
+        except OutboxUnavailable as e:
+            return jsonify(status="unavailable", error=str(e)), 503
+        return jsonify(status="ready", routing=state.table.path, outbox=counts), 200
+
+    @app.post("/-/reload")
+    def reload() -> tuple[Response, int]:
+        if settings.admin_token and not _bearer_ok(settings.admin_token):
+            return error(401, "unauthorized")
+        try:
+            state.reload()
+        except ConfigError as e:
+            return jsonify(
+                error="reload failed; the running config stays",
+                problems=[str(p) for p in e.problems],
+            ), 500
+        return jsonify(status="reloaded"), 200
+
+    @app.errorhandler(PayloadError)
+    def payload_error(e: PayloadError) -> tuple[Response, int]:
+        return error(e.status, f"{e.path}: {e.message}" if e.path else e.message)
+
+    @app.errorhandler(OutboxUnavailable)
+    def outbox_unavailable(e: OutboxUnavailable) -> tuple[Response, int]:
+        log.error("outbox_unavailable error=%s", e)
+        return error(503, "the outbox cannot take the write; retry later")
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> tuple[Response, int]:
+        return error(e.code or 500, e.description or e.name)
+
+    return app
+
+
+def _bearer_ok(token: str) -> bool:
+    import hmac
+
+    given = request.headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())

@@ -1,0 +1,124 @@
+"""`serve`: gunicorn for the web workers plus one delivery process, from one command.
+
+The gunicorn arbiter is the parent. Once it is ready it starts the delivery
+process and a thread that restarts it if it dies. On SIGTERM gunicorn drains
+its workers, then `on_exit` stops the delivery process, which finishes the
+call in flight. Anything still queued stays in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from .app import create_app
+from .logs import FORMAT
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DeliverySupervisor:
+    """Runs `dingtalk-receiver deliver` as a child of the arbiter, and restarts it if it dies.
+
+    A plain subprocess, not multiprocessing: gunicorn forks its workers from the
+    arbiter, and they must not inherit a multiprocessing child to join at exit.
+    The child reads the same environment, so it sees the same settings.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stopping = threading.Event()
+
+    def start(self) -> None:
+        self._spawn()
+        threading.Thread(target=self._watch, name="delivery-watch", daemon=True).start()
+
+    def _spawn(self) -> None:
+        # Its own session: a signal to the terminal's group reaches the arbiter, which
+        # stops the workers first and then this process. If the arbiter is killed
+        # outright, the worker sees its parent change and exits by itself.
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "receiver", "deliver", "--parent-pid", str(os.getpid())],
+            start_new_session=True,
+        )
+        log.info("delivery_process_started pid=%s", self.process.pid)
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            if self.process is not None and self.process.poll() is not None:
+                log.error("delivery_process_died exitcode=%s; restarting", self.process.returncode)
+                self._spawn()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stopping.set()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: finish the call in flight, then exit
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        log.info("delivery_process_stopped")
+
+
+class ReceiverServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.supervisor = DeliverySupervisor(settings)
+        super().__init__()
+
+    def load_config(self) -> None:
+        supervisor = self.supervisor
+        options: dict[str, Any] = {
+            "bind": self.settings.listen,
+            "workers": self.settings.workers,
+            "worker_class": "gthread",
+            "threads": 4,
+            "timeout": 30,
+            "graceful_timeout": 20,
+            "accesslog": "-",
+            "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+            "logconfig_dict": {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {"plain": {"format": FORMAT}},
+                "handlers": {
+                    "stderr": {
+                        "class": "logging.StreamHandler",
+                        "formatter": "plain",
+                        "stream": "ext://sys.stderr",
+                    }
+                },
+                "root": {"level": "INFO", "handlers": ["stderr"]},
+                "loggers": {
+                    "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+                    "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+                },
+            },
+            "when_ready": lambda server: supervisor.start(),
+            "on_exit": lambda server: supervisor.stop(),
+        }
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
+            options["control_socket_disable"] = True
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return create_app(self.settings)
+
+
+def serve(settings: Settings) -> None:
+    if settings.dry_run:
+        log.warning(
+            "dry_run: DINGTALK_APP_KEY, DINGTALK_APP_SECRET or DINGTALK_APP_AGENT_ID is not set;"
+            " messages are logged and stored in the outbox, not sent"
+        )
+    ReceiverServer(settings).run()

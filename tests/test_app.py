@@ -1,0 +1,95 @@
+"""The HTTP shell: replies and what is on disk when they are sent."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from receiver.app import create_app
+from receiver.outbox import Outbox
+from receiver.settings import Settings
+from tests.conftest import FIXTURES
+
+FIRING = (FIXTURES / "alertmanager/firing-1.json").read_bytes()
+
+
+@pytest.fixture
+def client(settings: Settings) -> FlaskClient:
+    return create_app(settings).test_client()
+
+
+def post(client: FlaskClient, body: bytes = FIRING, path: str = "/alertmanager", **kw: str):  # type: ignore[no-untyped-def]
+    return client.post(path, data=body, content_type=kw.get("ct", "application/json"))
+
+
+def test_2xx_only_after_the_message_is_on_disk(client: FlaskClient, settings: Settings) -> None:
+    res = post(client)
+    assert res.status_code == 200 and res.json == {"status": "accepted", "enqueued": 1}
+    (item,) = Outbox(settings.data_dir).items()
+    assert item.state == "queued" and item.receiver == "db" and item.userids == ("user0002",)
+    assert "API p99 latency above 2s" in item.msg["markdown"]["text"]
+
+
+def test_receiver_in_the_path_skips_the_tree(client: FlaskClient, settings: Settings) -> None:
+    assert post(client, path="/alertmanager/ops").status_code == 200
+    (item,) = Outbox(settings.data_dir).items()
+    assert item.receiver == "ops" and item.userids == ("manager4220",)
+
+
+def test_unknown_receiver_is_404(client: FlaskClient) -> None:
+    res = post(client, path="/alertmanager/nobody")
+    assert res.status_code == 404 and "nobody" in res.json["error"]
+
+
+def test_unwritable_outbox_answers_503(settings: Settings) -> None:
+    app = create_app(settings)
+    shutil.rmtree(settings.data_dir)
+    Path(settings.data_dir).write_text("not a directory")  # the disk can't take the write
+    res = post(app.test_client())
+    assert res.status_code == 503 and "retry" in res.json["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "ct", "status", "error"),
+    [
+        (b"{", "application/json", 400, "invalid JSON"),
+        (b"[]", "application/json", 400, "expected an object"),
+        (b'{"version": "3"}', "application/json", 400, "$.version"),
+        (FIRING, "text/plain", 415, "application/json"),
+    ],
+)
+def test_bad_input(client: FlaskClient, body: bytes, ct: str, status: int, error: str) -> None:
+    res = post(client, body, ct=ct)
+    assert res.status_code == status and error in res.json["error"]
+
+
+def test_body_over_the_limit_is_413(settings: Settings) -> None:
+    client = create_app(settings.with_(max_body_bytes=100)).test_client()
+    res = post(client)
+    assert res.status_code == 413 and "error" in res.json
+
+
+def test_health_and_readiness(client: FlaskClient) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["outbox"]["queued"] == 0
+
+
+def test_reload_needs_the_admin_token(settings: Settings) -> None:
+    client = create_app(settings.with_(admin_token="s3cret")).test_client()
+    assert client.post("/-/reload").status_code == 401
+    ok = client.post("/-/reload", headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200
+
+
+def test_failed_reload_keeps_the_running_table(settings: Settings, tmp_path: Path) -> None:
+    routing = tmp_path / "routing.yaml"
+    shutil.copy(settings.routing, routing)
+    client = create_app(settings.with_(routing=str(routing))).test_client()
+    routing.write_text("route: [")
+    res = client.post("/-/reload")
+    assert res.status_code == 500 and "routing.yaml" in str(res.json["problems"])
+    assert post(client).status_code == 200  # still routing with the old table

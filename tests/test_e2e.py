@@ -1,0 +1,82 @@
+"""End to end: real Alertmanager -> real `serve` (gunicorn) -> fake DingTalk, on loopback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from receiver.outbox import Outbox
+from receiver.settings import Settings
+from tests.conftest import ROOT, require_binary
+from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
+from tests.procs import ALERTMANAGER, alertmanager, http, serve, wait_for_log
+
+pytestmark = pytest.mark.e2e
+
+
+def receiver_env(tmp_path: Path, fake: FakeDingTalk) -> dict[str, str]:
+    return {
+        "DINGTALK_APP_KEY": APP_KEY,
+        "DINGTALK_APP_SECRET": APP_SECRET,
+        "DINGTALK_APP_AGENT_ID": "424242",
+        "DINGTALK_API_BASE": fake.url,
+        "RECEIVER_DATA_DIR": str(tmp_path / "data"),
+        "RECEIVER_ROUTING": str(ROOT / "routing.yaml"),
+        "RECEIVER_TEMPLATES": str(ROOT / "templates"),
+    }
+
+
+def test_alert_reaches_a_person_then_resolves(tmp_path: Path, fake_dingtalk: FakeDingTalk) -> None:
+    am_bin = require_binary(ALERTMANAGER)
+    labels = {"alertname": "DiskFull", "team": "db", "severity": "critical", "instance": "db-1"}
+    summary = "磁盘 /var/lib/mysql 使用率 97%"
+    with serve(receiver_env(tmp_path, fake_dingtalk), tmp_path / "serve.log") as srv:
+        with alertmanager(am_bin, srv.url + "/alertmanager", tmp_path) as am:
+            start = datetime.now(UTC) - timedelta(minutes=1)
+            alert = {
+                "labels": labels,
+                "annotations": {"summary": summary},
+                "startsAt": start.isoformat(),
+            }
+            status, _ = http("POST", am + "/api/v2/alerts", [alert])
+            assert status == 200
+
+            def texts(f: FakeDingTalk) -> list[str]:
+                return [str(r.body) for r in f.sends() if r.body]
+
+            assert fake_dingtalk.wait_for(lambda f: any(summary in t for t in texts(f)), 30), (
+                srv.text()
+            )
+            first = fake_dingtalk.sends()[0].body
+            assert first is not None
+            assert first["agent_id"] == 424242
+            # routing.yaml: team=db & severity=critical -> receiver db -> bob -> user0002
+            assert first["userid_list"] == "user0002"
+            assert first["msg"]["msgtype"] == "markdown"
+            assert "[FIRING:1] DiskFull" in first["msg"]["markdown"]["title"]
+
+            alert["endsAt"] = datetime.now(UTC).isoformat()
+            assert http("POST", am + "/api/v2/alerts", [alert])[0] == 200
+            assert fake_dingtalk.wait_for(
+                lambda f: any("RESOLVED" in t and summary in t for t in texts(f)), 30
+            ), srv.text()
+    assert "sent id=" in srv.text()
+
+
+def test_dry_run_logs_the_message_and_keeps_it(tmp_path: Path) -> None:
+    env = {
+        "RECEIVER_DATA_DIR": str(tmp_path / "data"),
+        "RECEIVER_ROUTING": str(ROOT / "routing.yaml"),
+        "RECEIVER_TEMPLATES": str(ROOT / "templates"),
+        "DINGTALK_APP_KEY": "",
+    }
+    payload = (ROOT / "tests/fixtures/alertmanager/firing-1.json").read_bytes()
+    with serve(env, tmp_path / "serve.log", workers=1) as srv:
+        status, body = http("POST", srv.url + "/alertmanager", payload)
+        assert (status, body) == (200, {"status": "accepted", "enqueued": 1})
+        wait_for_log(srv, "dry_run to=user0002")
+    assert "messages are logged and stored in the outbox, not sent" in srv.text()
+    (item,) = Outbox(Settings(data_dir=str(tmp_path / "data")).data_dir).items()
+    assert item.userids == ("user0002",) and "API p99 latency above 2s" in str(item.msg)
