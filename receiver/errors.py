@@ -58,7 +58,12 @@ class DingTalkError(ReceiverError):
     retryable = False
 
     def __init__(
-        self, message: str, *, errcode: int | None = None, errmsg: str = "", status: int | None = None
+        self,
+        message: str,
+        *,
+        errcode: int | None = None,
+        errmsg: str = "",
+        status: int | None = None,
     ) -> None:
         self.errcode = errcode
         self.errmsg = errmsg

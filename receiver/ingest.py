@@ -74,7 +74,9 @@ def _kv(obj: dict[str, Any], key: str, path: str, *, required: bool = False) -> 
 def _status(obj: dict[str, Any], path: str) -> Status:
     value = _str(obj, "status", path)
     if value not in ("firing", "resolved"):
-        raise PayloadError(f"status must be 'firing' or 'resolved', got {value!r}", path=f"{path}.status")
+        raise PayloadError(
+            f"status must be 'firing' or 'resolved', got {value!r}", path=f"{path}.status"
+        )
     return "firing" if value == "firing" else "resolved"
 
 
@@ -110,7 +112,9 @@ def _alerts(payload: dict[str, Any], path: str = "$") -> list[dict[str, Any]]:
     raw = payload.get("alerts")
     if not isinstance(raw, list):
         raise PayloadError(
-            "missing required field 'alerts'" if raw is None else f"expected an array, got {_kind(raw)}",
+            "missing required field 'alerts'"
+            if raw is None
+            else f"expected an array, got {_kind(raw)}",
             path=f"{path}.alerts" if raw is not None else path,
         )
     return [_obj(a, f"{path}.alerts[{i}]") for i, a in enumerate(raw)]
@@ -134,7 +138,7 @@ def parse_alertmanager(body: bytes) -> Notification:
     payload = _obj(decode_json(body), "$")
     version = payload.get("version")
     if version != "4":
-        raise PayloadError(f"unsupported version {version!r}; expected \"4\"", path="$.version")
+        raise PayloadError(f'unsupported version {version!r}; expected "4"', path="$.version")
     alerts = tuple(parse_am_alert(a, f"$.alerts[{i}]") for i, a in enumerate(_alerts(payload)))
     return Notification(
         source="alertmanager",

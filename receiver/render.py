@@ -83,7 +83,9 @@ class Message:
 
 
 class Renderer:
-    def __init__(self, templates_dir: str, *, timezone: str = "Asia/Shanghai", max_bytes: int = 2048):
+    def __init__(
+        self, templates_dir: str, *, timezone: str = "Asia/Shanghai", max_bytes: int = 2048
+    ):
         self.tz = ZoneInfo(timezone)
         self.max_bytes = max_bytes
         self.env = SandboxedEnvironment(

@@ -15,7 +15,7 @@ import yaml
 
 from .errors import ConfigError, ConfigProblem
 
-_MATCHER = re.compile(r'^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$')
+_MATCHER = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 
 
 @dataclass(frozen=True)
