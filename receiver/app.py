@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import ingest
+from . import ingest, metrics
 from .errors import ConfigError, OutboxUnavailable, PayloadError
 from .model import Notification
 from .outbox import Outbox
@@ -38,6 +38,7 @@ class State:
         )
         self.outbox = Outbox(settings.data_dir)
         self.loaded_at = datetime.now(UTC)
+        metrics.config_last_reload.set(self.loaded_at.timestamp())
 
     def reload(self) -> None:
         """Swap in a new table; on error the running one stays and ConfigError is raised."""
@@ -48,6 +49,7 @@ class State:
             max_bytes=self.settings.max_message_bytes,
         )
         self.table, self.renderer, self.loaded_at = table, renderer, datetime.now(UTC)
+        metrics.config_last_reload.set(self.loaded_at.timestamp())
         log.info("config_reloaded routing=%s", self.settings.routing)
 
 
@@ -63,6 +65,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["receiver"] = state
 
     def accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
+        try:
+            reply = _accept(source, parse, receiver)
+        except PayloadError:
+            metrics.payloads_received.labels(source, "invalid").inc()
+            raise
+        except OutboxUnavailable:
+            metrics.payloads_received.labels(source, "unavailable").inc()
+            raise
+        outcome = "accepted" if reply[1] < 300 else "rejected"
+        metrics.payloads_received.labels(source, outcome).inc()
+        return reply
+
+    def _accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
         mimetype = request.mimetype
         if mimetype != "application/json" and not mimetype.endswith("+json"):
             return error(415, f"Content-Type must be application/json, got {mimetype or 'none'!r}")
@@ -72,6 +87,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             return error(404, f"unknown receiver {receiver!r} in {table.path}")
         entries = plan(table, state.renderer, notification, receiver=receiver)
         ids = state.outbox.enqueue(entries, source=source, group_key=notification.group_key)
+        metrics.alerts_received.labels(source).inc(len(notification.alerts))
+        for e in entries:
+            metrics.messages_enqueued.labels(e.receiver).inc()
         log.info(
             "enqueued source=%s receiver=%s alerts=%d messages=%d ids=%s",
             source, receiver or notification.receiver, len(notification.alerts), len(ids), ids,
@@ -95,6 +113,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             return jsonify(status="unavailable", error=str(e)), 503
         return jsonify(status="ready", routing=state.table.path, outbox=counts), 200
 
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition(metrics.OutboxCollector(state.outbox.stats))
+        return Response(body, content_type=content_type)
+
     @app.post("/-/reload")
     def reload() -> tuple[Response, int]:
         if settings.admin_token and not _bearer_ok(settings.admin_token):
@@ -102,10 +125,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             state.reload()
         except ConfigError as e:
+            metrics.config_reloads.labels("failure").inc()
+            log.error("config_reload_failed problems=%s", "; ".join(map(str, e.problems)))
             return jsonify(
                 error="reload failed; the running config stays",
                 problems=[str(p) for p in e.problems],
             ), 500
+        metrics.config_reloads.labels("success").inc()
         return jsonify(status="reloaded"), 200
 
     @app.errorhandler(PayloadError)

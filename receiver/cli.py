@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import click
 
 from .logs import setup_logging
@@ -19,12 +22,19 @@ def main() -> None:
 @click.option("--workers", type=int, help="gunicorn web workers [RECEIVER_WORKERS, default 2]")
 def serve(listen: str | None, workers: int | None) -> None:
     """Run the web workers (gunicorn) and the delivery worker."""
+    settings = Settings.from_env(listen=listen, workers=workers)
+    # Before anything imports prometheus_client: every process (gunicorn workers and
+    # the delivery worker, which inherits the environment) writes its own metric files.
+    metrics_dir = os.path.join(os.path.abspath(settings.data_dir), "metrics")
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
     from .errors import ConfigError
     from .routing import load_routing
     from .server import serve as run
 
     setup_logging()
-    settings = Settings.from_env(listen=listen, workers=workers)
     try:
         load_routing(settings.routing)
     except ConfigError as e:

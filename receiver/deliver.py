@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from . import metrics
 from .dingtalk import Client, SendResult
 from .errors import DingTalkError, OutboxUnavailable
 from .outbox import Item, Outbox
@@ -87,6 +88,7 @@ class Worker:
             self._failed(item, e)
             return
         self.outbox.mark_sent(item.id, [r.task_id for r in results])
+        metrics.sends.labels("sent", "").inc()
         log.info(
             "sent id=%d receiver=%s task_ids=%s",
             item.id,
@@ -96,17 +98,23 @@ class Worker:
 
     def _failed(self, item: Item, e: DingTalkError) -> None:
         age = self.clock() - item.created_at
+        errclass = type(e).__name__.removesuffix("Error").lower()
         if e.retryable and age < self.give_up_after_s:
             delay = backoff(item.attempts)
             self.outbox.mark_retry(item.id, delay_s=delay, error=str(e), errcode=e.errcode)
+            metrics.sends.labels("retry", errclass).inc()
+            metrics.retries.inc()
             log.warning("retry_scheduled id=%d in=%.1fs error=%s", item.id, delay, e)
         else:
             self.outbox.mark_dead(item.id, error=str(e), errcode=e.errcode)
+            metrics.sends.labels("dead", errclass).inc()
+            metrics.dead_lettered.inc()
             log.error("dead_lettered id=%d error=%s", item.id, e)
 
     def run(self) -> None:
         log.info("delivery_started")
         while not self.stopping.is_set():
+            metrics.delivery_heartbeat.set(time.time())
             try:
                 handled = self.run_once()
             except OutboxUnavailable as e:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from urllib.parse import urljoin
 import requests
 from dingtalk.client import AppKeyClient
 
+from . import metrics
 from .errors import DingTalkError, PermanentError, RetryableError, TokenError
 from .settings import Settings
 
@@ -140,12 +142,16 @@ class Client(AppKeyClient):  # type: ignore[misc]
         kwargs["timeout"] = kwargs.get("timeout") or self.timeout
         if self.proxy:
             kwargs["proxies"] = {"http": self.proxy, "https": self.proxy}
+        api = path.rstrip("/").rsplit("/", 1)[-1]
+        started = time.monotonic()
         try:
             res = self._http.request(method=method, url=url, **kwargs)
         except requests.Timeout:
             raise RetryableError(f"DingTalk {path}: timed out") from None
         except requests.RequestException as e:
             raise RetryableError(f"DingTalk {path}: {type(e).__name__}") from None
+        finally:
+            metrics.api_duration.labels(api).observe(time.monotonic() - started)
         if res.status_code == 429 or res.status_code >= 500:
             raise RetryableError(f"DingTalk {path}: HTTP {res.status_code}", status=res.status_code)
         if res.status_code >= 400:
@@ -173,6 +179,7 @@ class Client(AppKeyClient):  # type: ignore[misc]
         token = self.cache.access_token.get()
         if token is None:
             ret = self.get_access_token()
+            metrics.token_refreshes.inc()
             token = str(ret["access_token"])
             expires_in = int(ret.get("expires_in", 7200))
             self.cache.access_token.set(value=token, ttl=max(60, expires_in - TOKEN_MARGIN_S))

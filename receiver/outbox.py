@@ -225,6 +225,14 @@ class Outbox:
                 rows = db.execute("SELECT * FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [Item.from_row(r) for r in rows]
 
+    def stats(self) -> tuple[dict[str, int], float | None]:
+        """Counts by state, and when the oldest queued or retrying item was accepted."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT MIN(created_at) AS oldest FROM outbox WHERE state IN ('queued','retry')"
+            ).fetchone()
+        return self.counts(), row["oldest"]
+
     def counts(self) -> dict[str, int]:
         with self._tx() as db:
             rows = db.execute("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state").fetchall()

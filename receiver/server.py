@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from . import metrics
 from .app import create_app
 from .logs import FORMAT
 from .settings import Settings
@@ -105,6 +106,7 @@ class ReceiverServer(BaseApplication):  # type: ignore[misc]
             },
             "when_ready": lambda server: supervisor.start(),
             "on_exit": lambda server: supervisor.stop(),
+            "child_exit": lambda server, worker: metrics.mark_process_dead(worker.pid),
         }
         if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
             options["control_socket_disable"] = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -80,3 +81,36 @@ def test_dry_run_logs_the_message_and_keeps_it(tmp_path: Path) -> None:
     assert "messages are logged and stored in the outbox, not sent" in srv.text()
     (item,) = Outbox(Settings(data_dir=str(tmp_path / "data")).data_dir).items()
     assert item.userids == ("user0002",) and "API p99 latency above 2s" in str(item.msg)
+
+
+def metric(text: str, name: str) -> float:
+    """Sum of every sample of `name` (all label sets) in a Prometheus text exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_add_up_across_workers(tmp_path: Path, fake_dingtalk: FakeDingTalk) -> None:
+    payload = (ROOT / "tests/fixtures/alertmanager/firing-1.json").read_bytes()
+    with serve(receiver_env(tmp_path, fake_dingtalk), tmp_path / "serve.log", workers=3) as srv:
+        for _ in range(12):
+            assert http("POST", srv.url + "/alertmanager", payload)[0] == 200
+        assert http("POST", srv.url + "/alertmanager", b"{")[0] == 400
+        assert fake_dingtalk.wait_for(lambda f: len(f.sends()) == 12, 30)
+        # Whichever worker answers the scrape, the totals are the same.
+        for _ in range(6):
+            status, text = http("GET", srv.url + "/metrics")
+            assert status == 200
+            assert metric(text, "dingtalk_receiver_payloads_received_total") == 13
+            assert 'outcome="invalid",source="alertmanager"} 1.0' in text
+            assert metric(text, "dingtalk_receiver_alerts_received_total") == 12
+            assert metric(text, "dingtalk_receiver_messages_enqueued_total") == 12
+        deadline = time.monotonic() + 10
+        while metric(text, "dingtalk_receiver_sends_total") < 12 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            text = http("GET", srv.url + "/metrics")[1]
+        assert 'dingtalk_receiver_sends_total{errclass="",outcome="sent"} 12.0' in text
+        assert 'dingtalk_receiver_outbox_items{state="sent"} 12.0' in text
+        assert metric(text, "dingtalk_receiver_token_refreshes_total") == 1

@@ -1,0 +1,114 @@
+"""Prometheus metrics, correct under several gunicorn workers and the delivery process.
+
+`serve` sets PROMETHEUS_MULTIPROC_DIR (under RECEIVER_DATA_DIR) before anything
+imports prometheus_client, so every process writes its own mmap files and
+`/metrics` sums them. Outbox depth is read from SQLite at scrape time, so it is
+the same whichever worker answers. In tests (one process) the default registry
+is used as is.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+NS = "dingtalk_receiver"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+payloads_received = Counter(
+    f"{NS}_payloads_received_total", "Webhook payloads received, by source and outcome.",
+    ["source", "outcome"],
+)  # fmt: skip
+alerts_received = Counter(f"{NS}_alerts_received_total", "Alerts in accepted payloads.", ["source"])
+messages_enqueued = Counter(
+    f"{NS}_messages_enqueued_total", "Outbox items committed (one per DingTalk call).", ["receiver"]
+)
+sends = Counter(
+    f"{NS}_sends_total",
+    "asyncsend_v2 attempts, by outcome and error class.",
+    ["outcome", "errclass"],
+)
+api_duration = Histogram(
+    f"{NS}_dingtalk_api_duration_seconds", "Latency of DingTalk API calls.", ["api"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)  # fmt: skip
+retries = Counter(f"{NS}_retries_total", "Outbox items scheduled for another attempt.")
+dead_lettered = Counter(f"{NS}_dead_lettered_total", "Outbox items that went to dead.")
+token_refreshes = Counter(f"{NS}_token_refreshes_total", "Access tokens fetched from DingTalk.")
+send_result_users = Counter(
+    f"{NS}_send_result_users_total",
+    "Recipients that getsendresult reported as invalid, forbidden or failed.", ["kind"],
+)  # fmt: skip
+config_reloads = Counter(f"{NS}_config_reloads_total", "Config reloads, by outcome.", ["outcome"])
+config_last_reload = Gauge(
+    f"{NS}_config_last_reload_success_timestamp_seconds",
+    "When the running routing table was loaded.", multiprocess_mode="max",
+)  # fmt: skip
+template_fallbacks = Counter(
+    f"{NS}_template_fallbacks_total",
+    "Renders that fell back to the default template.",
+    ["template"],
+)
+delivery_heartbeat = Gauge(
+    f"{NS}_delivery_heartbeat_timestamp_seconds",
+    "Last time the delivery worker polled the outbox.", multiprocess_mode="max",
+)  # fmt: skip
+
+
+def mark_process_dead(pid: int) -> None:
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+class OutboxCollector(Collector):
+    """Outbox depth by state and the age of the oldest queued item, read at scrape time."""
+
+    def __init__(self, stats: Callable[[], tuple[dict[str, int], float | None]]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts, oldest = self.stats()
+        depth = GaugeMetricFamily(f"{NS}_outbox_items", "Outbox items by state.", labels=["state"])
+        for state, n in counts.items():
+            depth.add_metric([state], n)
+        yield depth
+        age = oldest and max(0.0, time.time() - oldest)
+        yield GaugeMetricFamily(
+            f"{NS}_outbox_oldest_pending_age_seconds",
+            "Age of the oldest queued or retrying item (0 when none).", value=age or 0.0,
+        )  # fmt: skip
+
+
+class _DefaultRegistry(Collector):
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client import REGISTRY
+
+        yield from REGISTRY.collect()
+
+
+def exposition(extra: Collector | None = None) -> tuple[bytes, str]:
+    """The text for GET /metrics: a fresh registry per scrape, so threads never share one."""
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_DefaultRegistry())
+    if extra is not None:
+        registry.register(extra)
+    return generate_latest(registry), CONTENT_TYPE_LATEST
