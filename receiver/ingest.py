@@ -10,9 +10,8 @@ from typing import Any
 from .errors import PayloadError
 from .model import Alert, Notification, Status
 
-_ZERO_TIME = "0001-01-01T00:00:00Z"
+_MAX_INT64 = 2**63 - 1  # Go int on 64-bit: the senders never exceed it
 _QUOTEMETA = re.compile(r"\\([\\.+*?()|\[\]{}^$])")
-MAX_DEPTH = 64
 
 
 def unquote_meta(name: str) -> str:
@@ -20,18 +19,82 @@ def unquote_meta(name: str) -> str:
     return _QUOTEMETA.sub(r"\1", name)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]}... is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r} in an object")
+            seen.add(key)
+    return obj
+
+
 def decode_json(body: bytes) -> Any:
-    """Decode a UTF-8 JSON body; every failure becomes a PayloadError with a position."""
+    """Decode a UTF-8 JSON body; every failure becomes a PayloadError with a position.
+
+    Stricter than json.loads where Go's encoder (both senders) never produces the input
+    and Python would let it through to crash a later stage: NaN/Infinity, numbers that
+    overflow a float or exceed Python's int digit limit, duplicate keys (parsers disagree
+    on which wins), and lone UTF-16 surrogates (no UTF-8 encoding exists for them).
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
         raise PayloadError(f"body is not valid UTF-8 (byte {e.start})") from None
     try:
-        return json.loads(text)
+        value = json.loads(
+            text,
+            parse_constant=_no_constants,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
     except RecursionError:
         raise PayloadError("JSON nested too deeply") from None
     except json.JSONDecodeError as e:
         raise PayloadError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except ValueError as e:  # int digit limit, NaN, overflow, duplicate key
+        reason = "a number has too many digits" if "digits" in str(e) else str(e)[:120]
+        raise PayloadError(f"invalid JSON: {reason}") from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        _check_surrogates(value)
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_surrogates(value: Any) -> None:
+    """Find the string (or key) holding a lone surrogate; iterative, so depth is no issue."""
+    stack: list[tuple[str, Any]] = [("$", value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            _encodable(v, path)
+        elif isinstance(v, dict):
+            for k, child in v.items():
+                _encodable(k, path)
+                stack.append((f"{path}.{k}", child))
+        elif isinstance(v, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(v))
+
+
+def _encodable(s: str, path: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError("string holds an unpaired UTF-16 surrogate", path=path) from None
 
 
 def _obj(value: Any, path: str) -> dict[str, Any]:
@@ -103,8 +166,10 @@ def _int(obj: dict[str, Any], key: str, path: str) -> int:
     value = obj.get(key, 0)
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PayloadError("expected a non-negative integer", path=f"{path}.{key}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_INT64:
+        raise PayloadError(
+            f"expected a non-negative 64-bit integer, got {_kind(value)}", path=f"{path}.{key}"
+        )
     return value
 
 

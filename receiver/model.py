@@ -26,6 +26,7 @@ class Alert:
     dashboard_url: str = ""
     panel_url: str = ""
     image_url: str = ""
+    rule_uid: str = ""  # Grafana's ruleUID (newer versions); "" when absent
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Notification:
     # Grafana extras, kept for templates.
     title: str = ""
     message: str = ""
+    org_id: int = 0  # Grafana orgId; 0 when absent or from Alertmanager
+    state: str = ""  # Grafana `state` as sent: alerting/ok (unified), or the legacy rule state
 
     @property
     def firing(self) -> tuple[Alert, ...]:

@@ -1,0 +1,123 @@
+"""Property: on any input the parsers return a Notification or raise PayloadError, nothing else."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from receiver.errors import PayloadError
+from receiver.ingest import parse_alertmanager
+from receiver.ingest_grafana import parse_grafana
+from receiver.model import Notification
+
+FIXTURES = Path(__file__).parent / "fixtures"
+VALID = [
+    (parse_alertmanager, json.loads((FIXTURES / "alertmanager" / n).read_bytes()))
+    for n in ("firing-4.json", "mixed.json", "hostile-text.json", "truncated.json")
+] + [(parse_grafana, json.loads(p.read_bytes())) for p in sorted((FIXTURES / "grafana").glob("*"))]
+PARSERS = [parse_alertmanager, parse_grafana]
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from(["firing", "resolved", "4", "1", "ok", "no_data", "0001-01-01T00:00:00Z"])
+)
+json_values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def outcome(parse: Callable[[bytes], Notification], body: bytes) -> None:
+    try:
+        result = parse(body)
+    except PayloadError as e:
+        assert 400 <= e.status < 500
+        assert e.path.startswith("$")
+        return
+    assert isinstance(result, Notification)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[Callable[[bytes], Notification], bytes]:
+    parse, original = draw(st.sampled_from(VALID))
+    doc = copy.deepcopy(original)
+    for _ in range(draw(st.integers(1, 3))):
+        paths = _paths(doc)
+        path = draw(st.sampled_from(paths))
+        if not path:
+            doc = draw(json_values)
+            continue
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(json_values)
+    body = json.dumps(doc, ensure_ascii=draw(st.booleans())).encode()
+    how = draw(st.sampled_from(["as is", "truncate", "flip", "insert"]))
+    if how != "as is" and body:
+        at = draw(st.integers(0, len(body) - 1))
+        if how == "truncate":
+            body = body[:at]
+        elif how == "flip":
+            body = body[:at] + bytes([body[at] ^ draw(st.integers(1, 255))]) + body[at + 1 :]
+        else:
+            body = body[:at] + draw(st.binary(min_size=1, max_size=4)) + body[at:]
+    return parse, body
+
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("parse", PARSERS, ids=["alertmanager", "grafana"])
+@FAST
+@given(value=json_values)
+def test_random_json(parse: Callable[[bytes], Notification], value: Any):
+    outcome(parse, json.dumps(value).encode())
+
+
+@pytest.mark.parametrize("parse", PARSERS, ids=["alertmanager", "grafana"])
+@FAST
+@given(body=st.binary(max_size=200))
+def test_random_bytes(parse: Callable[[bytes], Notification], body: bytes):
+    outcome(parse, body)
+
+
+@FAST
+@given(case=mutated())
+def test_mutations_of_valid_payloads(case: tuple[Callable[[bytes], Notification], bytes]):
+    parse, body = case
+    outcome(parse, body)
+    # The other parser must hold up on it too.
+    outcome(parse_grafana if parse is parse_alertmanager else parse_alertmanager, body)
+
+
+@pytest.mark.parametrize(("parse", "doc"), VALID)
+def test_unmutated_fixtures_parse(parse: Callable[[bytes], Notification], doc: Any):
+    assert isinstance(parse(json.dumps(doc).encode()), Notification)
