@@ -19,8 +19,8 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check receiver tests bench
-	$(BIN)/ruff format --check receiver tests bench
+	$(BIN)/ruff check receiver tests $(wildcard bench)
+	$(BIN)/ruff format --check receiver tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -28,8 +28,8 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 format: $(STAMP)
-	$(BIN)/ruff format receiver tests bench
-	$(BIN)/ruff check --fix receiver tests bench
+	$(BIN)/ruff format receiver tests $(wildcard bench)
+	$(BIN)/ruff check --fix receiver tests $(wildcard bench)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

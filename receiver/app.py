@@ -7,14 +7,16 @@ never calls DingTalk; the delivery worker does.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import ingest, metrics
+from . import auth, ingest, metrics
 from .errors import ConfigError, OutboxUnavailable, PayloadError
+from .ingest_grafana import parse_grafana
 from .model import Notification
 from .outbox import Outbox
 from .pipeline import plan
@@ -81,7 +83,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         mimetype = request.mimetype
         if mimetype != "application/json" and not mimetype.endswith("+json"):
             return error(415, f"Content-Type must be application/json, got {mimetype or 'none'!r}")
-        notification = parse(request.get_data(cache=False))
+        body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH, before reading it all
+        if not auth.check_request(
+            dict(request.headers), body, grafana=source == "grafana", token=settings.webhook_token,
+            basic=settings.basic_auth, hmac_secret=settings.grafana_hmac_secret, now=time.time(),
+        ):  # fmt: skip
+            return error(401, "unauthorized")
+        notification = parse(body)
         table = state.table
         if receiver is not None and receiver not in table.receivers:
             return error(404, f"unknown receiver {receiver!r} in {table.path}")
@@ -100,6 +108,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.post("/alertmanager/<receiver>")
     def alertmanager(receiver: str | None = None) -> tuple[Response, int]:
         return accept("alertmanager", ingest.parse_alertmanager, receiver)
+
+    @app.post("/grafana")
+    @app.post("/grafana/<receiver>")
+    def grafana(receiver: str | None = None) -> tuple[Response, int]:
+        return accept("grafana", parse_grafana, receiver)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
