@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 
 from yaml.nodes import Node
 
 from .matchers import LABEL_NAME, Matcher, MatcherError, parse_matchers, sort_key
 from .routing import Route
-from .schedule import Override, Schedule
+from .schedule import Override, Schedule, parse_handoff, parse_rotation
 from .timeintervals import parse_location
 from .yamlnodes import Reader, construct, line
 
@@ -102,8 +103,8 @@ def read_schedules(rd: Reader, node: Node | None) -> tuple[dict[str, Schedule], 
             if o is not None:
                 overrides.append(o)
                 people.append((o.user, item))
-        rotation = rd.text(keys["rotation"], f"{what} rotation")
-        handoff = rd.text(keys["handoff"], f"{what} handoff") if "handoff" in keys else "00:00"
+        rotation = _check(rd, keys["rotation"], parse_rotation, what)
+        handoff = _check(rd, keys["handoff"], parse_handoff, what) if "handoff" in keys else "00:00"
         if tz is None or start is None or not members or rotation is None or handoff is None:
             continue
         try:
@@ -111,9 +112,21 @@ def read_schedules(rd: Reader, node: Node | None) -> tuple[dict[str, Schedule], 
                 name, tz, rotation, handoff, start, tuple(m for m, _ in members), tuple(overrides)
             )
         except ValueError as e:
-            at = keys["rotation"] if "rotation" in str(e) else keys.get("handoff", body)
-            rd.error(at, f"{what}: {e}")
+            rd.error(keys.get("handoff", body), f"{what}: {e}")
     return out, people
+
+
+def _check(rd: Reader, node: Node, parse: Callable[[str], object], what: str) -> str | None:
+    """The text of `node` if `parse` accepts it; else the problem is reported."""
+    text = rd.text(node, what)
+    if text is None:
+        return None
+    try:
+        parse(text)
+    except ValueError as e:
+        rd.error(node, f"{what}: {e}")
+        return None
+    return text
 
 
 def _zone(rd: Reader, node: Node, what: str) -> tzinfo | None:
