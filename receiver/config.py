@@ -10,12 +10,14 @@ on the table and never fail a load.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from yaml.nodes import MappingNode, Node
 
 from .config_sections import read_route, read_schedules
-from .errors import ConfigError
+from .errors import ConfigError, ConfigProblem
 from .routing import Directory, Lookup, Receiver, RoutingTable
 from .timeintervals import FIELDS, TimeInterval, parse_location
 from .yamlnodes import Reader, compose, construct, line
@@ -190,3 +192,34 @@ def read_receivers(
             template_line=line(keys["template"]) if "template" in keys else 0,
         )
     return out, refs
+
+
+@dataclass(frozen=True)
+class Reload:
+    """The outcome of `reload`: the table to serve, and what went wrong if anything."""
+
+    table: RoutingTable
+    changed: bool
+    problems: tuple[ConfigProblem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def reload(path: str, current: RoutingTable, directory: Directory | None = None) -> Reload:
+    """Load `path` again. A failed load keeps `current`, and says why."""
+    try:
+        table = load(path, directory if directory is not None else current.directory)
+    except ConfigError as e:
+        return Reload(current, False, tuple(e.problems))
+    return Reload(table, table != current)
+
+
+def fingerprint(path: str) -> str:
+    """A digest of the file's bytes ("" if unreadable), for change polling."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return ""

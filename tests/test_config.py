@@ -172,3 +172,27 @@ def test_userids_keep_their_text(tmp_path: Path) -> None:
         tmp_path, "users: {a: 0123}\nreceivers: [{name: r, users: [a]}]\nroute: {receiver: r}\n"
     )
     assert table.recipients("r").userids == ("0123",)
+
+
+def test_reload_keeps_the_running_table_on_error(tmp_path: Path) -> None:
+    from receiver.config import fingerprint, reload
+
+    good = "receivers: [{name: a}]\nroute: {receiver: a}\n"
+    table = load(tmp_path, good)
+    path = str(tmp_path / "routing.yaml")
+    before = fingerprint(path)
+    assert reload(path, table) == reload(path, table)
+    assert reload(path, table).changed is False
+
+    (tmp_path / "routing.yaml").write_text(good + "oops: 1\n")
+    assert fingerprint(path) != before
+    failed = reload(path, table)
+    assert failed.table is table and not failed.ok and not failed.changed
+    assert [(p.line, p.message[:16]) for p in failed.problems] == [(3, "unknown key 'oop")]
+
+    (tmp_path / "routing.yaml").write_text(
+        good.replace("name: a", "name: b").replace(": a}", ": b}")
+    )
+    done = reload(path, table)
+    assert done.ok and done.changed and list(done.table.receivers) == ["b"]
+    assert fingerprint(str(tmp_path / "missing.yaml")) == ""
