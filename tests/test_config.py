@@ -196,3 +196,12 @@ def test_reload_keeps_the_running_table_on_error(tmp_path: Path) -> None:
     done = reload(path, table)
     assert done.ok and done.changed and list(done.table.receivers) == ["b"]
     assert fingerprint(str(tmp_path / "missing.yaml")) == ""
+
+
+def test_docs_example_loads(tmp_path: Path) -> None:
+    text = (ROOT / "docs/routing.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    assert blocks
+    for block in blocks:
+        table = load(tmp_path, block)
+        assert table.match({"team": "db", "severity": "page"}) == ["db"]
