@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from receiver.matchers import MatcherError, format_matchers, parse_matcher, parse_matchers
+from receiver.matchers import Matcher, MatcherError, format_matchers, parse_matcher, parse_matchers
 
 
 @pytest.mark.parametrize(
@@ -82,3 +84,21 @@ def test_matches(matcher: str, labels: dict[str, str], expected: bool) -> None:
 def test_format_sorts_and_escapes_like_alertmanager() -> None:
     ms = parse_matchers(r'team="legacy", service=~"db|cache", msg="a\"b"')
     assert format_matchers(ms) == r'{msg="a\"b",service=~"db|cache",team="legacy"}'
+
+
+names = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,8}", fullmatch=True)
+values = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(names, st.sampled_from(["=", "!="]), values, st.dictionaries(names, values, max_size=3))
+def test_quoted_round_trip_and_negation(
+    name: str, op: str, value: str, labels: dict[str, str]
+) -> None:
+    m = parse_matcher(str(Matcher.make(name, op, value)))
+    assert (m.name, m.op, m.value) == (name, op, value)
+    # Several matchers in one string, commas and quotes inside values included.
+    both = parse_matchers(f"{{{m}, {Matcher.make(name, '=', value + ',')}}}")
+    assert [x.value for x in both] == [value, value + ","]
+    flipped = Matcher.make(name, "!=" if op == "=" else "=", value)
+    assert m.matches(labels) != flipped.matches(labels)
