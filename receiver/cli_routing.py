@@ -9,7 +9,7 @@ import glob
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import click
 
@@ -233,8 +233,8 @@ def oncall(schedule: str | None, routing_path: str, at: str | None) -> None:
             )
 
 
-def _fmt(t: datetime, tz: object) -> str:
-    return t.astimezone(tz).strftime("%Y-%m-%d %H:%M %a")  # type: ignore[arg-type]
+def _fmt(t: datetime, tz: tzinfo) -> str:
+    return t.astimezone(tz).strftime("%Y-%m-%d %H:%M %a")
 
 
 COMMANDS = (check_config, routes, oncall)
