@@ -1,37 +1,40 @@
 """The routing table: Alertmanager's route tree over DingTalk receivers. Pure.
 
-Spine version: `=`/`!=`/`=~`/`!~` matchers, `continue`, receivers with users.
+The tree is walked as Alertmanager's `dispatch/route.go` does: a node matches
+when all its matchers do; its children are tried in order and the first that
+matches stops the walk unless it has `continue: true`; a node none of whose
+children matched is itself the result. Mute and active time intervals belong to
+one route each (they are not inherited) and only decide whether a matched route
+notifies at `now`; they never change which routes match.
+
+`load_routing` (in `receiver.config`) is the one loader; it is re-exported here.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Protocol
 
-import yaml
+from .errors import ConfigProblem
+from .matchers import Matcher, format_matchers
+from .schedule import Schedule
+from .timeintervals import TimeInterval
 
-from .errors import ConfigError, ConfigProblem
 
-_MATCHER = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+class Directory(Protocol):
+    """The synced DingTalk directory: userids whose `field` (mobile, email, name) is `value`."""
+
+    def find(self, field: str, value: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
-class Matcher:
-    name: str
-    op: str
-    value: str
+class Lookup:
+    """An alias resolved through the directory, as `{mobile: "138…"}`."""
 
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        actual = labels.get(self.name, "")
-        if self.op == "=":
-            return actual == self.value
-        if self.op == "!=":
-            return actual != self.value
-        hit = re.fullmatch(self.value, actual) is not None
-        return hit if self.op == "=~" else not hit
+    field: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,9 @@ class Route:
     matchers: tuple[Matcher, ...] = ()
     continue_: bool = False
     routes: tuple[Route, ...] = ()
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
+    line: int = field(default=0, compare=False)
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         if not all(m.matches(labels) for m in self.matchers):
@@ -52,15 +58,22 @@ class Route:
                 break
         return found or [self]
 
+    def walk(self) -> Iterable[Route]:
+        yield self
+        for child in self.routes:
+            yield from child.walk()
+
 
 @dataclass(frozen=True)
 class Receiver:
     name: str
     users: tuple[str, ...] = ()
     departments: tuple[int, ...] = ()
+    schedules: tuple[str, ...] = ()
     template: str | None = None
     msgtype: str = "markdown"
     send_resolved: bool = True
+    template_line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -73,88 +86,88 @@ class Recipients:
 class RoutingTable:
     route: Route
     receivers: dict[str, Receiver]
-    users: dict[str, str] = field(default_factory=dict)
+    users: dict[str, str | Lookup] = field(default_factory=dict)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    time_intervals: dict[str, tuple[TimeInterval, ...]] = field(default_factory=dict)
+    directory: Directory | None = None
     path: str = "routing.yaml"
+    warnings: tuple[ConfigProblem, ...] = ()
+
+    def routes(self, labels: Mapping[str, str]) -> list[Route]:
+        """The matching routes in tree order, as `amtool config routes test` finds them."""
+        return self.route.match(labels)
+
+    def in_interval(self, names: Iterable[str], now: datetime) -> bool:
+        return any(ti.contains(now) for n in names for ti in self.time_intervals[n])
+
+    def notifies(self, route: Route, now: datetime | None) -> bool:
+        """False while the route is muted or outside its active intervals at `now`."""
+        if now is None:
+            return True
+        if route.active_time_intervals and not self.in_interval(route.active_time_intervals, now):
+            return False
+        return not self.in_interval(route.mute_time_intervals, now)
 
     def match(self, labels: Mapping[str, str], now: datetime | None = None) -> list[str]:
-        """Receiver names for these labels, in tree order, without repeats."""
-        names: list[str] = []
-        for route in self.route.match(labels):
-            if route.receiver not in names:
-                names.append(route.receiver)
-        return names
+        """Receiver names for these labels, in tree order, without repeats.
+
+        With `now`, routes muted or inactive at that instant contribute nothing;
+        with None, time intervals are ignored (as amtool does).
+        """
+        names = [r.receiver for r in self.routes(labels) if self.notifies(r, now)]
+        return list(dict.fromkeys(names))
+
+    def resolve(self, who: str) -> list[str]:
+        """An alias, or a raw userid, as userids. A directory alias may give several or none."""
+        target = self.users.get(who, who)
+        if isinstance(target, str):
+            return [target]
+        if self.directory is None:
+            return []
+        return self.directory.find(target.field, target.value)
+
+    def on_call(self, schedule: str, now: datetime | None = None) -> str:
+        return self.schedules[schedule].on_call(now or datetime.now(UTC))
 
     def recipients(self, receiver: str, now: datetime | None = None) -> Recipients:
+        """Users and whoever is on call at `now` for the receiver's schedules, de-duplicated."""
         r = self.receivers[receiver]
-        userids = tuple(dict.fromkeys(self.users.get(u, u) for u in r.users))
-        return Recipients(userids=userids, departments=r.departments)
+        who = list(r.users) + [self.on_call(s, now) for s in r.schedules]
+        userids = dict.fromkeys(u for w in who for u in self.resolve(w))
+        return Recipients(userids=tuple(userids), departments=tuple(dict.fromkeys(r.departments)))
+
+    def recipients_of(self, receivers: Iterable[str], now: datetime | None = None) -> Recipients:
+        """The union over several receivers, each person and department once."""
+        users: dict[str, None] = {}
+        depts: dict[int, None] = {}
+        for name in receivers:
+            rc = self.recipients(name, now)
+            users.update(dict.fromkeys(rc.userids))
+            depts.update(dict.fromkeys(rc.departments))
+        return Recipients(tuple(users), tuple(depts))
 
 
-def parse_matcher(text: str) -> Matcher:
-    m = _MATCHER.match(text)
-    if not m:
-        raise ValueError(f"bad matcher {text!r}")
-    name, op, value = m.groups()
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    if op in ("=~", "!~"):
-        re.compile(value)
-    return Matcher(name, op, value)
+def draw_tree(route: Route) -> list[str]:
+    """The tree as `amtool config routes show` draws it."""
+    lines = ["Routing tree:"]
+
+    def node(r: Route, prefix: str, last: bool, root: bool) -> None:
+        label = "default-route" if root else format_matchers(r.matchers)
+        extra = "  continue: true" if r.continue_ else ""
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            names: tuple[str, ...] = getattr(r, key)
+            extra += f"  {key}: {','.join(names)}" if names else ""
+        lines.append(f"{prefix}{'└── ' if last else '├── '}{label}{extra}  receiver: {r.receiver}")
+        inner = prefix + ("    " if last else "│   ")
+        for i, child in enumerate(r.routes):
+            node(child, inner, i == len(r.routes) - 1, False)
+
+    node(route, "", True, True)
+    return lines
 
 
-def _route(raw: Any, parent_receiver: str = "") -> Route:
-    if not isinstance(raw, dict):
-        raise ValueError("a route must be a mapping")
-    receiver = str(raw.get("receiver") or parent_receiver)
-    matchers = tuple(parse_matcher(str(m)) for m in raw.get("matchers") or [])
-    children = tuple(_route(c, receiver) for c in raw.get("routes") or [])
-    return Route(
-        receiver=receiver,
-        matchers=matchers,
-        continue_=bool(raw.get("continue", False)),
-        routes=children,
-    )
+def load_routing(path: str, directory: Directory | None = None) -> RoutingTable:
+    """Load and validate routing.yaml; raise ConfigError naming FILE:LINE for every problem."""
+    from .config import load
 
-
-def load_routing(path: str) -> RoutingTable:
-    """Load and validate routing.yaml; raise ConfigError naming FILE:LINE."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
-    except OSError as e:
-        raise ConfigError([ConfigProblem(path, 0, f"cannot read: {e.strerror}")]) from None
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", -1) + 1
-        raise ConfigError([ConfigProblem(path, line, f"invalid YAML: {e}")]) from None
-    if not isinstance(raw, dict):
-        raise ConfigError([ConfigProblem(path, 1, "the top level must be a mapping")])
-    try:
-        users = {str(k): str(v) for k, v in (raw.get("users") or {}).items()}
-        receivers = {}
-        for r in raw.get("receivers") or []:
-            receivers[str(r["name"])] = Receiver(
-                name=str(r["name"]),
-                users=tuple(str(u) for u in r.get("users") or []),
-                departments=tuple(int(d) for d in r.get("departments") or []),
-                template=r.get("template"),
-                msgtype=str(r.get("msgtype", "markdown")),
-                send_resolved=bool(r.get("send_resolved", True)),
-            )
-        route = _route(raw.get("route"))
-    except (ValueError, KeyError, TypeError, re.error) as e:
-        raise ConfigError([ConfigProblem(path, 1, str(e))]) from None
-    problems = [
-        ConfigProblem(path, 1, f"route uses undefined receiver {name!r}")
-        for name in _receiver_names(route)
-        if name not in receivers
-    ]
-    if problems:
-        raise ConfigError(problems)
-    return RoutingTable(route=route, receivers=receivers, users=users, path=path)
-
-
-def _receiver_names(route: Route) -> list[str]:
-    names = [route.receiver]
-    for child in route.routes:
-        names.extend(n for n in _receiver_names(child) if n)
-    return names
+    return load(path, directory)

@@ -12,6 +12,7 @@ from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SIMPLE_ROUTING = FIXTURES / "routing" / "simple.yaml"
 
 
 @pytest.fixture
@@ -23,10 +24,10 @@ def fake_dingtalk() -> Iterator[FakeDingTalk]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Dry-run settings with a private data dir and the bundled routing and templates."""
+    """Dry-run settings with a private data dir, a small fixed routing table, the templates."""
     return Settings(
         data_dir=str(tmp_path / "data"),
-        routing=str(ROOT / "routing.yaml"),
+        routing=str(SIMPLE_ROUTING),
         templates=str(ROOT / "templates"),
     )
 

@@ -77,7 +77,9 @@ def descendants(pid: int) -> list[int]:
 class Serve:
     """`dingtalk-receiver serve` in a subprocess, its log in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, workers: int = 2, cwd: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -86,7 +88,7 @@ class Serve:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "receiver", "serve", "--listen", f"127.0.0.1:{self.port}",
              "--workers", str(workers)],
-            env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
+            env=full_env, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd,
         )  # fmt: skip
         wait_http(self.url + "/healthz", proc=self.proc)
 
@@ -113,8 +115,10 @@ class Serve:
 
 
 @contextmanager
-def serve(env: dict[str, str], log_path: Path, workers: int = 2) -> Iterator[Serve]:
-    s = Serve(env, log_path, workers)
+def serve(
+    env: dict[str, str], log_path: Path, workers: int = 2, cwd: Path | None = None
+) -> Iterator[Serve]:
+    s = Serve(env, log_path, workers, cwd)
     try:
         yield s
     finally:

@@ -1,0 +1,149 @@
+"""check-config, routes test, routes diff and oncall: exit codes and what the user sees."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from receiver.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = str(ROOT / "routing.yaml")
+TEMPLATES = str(ROOT / "templates")
+SAMPLE = str(ROOT / "tests/fixtures/alertmanager/firing-1.json")
+
+SMALL = """\
+users: {alice: u-alice, bob: u-bob}
+schedules:
+  db:
+    timezone: Asia/Shanghai
+    rotation: weekly
+    handoff: "Mon 10:00"
+    start: 2026-11-30
+    members: [alice, bob]
+    overrides: [{user: bob, from: "2026-12-02T00:00", to: "2026-12-03T00:00"}]
+receivers:
+  - {name: ops, users: [alice]}
+  - {name: db, schedules: [db], departments: [42]}
+route:
+  receiver: ops
+  routes:
+    - {matchers: ['team="db"'], receiver: db, continue: true}
+    - {matchers: ['severity="critical"'], receiver: ops}
+"""
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> str:
+    path = tmp_path / "routing.yaml"
+    path.write_text(SMALL)
+    return str(path)
+
+
+def test_check_config_passes_on_bundled(runner: CliRunner) -> None:
+    r = runner.invoke(main, ["check-config", "--routing", BUNDLED, "--templates", TEMPLATES])
+    assert r.exit_code == 0, r.output
+    assert "OK" in r.stdout
+    assert "warning: alias 'erin' needs the synced directory" in r.stderr
+
+
+def test_check_config_reports_every_problem(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        "receivers:\n  - name: a\n    template: nope.md.j2\n  - {name: b, bogus: 1}\n"
+        "route:\n  receiver: c\n"
+    )
+    r = runner.invoke(main, ["check-config", "--routing", str(path), "--templates", TEMPLATES])
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [
+        f"{path}:4: unknown key 'bogus' in a receiver (known: name, users, departments, "
+        "schedules, template, msgtype, send_resolved)",
+        f"{path}:6: undefined receiver 'c'",
+    ]
+
+
+def test_check_config_missing_template_points_at_template_key(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text("receivers:\n  - name: a\n    template: nope.md.j2\nroute: {receiver: a}\n")
+    r = runner.invoke(main, ["check-config", "--routing", str(path), "--templates", TEMPLATES])
+    assert r.exit_code == 1
+    assert r.stderr.strip() == f"{path}:3: template 'nope.md.j2' not found in {TEMPLATES}"
+
+
+def test_routes_test_json(runner: CliRunner, small: str) -> None:
+    args = ["routes", "test", "--routing", small, "--json", "--at", "2026-12-02T12:00+08:00"]
+    r = runner.invoke(main, [*args, "team=db", 'severity="critical"'])
+    assert r.exit_code == 0, r.output
+    # Bob is on call through the override; Alice through ops. Each once.
+    assert json.loads(r.stdout) == {
+        "receivers": ["db", "ops"],
+        "userids": ["u-bob", "u-alice"],
+        "departments": [42],
+    }
+
+
+def test_routes_test_text_and_tree(runner: CliRunner, small: str) -> None:
+    args = ["routes", "test", "--routing", small, "--tree", "--at", "2026-12-01T12:00+08:00"]
+    r = runner.invoke(main, [*args, "team=db"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Routing tree:"
+    assert lines[1] == "└── default-route  receiver: ops"
+    assert "db" in lines
+    assert "  db: userids u-alice; departments 42; db on call: alice" in lines
+    assert "userids: u-alice" in lines
+
+
+@pytest.mark.parametrize(("expected", "code"), [("db,ops", 0), ("ops,db", 1), ("db", 1)])
+def test_routes_test_verify_receivers(
+    runner: CliRunner, small: str, expected: str, code: int
+) -> None:
+    args = ["routes", "test", "--routing", small, "--verify-receivers", expected]
+    r = runner.invoke(main, [*args, "team=db", "severity=critical"])
+    assert r.exit_code == code
+    assert ("did not match" in r.stderr) is bool(code)
+
+
+def test_routes_test_bad_label(runner: CliRunner, small: str) -> None:
+    r = runner.invoke(main, ["routes", "test", "--routing", small, "team=~db"])
+    assert r.exit_code == 2
+    assert "use LABEL=VALUE" in r.output
+
+
+def test_routes_diff(runner: CliRunner, small: str, tmp_path: Path) -> None:
+    new = tmp_path / "new.yaml"
+    new.write_text(SMALL.replace("receiver: db, continue: true", "receiver: db"))
+    args = ["routes", "diff", small, str(new), "--payload", SAMPLE, "--at", "2026-12-01T12:00Z"]
+    r = runner.invoke(main, args)
+    assert r.exit_code == 1, r.output
+    assert r.stdout.splitlines() == [
+        "firing-1.json: {alertname=HighLatency,instance=api-1:9100,job=api,"
+        "severity=critical,team=db}",
+        "  receivers: db,ops -> db",
+        "1 of 1 alerts change",
+    ]
+    same = runner.invoke(main, ["routes", "diff", small, small, "--payload", SAMPLE])
+    assert same.exit_code == 0
+    assert same.stdout.strip() == "0 of 1 alerts change"
+
+
+def test_oncall(runner: CliRunner, small: str) -> None:
+    r = runner.invoke(main, ["oncall", "db", "--routing", small, "--at", "2026-12-01T12:00+08:00"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == [
+        "db (Asia/Shanghai)",
+        "  now  alice [u-alice]  2026-11-30 10:00 Mon → 2026-12-02 00:00 Wed",
+        "  next bob [u-bob] (override)  2026-12-02 00:00 Wed → 2026-12-03 00:00 Thu",
+    ]
+    missing = runner.invoke(main, ["oncall", "nope", "--routing", small])
+    assert missing.exit_code == 2

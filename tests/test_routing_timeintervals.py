@@ -1,0 +1,90 @@
+"""time_intervals: Alertmanager's syntax, validation and evaluation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from receiver.timeintervals import FIELDS, TimeInterval, parse_location
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def ti(**fields: Any) -> TimeInterval:
+    loc = fields.pop("location", None)
+    parsed = {k: FIELDS[k](v) for k, v in fields.items()}
+    return TimeInterval(**parsed, location=parse_location(loc) if loc else UTC)
+
+
+@pytest.mark.parametrize(
+    ("interval", "when", "expected"),
+    [
+        (ti(), datetime(2026, 1, 1, tzinfo=UTC), True),
+        (ti(times=[{"start_time": "09:00", "end_time": "17:00"}]), "2026-03-02T09:00Z", True),
+        (ti(times=[{"start_time": "09:00", "end_time": "17:00"}]), "2026-03-02T17:00Z", False),
+        (ti(times=[{"start_time": "09:00", "end_time": "17:00"}]), "2026-03-02T08:59Z", False),
+        (ti(times=[{"start_time": "22:00", "end_time": "24:00"}]), "2026-03-02T23:59Z", True),
+        (ti(weekdays=["saturday", "sunday"]), "2026-03-01T12:00Z", True),  # a Sunday
+        (ti(weekdays=["monday:friday"]), "2026-03-01T12:00Z", False),
+        (ti(weekdays=["MONDAY:friday"]), "2026-03-02T12:00Z", True),
+        # Sunday 20:00 UTC is Monday 04:00 in Shanghai.
+        (ti(weekdays=["monday"], location="Asia/Shanghai"), "2026-03-01T20:00Z", True),
+        (ti(weekdays=["monday"]), "2026-03-01T20:00Z", False),
+        (ti(days_of_month=["-1"]), "2026-02-28T12:00Z", True),
+        (ti(days_of_month=["-1"]), "2024-02-28T12:00Z", False),
+        (ti(days_of_month=["-1"]), "2024-02-29T12:00Z", True),
+        (ti(days_of_month=["-3:-1"]), "2026-04-28T00:00Z", True),
+        (ti(days_of_month=["-3:-1"]), "2026-04-27T00:00Z", False),
+        (ti(days_of_month=["25:-1"]), "2026-02-27T00:00Z", True),
+        (ti(days_of_month=["30:31"]), "2026-02-28T00:00Z", False),  # skipped in February
+        (ti(days_of_month=["1:5", "15"]), "2026-02-15T00:00Z", True),
+        (ti(months=["december", "1:2"]), "2026-02-15T00:00Z", True),
+        (ti(months=["march:may"]), "2026-02-15T00:00Z", False),
+        (ti(years=["2024:2025"]), "2026-02-15T00:00Z", False),
+        (ti(years=["2026"]), "2026-02-15T00:00Z", True),
+        (
+            ti(weekdays=["monday:friday"], times=[{"start_time": "09:00", "end_time": "18:00"}]),
+            "2026-03-07T10:00Z",  # Saturday: every set field must match
+            False,
+        ),
+    ],
+)
+def test_contains(interval: TimeInterval, when: str | datetime, expected: bool) -> None:
+    now = when if isinstance(when, datetime) else datetime.fromisoformat(when)
+    assert interval.contains(now) is expected
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("times", [{"start_time": "17:00", "end_time": "09:00"}]),
+        ("times", [{"start_time": "24:00", "end_time": "24:00"}]),
+        ("times", [{"start_time": "9:00", "end_time": "10:00"}]),
+        ("times", [{"start_time": "09:00"}]),
+        ("times", [{"start_time": "09:00", "end_time": "25:00"}]),
+        ("weekdays", ["1"]),
+        ("weekdays", ["saturday:sunday"]),
+        ("weekdays", ["funday"]),
+        ("days_of_month", ["0"]),
+        ("days_of_month", ["32"]),
+        ("days_of_month", ["-3:5"]),
+        ("days_of_month", ["10:5"]),
+        ("months", ["13"]),
+        ("months", ["march:january"]),
+        ("years", ["2026:2024"]),
+        ("years", ["soon"]),
+    ],
+)
+def test_rejects(field: str, value: list[Any]) -> None:
+    with pytest.raises(ValueError):
+        FIELDS[field](value)
+
+
+def test_location() -> None:
+    assert parse_location("UTC") is UTC
+    assert parse_location("Asia/Shanghai") == SH
+    with pytest.raises(ValueError):
+        parse_location("Mars/Olympus")
