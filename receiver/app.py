@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -18,53 +17,30 @@ from . import auth, ingest, metrics
 from .errors import ConfigError, OutboxUnavailable, PayloadError
 from .ingest_grafana import parse_grafana
 from .model import Notification
-from .outbox import Outbox
 from .pipeline import plan
-from .render import Renderer
-from .routing import RoutingTable, load_routing
 from .settings import Settings
+from .state import State
 
 log = logging.getLogger(__name__)
 
 Parser = Callable[[bytes], Notification]
 
 
-class State:
-    """What a worker process holds: settings, the running table and renderer, the outbox."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.table: RoutingTable = load_routing(settings.routing)
-        self.renderer = Renderer(
-            settings.templates, timezone=settings.timezone, max_bytes=settings.max_message_bytes
-        )
-        self.outbox = Outbox(settings.data_dir)
-        self.loaded_at = datetime.now(UTC)
-        metrics.config_last_reload.set(self.loaded_at.timestamp())
-
-    def reload(self) -> None:
-        """Swap in a new table; on error the running one stays and ConfigError is raised."""
-        table = load_routing(self.settings.routing)
-        renderer = Renderer(
-            self.settings.templates,
-            timezone=self.settings.timezone,
-            max_bytes=self.settings.max_message_bytes,
-        )
-        self.table, self.renderer, self.loaded_at = table, renderer, datetime.now(UTC)
-        metrics.config_last_reload.set(self.loaded_at.timestamp())
-        log.info("config_reloaded routing=%s", self.settings.routing)
-
-
 def error(status: int, message: str) -> tuple[Response, int]:
     return jsonify(error=message), status
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, serving: bool = False) -> Flask:
+    """The app. `serving` (under gunicorn) lets a worker boot on the last good routing.yaml."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    state = State(settings)
+    state = State(settings, fallback=serving)
     app.extensions["receiver"] = state
+
+    @app.before_request
+    def poll_config() -> None:
+        state.poll()
 
     def accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
         try:
@@ -136,15 +112,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         if settings.admin_token and not _bearer_ok(settings.admin_token):
             return error(401, "unauthorized")
         try:
-            state.reload()
+            state.reload("request")
         except ConfigError as e:
-            metrics.config_reloads.labels("failure").inc()
-            log.error("config_reload_failed problems=%s", "; ".join(map(str, e.problems)))
             return jsonify(
                 error="reload failed; the running config stays",
                 problems=[str(p) for p in e.problems],
             ), 500
-        metrics.config_reloads.labels("success").inc()
+        state.broadcast()  # and every other worker
         return jsonify(status="reloaded"), 200
 
     @app.errorhandler(PayloadError)

@@ -17,11 +17,14 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
-from . import metrics
+from . import config, metrics
 from .app import create_app
+from .errors import ConfigError
 from .logs import FORMAT
 from .settings import Settings
+from .state import bump_generation
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,27 @@ class DeliverySupervisor:
         log.info("delivery_process_stopped")
 
 
+class ReceiverArbiter(Arbiter):  # type: ignore[misc]
+    """SIGHUP reloads routing.yaml in every worker, without restarting them.
+
+    gunicorn's own HUP restarts the workers, and a worker that boots on a broken
+    file is a paging outage; here the file is checked first, and only a good one
+    is announced to the workers (through the generation file they poll).
+    """
+
+    def handle_hup(self) -> None:
+        settings: Settings = self.app.settings
+        try:
+            config.load(settings.routing)
+        except ConfigError as e:
+            metrics.config_reloads.labels("failure").inc()
+            log.error("config_reload_failed reason=sighup problems=%s",
+                      "; ".join(map(str, e.problems)))  # fmt: skip
+            return
+        bump_generation(settings.data_dir)
+        log.info("config_reload_requested reason=sighup")
+
+
 class ReceiverServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -113,8 +137,11 @@ class ReceiverServer(BaseApplication):  # type: ignore[misc]
         for key, value in options.items():
             self.cfg.set(key, value)
 
+    def run(self) -> None:
+        ReceiverArbiter(self).run()
+
     def load(self) -> Flask:
-        return create_app(self.settings)
+        return create_app(self.settings, serving=True)
 
 
 def serve(settings: Settings) -> None:

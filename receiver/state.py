@@ -1,0 +1,143 @@
+"""What a web worker holds, and how it picks up a new routing.yaml without going down.
+
+Every worker polls, at most once a second and only when a request comes in:
+- the routing file's digest (an edit on disk), and
+- a generation file in RECEIVER_DATA_DIR that `POST /-/reload` and SIGHUP bump,
+  so one reload request reaches every gunicorn worker.
+A file that fails to load is refused: the running table stays, the problems are
+logged once with FILE:LINE and counted. After each good load the file is kept
+as `routing.last-good.yaml`, so a worker that boots while the file on disk is
+broken starts with the last good table instead of failing to boot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+from . import config, metrics
+from .errors import ConfigError
+from .outbox import Outbox
+from .render import Renderer
+from .routing import Directory
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 1.0
+GENERATION_FILE = "reload.generation"
+LAST_GOOD_FILE = "routing.last-good.yaml"
+
+
+def read_generation(data_dir: str) -> str:
+    try:
+        with open(os.path.join(data_dir, GENERATION_FILE), encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def bump_generation(data_dir: str) -> None:
+    """Ask every worker to reload on its next request."""
+    path = os.path.join(data_dir, GENERATION_FILE)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(uuid.uuid4().hex)
+    os.replace(tmp, path)
+
+
+class State:
+    def __init__(
+        self, settings: Settings, directory: Directory | None = None, *, fallback: bool = False
+    ) -> None:
+        self.settings = settings
+        self.directory = directory
+        self.outbox = Outbox(settings.data_dir)
+        self._lock = threading.Lock()
+        self._checked = time.monotonic()
+        self._generation = read_generation(settings.data_dir)
+        self._digest = config.fingerprint(settings.routing)
+        self._refused = ""  # digest of a file already refused, so it is logged once
+        try:
+            self.table = config.load(settings.routing, directory)
+        except ConfigError as e:
+            last_good = os.path.join(settings.data_dir, LAST_GOOD_FILE)
+            if not (fallback and os.path.exists(last_good)):
+                raise
+            log.error("config_invalid_using_last_good problems=%s", _join(e))
+            self.table = config.load(last_good, directory)
+            self._refused = self._digest
+        self.renderer = self._renderer()
+        self._loaded()
+
+    def _renderer(self) -> Renderer:
+        s = self.settings
+        return Renderer(s.templates, timezone=s.timezone, max_bytes=s.max_message_bytes)
+
+    def _loaded(self) -> None:
+        self.loaded_at = datetime.now(UTC)
+        metrics.config_last_reload.set(self.loaded_at.timestamp())
+        for warning in self.table.warnings:
+            log.warning("config_warning %s", warning)
+        if self._refused != self._digest:
+            self._save_last_good()
+
+    def _save_last_good(self) -> None:
+        path = os.path.join(self.settings.data_dir, LAST_GOOD_FILE)
+        try:
+            with open(self.settings.routing, "rb") as src, open(f"{path}.tmp", "wb") as dst:
+                dst.write(src.read())
+            os.replace(f"{path}.tmp", path)
+        except OSError as e:
+            log.warning("last_good_not_saved error=%s", e)
+
+    def reload(self, reason: str = "request") -> None:
+        """Load the routing file again; on error the running table stays and ConfigError rises."""
+        with self._lock:
+            digest = config.fingerprint(self.settings.routing)
+            result = config.reload(self.settings.routing, self.table, self.directory)
+            if not result.ok:
+                metrics.config_reloads.labels("failure").inc()
+                if digest != self._refused:
+                    log.error("config_reload_failed reason=%s problems=%s", reason,
+                              "; ".join(map(str, result.problems)))  # fmt: skip
+                self._refused = self._digest = digest
+                raise ConfigError(list(result.problems))
+            self.table, self._digest, self._refused = result.table, digest, ""
+            self.renderer = self._renderer()
+            self._loaded()
+            metrics.config_reloads.labels("success").inc()
+            log.info("config_reloaded reason=%s routing=%s", reason, self.settings.routing)
+
+    def broadcast(self) -> None:
+        """Tell the other workers to reload too (this one just did)."""
+        bump_generation(self.settings.data_dir)
+        self._generation = read_generation(self.settings.data_dir)
+
+    def poll(self) -> None:
+        """Reload if the file changed or a reload was requested; cheap enough per request."""
+        now = time.monotonic()
+        if now - self._checked < POLL_INTERVAL_S:
+            return
+        self._checked = now
+        generation = read_generation(self.settings.data_dir)
+        digest = config.fingerprint(self.settings.routing)
+        if generation != self._generation:
+            self._generation = generation
+            reason = "signal"
+        elif digest != self._digest:
+            reason = "file_changed"
+        else:
+            return
+        try:
+            self.reload(reason)
+        except ConfigError:
+            pass  # logged and counted once; the running table stays
+
+
+def _join(e: ConfigError) -> str:
+    return "; ".join(str(p) for p in e.problems)
