@@ -1,0 +1,64 @@
+"""Bad input never disturbs what was accepted: a barrage through the real server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, ROOT, SIMPLE_ROUTING
+from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
+from tests.procs import http, serve
+from tests.test_bad_input import BAD_PAYLOADS
+
+pytestmark = pytest.mark.e2e
+
+
+def good(n: int) -> bytes:
+    doc = json.loads((FIXTURES / "alertmanager/firing-1.json").read_text())
+    doc["alerts"][0]["annotations"]["summary"] = f"good alert #{n}"
+    return json.dumps(doc).encode()
+
+
+def test_alerts_before_and_after_a_barrage_are_all_delivered(
+    tmp_path: Path, fake_dingtalk: FakeDingTalk
+) -> None:
+    env = {
+        "DINGTALK_APP_KEY": APP_KEY, "DINGTALK_APP_SECRET": APP_SECRET,
+        "DINGTALK_APP_AGENT_ID": "424242", "DINGTALK_API_BASE": fake_dingtalk.url,
+        "RECEIVER_DATA_DIR": str(tmp_path / "data"), "RECEIVER_ROUTING": str(SIMPLE_ROUTING),
+        "RECEIVER_TEMPLATES": str(ROOT / "templates"), "RECEIVER_MAX_BODY_BYTES": "65536",
+    }  # fmt: skip
+    bad: list[tuple[str, bytes, dict[str, str]]] = [
+        (endpoint, body, {"Content-Type": "application/json"})
+        for _, endpoint, body, _ in BAD_PAYLOADS
+    ]
+    bad += [
+        ("/alertmanager", b"[" * 100_000, {"Content-Type": "application/json"}),  # absurd nesting
+        ("/alertmanager", b"x" * 70_000, {"Content-Type": "application/json"}),  # over the limit
+        ("/alertmanager", good(0), {"Content-Type": "text/plain"}),
+        ("/grafana", b"\xff\xfe", {"Content-Type": "application/json"}),
+    ]
+    with serve(env, tmp_path / "serve.log", workers=2) as srv:
+        for n in range(1, 6):
+            assert http("POST", srv.url + "/alertmanager", good(n))[0] == 200
+        for _ in range(3):
+            for endpoint, body, headers in bad:
+                status, reply = http("POST", srv.url + endpoint, body, headers=headers)
+                assert 400 <= status < 500, (endpoint, body[:80], status, reply)
+                assert isinstance(reply, dict) and reply.get("error"), reply
+        for n in range(6, 11):
+            assert http("POST", srv.url + "/alertmanager", good(n))[0] == 200
+
+        def delivered(f: FakeDingTalk) -> set[str]:
+            texts = " ".join(json.dumps(r.body, ensure_ascii=False) for r in f.sends())
+            return {
+                f"#{n}"
+                for n in range(1, 11)
+                if f"good alert #{n}\\n" in texts or f"good alert #{n}" in texts
+            }
+
+        assert fake_dingtalk.wait_for(lambda f: len(delivered(f)) == 10, 30), srv.text()
+        assert srv.proc.poll() is None
+    assert " 500 " not in srv.text() and "Traceback" not in srv.text()
