@@ -198,6 +198,20 @@ def parse_am_alert(raw: dict[str, Any], path: str) -> Alert:
     )
 
 
+def group_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """The Alertmanager-shaped group fields that both senders share."""
+    return {
+        "receiver": unquote_meta(_str(payload, "receiver", "$", required=False)),
+        "status": _status(payload, "$"),
+        "group_labels": _kv(payload, "groupLabels", "$"),
+        "common_labels": _kv(payload, "commonLabels", "$"),
+        "common_annotations": _kv(payload, "commonAnnotations", "$"),
+        "external_url": _str(payload, "externalURL", "$", required=False),
+        "group_key": _str(payload, "groupKey", "$", required=False),
+        "truncated_alerts": _int(payload, "truncatedAlerts", "$"),
+    }
+
+
 def parse_alertmanager(body: bytes) -> Notification:
     """Alertmanager webhook payload version "4"."""
     payload = _obj(decode_json(body), "$")
@@ -205,15 +219,4 @@ def parse_alertmanager(body: bytes) -> Notification:
     if version != "4":
         raise PayloadError(f'unsupported version {version!r}; expected "4"', path="$.version")
     alerts = tuple(parse_am_alert(a, f"$.alerts[{i}]") for i, a in enumerate(_alerts(payload)))
-    return Notification(
-        source="alertmanager",
-        receiver=unquote_meta(_str(payload, "receiver", "$", required=False)),
-        status=_status(payload, "$"),
-        alerts=alerts,
-        group_labels=_kv(payload, "groupLabels", "$"),
-        common_labels=_kv(payload, "commonLabels", "$"),
-        common_annotations=_kv(payload, "commonAnnotations", "$"),
-        external_url=_str(payload, "externalURL", "$", required=False),
-        group_key=_str(payload, "groupKey", "$", required=False),
-        truncated_alerts=_int(payload, "truncatedAlerts", "$"),
-    )
+    return Notification(source="alertmanager", alerts=alerts, **group_fields(payload))

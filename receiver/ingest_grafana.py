@@ -25,11 +25,10 @@ from .ingest import (
     _kind,
     _kv,
     _obj,
-    _status,
     _str,
     decode_json,
+    group_fields,
     parse_am_alert,
-    unquote_meta,
 )
 from .model import Alert, Notification, Status
 
@@ -104,15 +103,8 @@ def _unified(payload: dict[str, Any]) -> Notification:
     _str(payload, "appVersion", "$", required=False)  # accepted when present, typed
     return Notification(
         source="grafana",
-        receiver=unquote_meta(_str(payload, "receiver", "$", required=False)),
-        status=_status(payload, "$"),
         alerts=alerts,
-        group_labels=_kv(payload, "groupLabels", "$"),
-        common_labels=_kv(payload, "commonLabels", "$"),
-        common_annotations=_kv(payload, "commonAnnotations", "$"),
-        external_url=_str(payload, "externalURL", "$", required=False),
-        group_key=_str(payload, "groupKey", "$", required=False),
-        truncated_alerts=_int(payload, "truncatedAlerts", "$"),
+        **group_fields(payload),
         title=_str(payload, "title", "$", required=False),
         message=_str(payload, "message", "$", required=False),
         org_id=_int(payload, "orgId", "$"),
