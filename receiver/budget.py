@@ -2,8 +2,9 @@
 
 A message is built from parts (title, body, tail, buttons). `fit` searches for the
 most alerts, then the longest values, that fit; `hard_fit` is the last resort that
-cuts the body, then drops buttons, then cuts the title and the tail, so the result
-never exceeds the budget, whatever a template produced.
+cuts the body, then drops the buttons and the "more" link, then cuts the title, so
+the result never exceeds the budget, whatever a template produced. The uniqueness
+line is never cut.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ class Parts:
     msgtype: str  # "markdown" | "text" | "action_card"
     title: str
     body: str
-    tail: str  # the "…N more" line and the uniqueness line; kept whole when possible
+    more: str  # the "…N more" line with its link; cut only when nothing else helps
+    stamp: str  # the uniqueness line: never cut
     buttons: tuple[tuple[str, str], ...] = ()  # (title, url), action_card only
+    more_plain: str = ""  # the "…N more" line without its link
 
     def msg(self) -> dict[str, Any]:
-        text = self.body + self.tail
+        text = self.body + self.more + self.stamp
         if self.msgtype == "text":
             return {"msgtype": "text", "text": {"content": text}}
         if self.msgtype == "action_card" and self.buttons:
@@ -107,14 +110,16 @@ def _cut_to(parts: Parts, field: str, budget: int) -> Parts:
 
 
 def hard_fit(parts: Parts, budget: int) -> Parts:
-    """Make the parts fit by cutting, in order: body, buttons, title, tail."""
+    """Make the parts fit by cutting, in order: body, buttons, more link, more, title."""
     if budget < MIN_BUDGET:
         raise ValueError(f"message budget {budget} is below the minimum of {MIN_BUDGET} bytes")
-    for step in ("body", "buttons", "title", "tail"):
+    for step in ("body", "buttons", "more_plain", "more", "title"):
         if parts.size() <= budget:
             return parts
         if step == "buttons":
             parts = replace(parts, buttons=())
+        elif step == "more_plain":
+            parts = replace(parts, more=parts.more_plain)
         else:
             parts = _cut_to(parts, step, budget)
     if parts.size() > budget:  # pragma: no cover - MIN_BUDGET makes this unreachable

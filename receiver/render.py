@@ -114,9 +114,11 @@ def context(
 def notification_id(n: Notification, now: datetime) -> str:
     """A short id that differs for every notification, so DingTalk never dedups a repeat."""
     h = hashlib.sha256()
-    h.update(f"{n.group_key}|{n.receiver}|{n.status}|{now.isoformat()}".encode())
+    h.update(
+        f"{n.group_key}|{n.receiver}|{n.status}|{now.isoformat()}".encode(errors="surrogatepass")
+    )
     for a in n.alerts:
-        h.update(f"|{a.fingerprint}:{a.status}".encode())
+        h.update(f"|{a.fingerprint}:{a.status}".encode(errors="surrogatepass"))
     return h.hexdigest()[:8]
 
 
@@ -228,13 +230,14 @@ class Renderer:
         nid = notification_id(n, now)
         title = _clean(self.title(n))
         buttons = self._buttons(n, ordered) if msgtype == "action_card" else ()
+        stamp = self._stamp(msgtype, now, nid)
 
         def build(k: int, cap: int | None) -> Parts:
             hidden = len(ordered) - k + n.truncated_alerts
             ctx = context(n, ordered[:k], cap) | self._extras(n, now, title, nid, hidden)
             body = self._body(attempt, msgtype, ctx).strip()
-            tail = self._tail(n, msgtype, hidden, now, nid)
-            return Parts(msgtype, title, _clean(body), _clean(tail), buttons)
+            more, plain = self._more(n, msgtype, hidden)
+            return Parts(msgtype, title, _clean(body), _clean(more), stamp, buttons, _clean(plain))
 
         parts, shown = fit(build, len(ordered), budget)
         parts = hard_fit(parts, budget)
@@ -282,15 +285,22 @@ class Renderer:
                     self.on_fallback(attempt.name)
         return self.builtin.get_template(msgtype).render(ctx)
 
-    def _tail(self, n: Notification, msgtype: str, hidden: int, now: datetime, nid: str) -> str:
-        stamp = f"{now.astimezone(self.tz):%Y-%m-%d %H:%M:%S} · {nid}"
-        more = self.words["more"].format(n=hidden) if hidden > 0 else ""
-        url = more_url(n) if more else ""
+    def _more(self, n: Notification, msgtype: str, hidden: int) -> tuple[str, str]:
+        """The "…N more" line, with and without its link ("" when nothing is hidden)."""
+        if hidden <= 0:
+            return "", ""
+        more = self.words["more"].format(n=hidden)
+        url = more_url(n)
         if msgtype == "text":
             link = f" {self.words['view_all']}: {url}" if url else ""
-            return f"\n\n{more}{link}\n{stamp}" if more else f"\n\n{stamp}"
+            return f"\n\n{more}{link}", f"\n\n{more}"
         link = f" [{self.words['view_all']}]({url})" if url else ""
-        return (f"\n\n**{more}**{link}" if more else "") + f"\n\n###### {stamp}"
+        return f"\n\n**{more}**{link}", f"\n\n**{more}**"
+
+    def _stamp(self, msgtype: str, now: datetime, nid: str) -> str:
+        """The uniqueness line: the notification time to the second and the short id."""
+        stamp = f"{now.astimezone(self.tz):%Y-%m-%d %H:%M:%S} · {nid}"
+        return f"\n\n{stamp}" if msgtype == "text" else f"\n\n###### {stamp}"
 
     def _group_silence(self, n: Notification, alerts: Sequence[Alert]) -> str:
         """Silence the whole group (Alertmanager), or the first alert's silence (Grafana)."""
