@@ -79,7 +79,7 @@ def md(value: Any) -> str:
 
 def mdurl(value: Any) -> str:
     """A URL safe inside a markdown link target: spaces, ( ) < > and quotes %-encoded."""
-    return quote(str(value).strip(), safe=":/?#[]@!$&'*+,;=%~")
+    return quote(str(value).strip(), safe=":/?#[]@!$&'*+,;=%~", errors="replace")
 
 
 def cut(value: Any, length: int = 200, end: str = ELLIPSIS) -> str:

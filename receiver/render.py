@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from jinja2 import ChainableUndefined, DictLoader, FileSystemLoader, TemplateSyntaxError
@@ -24,6 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .budget import MIN_BUDGET, TITLE_CHARS, Parts, fit, hard_fit, msg_size
 from .builtin import BUILTIN_TEMPLATES
 from .filters import KEY_LABELS, WORDS, cut, filters, oneline
+from .links import buttons, group_silence_url, more_url, silence_url
 from .model import Alert, Notification
 
 log = logging.getLogger(__name__)
@@ -37,29 +37,6 @@ MSGTYPES = tuple(DEFAULT_TEMPLATES)
 DEFAULT_TEMPLATE = DEFAULT_TEMPLATES["markdown"]
 
 __all__ = ["Message", "Renderer", "context", "msg_size", "notification_id"]
-
-
-def _matchers(labels: dict[str, str]) -> str:
-    def q(v: str) -> str:
-        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-    return "{" + ",".join(f'{k}="{q(v)}"' for k, v in sorted(labels.items())) + "}"
-
-
-def silence_url(external_url: str, labels: dict[str, str]) -> str:
-    """Alertmanager's "new silence" page, pre-filled with these labels."""
-    base = external_url.rstrip("/")
-    return f"{base}/#/silences/new?filter={quote(_matchers(labels), safe='')}" if base else ""
-
-
-def more_url(n: Notification) -> str:
-    """Where the whole group can be seen: the sender's own alert list (see docs/templates.md)."""
-    base = n.external_url.rstrip("/")
-    if not base:
-        return ""
-    if n.source == "grafana":
-        return f"{base}/alerting/list"
-    return f"{base}/#/alerts?filter={quote(_matchers(n.group_labels), safe='')}"
 
 
 def _capped(values: dict[str, str], cap: int | None) -> dict[str, str]:
@@ -229,7 +206,7 @@ class Renderer:
         ordered = sorted(n.alerts, key=lambda a: a.status != "firing")  # firing first, stable
         nid = notification_id(n, now)
         title = _clean(self.title(n))
-        buttons = self._buttons(n, ordered) if msgtype == "action_card" else ()
+        btns = buttons(n, ordered, self.words) if msgtype == "action_card" else ()
         stamp = self._stamp(msgtype, now, nid)
 
         def build(k: int, cap: int | None) -> Parts:
@@ -237,7 +214,7 @@ class Renderer:
             ctx = context(n, ordered[:k], cap) | self._extras(n, now, title, nid, hidden)
             body = self._body(attempt, msgtype, ctx).strip()
             more, plain = self._more(n, msgtype, hidden)
-            return Parts(msgtype, title, _clean(body), _clean(more), stamp, buttons, _clean(plain))
+            return Parts(msgtype, title, _clean(body), _clean(more), stamp, btns, _clean(plain))
 
         parts, shown = fit(build, len(ordered), budget)
         parts = hard_fit(parts, budget)
@@ -254,7 +231,7 @@ class Renderer:
         self, n: Notification, now: datetime, title: str, nid: str, hidden: int
     ) -> dict[str, Any]:
         return {
-            "silenceURL": self._group_silence(n, n.alerts),
+            "silenceURL": group_silence_url(n, n.alerts),
             "title": title,
             "now": now,
             "lang": self.language,
@@ -301,25 +278,3 @@ class Renderer:
         """The uniqueness line: the notification time to the second and the short id."""
         stamp = f"{now.astimezone(self.tz):%Y-%m-%d %H:%M:%S} · {nid}"
         return f"\n\n{stamp}" if msgtype == "text" else f"\n\n###### {stamp}"
-
-    def _group_silence(self, n: Notification, alerts: Sequence[Alert]) -> str:
-        """Silence the whole group (Alertmanager), or the first alert's silence (Grafana)."""
-        if n.source == "alertmanager":
-            labels = n.group_labels or (alerts[0].labels if alerts else {})
-            return silence_url(n.external_url, labels) if labels else ""
-        return next((a.silence_url for a in alerts if a.silence_url), "")
-
-    def _buttons(self, n: Notification, alerts: Sequence[Alert]) -> tuple[tuple[str, str], ...]:
-        """Source, silence, dashboard and panel links of the first alert that has each."""
-        w = self.words
-
-        def first(get: Callable[[Alert], str]) -> str:
-            return next((get(a) for a in alerts if get(a)), "")
-
-        found = [
-            (w["source"], first(lambda a: a.generator_url)),
-            (w["silence"], self._group_silence(n, alerts)),
-            (w["dashboard"], first(lambda a: a.dashboard_url)),
-            (w["panel"], first(lambda a: a.panel_url)),
-        ]
-        return tuple((t, u) for t, u in found if u)

@@ -289,6 +289,17 @@ def test_lone_surrogate_becomes_valid_utf8() -> None:
     assert msg_size(m.msg) == m.size
 
 
+def test_lone_surrogate_in_labels_and_links() -> None:
+    n = am("am-firing-1")
+    bad = replace(n.alerts[0], labels={"alertname": "\ud800", "instance": "x"})
+    n = replace(n, alerts=(bad,), group_labels={"alertname": "\ud800"}, common_labels={})
+    for msgtype in ("markdown", "text", "action_card"):
+        m = renderer().render(n, msgtype=msgtype, now=NOW)
+        assert m.size <= 2048 and m.title == "[告警:1] ?"
+        if msgtype != "text":  # the surrogate, as '?', inside the silence link
+            assert "filter=%7Balertname%3D%22%3F%22" in json.dumps(m.msg)
+
+
 def test_action_card_without_any_link_is_sent_as_markdown() -> None:
     n = am("am-firing-1")
     bare = replace(n.alerts[0], generator_url="")

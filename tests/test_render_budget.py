@@ -55,7 +55,7 @@ def notifications(draw: st.DrawFn) -> Notification:
     )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(
     n=notifications(),
     budget=st.one_of(st.sampled_from([256, 300, 2048]), st.integers(256, 4096)),
