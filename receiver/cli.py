@@ -51,7 +51,10 @@ def deliver(parent_pid: int | None) -> None:
     run_process(Settings.from_env(), parent_pid=parent_pid)
 
 
+# Each stage's module owns its commands; they import no prometheus_client, so
+# `serve` can still point it at the multiprocess folder before it is first imported.
+from .cli_render import render_command  # noqa: E402
 from .cli_routing import COMMANDS as _ROUTING_COMMANDS  # noqa: E402
 
-for _command in _ROUTING_COMMANDS:
+for _command in (*_ROUTING_COMMANDS, render_command):
     main.add_command(_command)

@@ -64,7 +64,7 @@ def plan(
     for name, part in split_by_receiver(table, n, now, receiver).items():
         r = table.receivers[name]
         recipients = table.recipients(name, now)
-        message = renderer.render(part, template=r.template, now=now)
+        message = renderer.render(part, template=r.template, msgtype=r.msgtype, now=now)
         key = json.dumps(message.msg, sort_keys=True, ensure_ascii=False)
         seen = sent_to.setdefault(key, set())
         seen_d = depts_to.setdefault(key, set())

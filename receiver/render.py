@@ -1,63 +1,89 @@
 """Render a Notification into a DingTalk `msg` object within the byte budget. Pure.
 
-Spine version: one markdown template, a uniqueness footer, a hard byte cap.
+A template (templates/, run in Jinja's sandbox) renders the body; the renderer adds
+the title, the "…N more" line, the uniqueness line and, for action_card, the
+buttons, and fits it all into the budget (receiver.budget). A template that fails
+falls back to the built-in one (receiver.builtin): the alert is always sent.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import ChainableUndefined, DictLoader, FileSystemLoader, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from .budget import MIN_BUDGET, TITLE_CHARS, Parts, fit, hard_fit, msg_size
+from .builtin import BUILTIN_TEMPLATES
+from .filters import KEY_LABELS, WORDS, cut, filters, oneline
+from .links import buttons, group_silence_url, more_url, silence_url
 from .model import Alert, Notification
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEMPLATE = "default.md.j2"
+DEFAULT_TEMPLATES = {
+    "markdown": "default.md.j2",
+    "text": "default.text.j2",
+    "action_card": "default.action_card.j2",
+}
+MSGTYPES = tuple(DEFAULT_TEMPLATES)
+DEFAULT_TEMPLATE = DEFAULT_TEMPLATES["markdown"]
+
+__all__ = ["Message", "Renderer", "context", "msg_size", "notification_id"]
 
 
-def msg_size(msg: dict[str, Any]) -> int:
-    """Bytes of the compact UTF-8 JSON of `msg`, as DingTalk counts them."""
-    return len(json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+def _capped(values: dict[str, str], cap: int | None) -> dict[str, str]:
+    return values if cap is None else {k: cut(v, cap) for k, v in values.items()}
 
 
-def _alert_ctx(a: Alert) -> dict[str, Any]:
+def _alert_ctx(a: Alert, n: Notification, cap: int | None) -> dict[str, Any]:
+    silence = a.silence_url
+    if not silence and n.source == "alertmanager":
+        silence = silence_url(n.external_url, a.labels)
     return {
         "status": a.status,
-        "labels": a.labels,
-        "annotations": a.annotations,
+        "labels": _capped(a.labels, cap),
+        "annotations": _capped(a.annotations, cap),
         "startsAt": a.starts_at,
         "endsAt": a.ends_at,
         "generatorURL": a.generator_url,
         "fingerprint": a.fingerprint,
-        "values": a.values,
-        "silenceURL": a.silence_url,
+        "values": a.values or {},
+        "valueString": a.value_string,
+        "silenceURL": silence,
         "dashboardURL": a.dashboard_url,
         "panelURL": a.panel_url,
         "imageURL": a.image_url,
     }
 
 
-def context(n: Notification) -> dict[str, Any]:
-    """The template context: Alertmanager's template data shape, for both sources."""
-    alerts = [_alert_ctx(a) for a in n.alerts]
+def context(
+    n: Notification, alerts: Sequence[Alert] | None = None, cap: int | None = None
+) -> dict[str, Any]:
+    """The template context: Alertmanager's template data shape, for both sources.
+
+    `alerts` (default: all of them) are the ones shown; `cap` cuts every label and
+    annotation value to that many characters.
+    """
+    shown = [_alert_ctx(a, n, cap) for a in (n.alerts if alerts is None else alerts)]
     return {
         "source": n.source,
         "status": n.status,
         "receiver": n.receiver,
-        "alerts": alerts,
-        "firing": [a for a in alerts if a["status"] == "firing"],
-        "resolved": [a for a in alerts if a["status"] == "resolved"],
+        "alerts": shown,
+        "firing": [a for a in shown if a["status"] == "firing"],
+        "resolved": [a for a in shown if a["status"] == "resolved"],
         "groupLabels": n.group_labels,
-        "commonLabels": n.common_labels,
-        "commonAnnotations": n.common_annotations,
+        "commonLabels": _capped(n.common_labels, cap),
+        "commonAnnotations": _capped(n.common_annotations, cap),
         "externalURL": n.external_url,
         "truncatedAlerts": n.truncated_alerts,
     }
@@ -66,73 +92,204 @@ def context(n: Notification) -> dict[str, Any]:
 def notification_id(n: Notification, now: datetime) -> str:
     """A short id that differs for every notification, so DingTalk never dedups a repeat."""
     h = hashlib.sha256()
-    h.update(f"{n.group_key}|{n.receiver}|{n.status}|{now.isoformat()}".encode())
+    h.update(
+        f"{n.group_key}|{n.receiver}|{n.status}|{now.isoformat()}".encode(errors="surrogatepass")
+    )
     for a in n.alerts:
-        h.update(f"|{a.fingerprint}:{a.status}".encode())
+        h.update(f"|{a.fingerprint}:{a.status}".encode(errors="surrogatepass"))
     return h.hexdigest()[:8]
+
+
+def _clean(text: str) -> str:
+    """Valid UTF-8 only: a lone surrogate from a JSON payload becomes '?'."""
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+def _line(e: BaseException, name: str) -> int:
+    """The template line an error came from (0 when unknown)."""
+    if isinstance(e, TemplateSyntaxError) and e.lineno:
+        return e.lineno
+    line = 0
+    for frame in traceback.extract_tb(e.__traceback__):
+        if frame.filename and frame.filename.endswith(name) and frame.lineno:
+            line = frame.lineno
+    return line
 
 
 @dataclass(frozen=True)
 class Message:
     msg: dict[str, Any]
     title: str
+    shown: int = 0  # alerts shown in the message
+    hidden: int = 0  # alerts left out for size, plus Alertmanager's truncatedAlerts
+    template: str = ""  # the template that rendered the body
+    fallback: bool = False  # True when `template` failed and the built-in one was used
 
     @property
     def size(self) -> int:
         return msg_size(self.msg)
 
 
+class _Attempt:
+    """One render call's memory of whether the chosen template already failed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failed = False
+
+
 class Renderer:
     def __init__(
-        self, templates_dir: str, *, timezone: str = "Asia/Shanghai", max_bytes: int = 2048
-    ):
+        self,
+        templates_dir: str = "templates",
+        *,
+        timezone: str = "Asia/Shanghai",
+        max_bytes: int = 2048,
+        language: str = "zh",
+        external_url: str | None = None,
+        on_fallback: Callable[[str], None] | None = None,
+    ) -> None:
+        if language not in WORDS:
+            raise ValueError(f"language must be one of {', '.join(WORDS)}, got {language!r}")
+        if max_bytes < MIN_BUDGET:
+            raise ValueError(f"max_bytes must be at least {MIN_BUDGET}, got {max_bytes}")
         self.tz = ZoneInfo(timezone)
         self.max_bytes = max_bytes
-        self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(templates_dir), undefined=StrictUndefined, autoescape=False
-        )
-        self.env.filters["localtime"] = self._localtime
+        self.language = language
+        self.words = WORDS[language]
+        self.external_url = (external_url or "").rstrip("/")
+        self.on_fallback = on_fallback
+        self.env = self._env(FileSystemLoader(templates_dir))
+        self.builtin = self._env(DictLoader(BUILTIN_TEMPLATES))
 
-    def _localtime(self, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-        return value.astimezone(self.tz).strftime(fmt) if value else ""
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, on_fallback: Callable[[str], None] | None = None
+    ) -> Renderer:
+        """The renderer `serve`, `render` and `check-config` all use, from the same settings."""
+        return cls(
+            settings.templates,
+            timezone=settings.timezone,
+            max_bytes=settings.max_message_bytes,
+            language=settings.language,
+            external_url=settings.external_url,
+            on_fallback=on_fallback,
+        )
+
+    def _env(self, loader: FileSystemLoader | DictLoader) -> SandboxedEnvironment:
+        env = SandboxedEnvironment(
+            loader=loader,
+            undefined=ChainableUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        env.filters.update(filters(self.tz))
+        return env
+
+    def title(self, n: Notification) -> str:
+        """[告警:3] HighLatency, [已恢复] HighLatency (or FIRING/RESOLVED in English)."""
+        names = dict.fromkeys(a.labels.get("alertname", "") for a in n.alerts if a.labels)
+        name = (
+            n.common_labels.get("alertname")
+            or n.group_labels.get("alertname")
+            or ", ".join(x for x in names if x)
+            or n.receiver
+        )
+        w = self.words
+        head = f"[{w['firing']}:{len(n.firing)}]" if n.status == "firing" else f"[{w['resolved']}]"
+        return cut(oneline(f"{head} {name}"), TITLE_CHARS)
 
     def render(
-        self, n: Notification, *, template: str | None = None, now: datetime | None = None
+        self,
+        n: Notification,
+        *,
+        template: str | None = None,
+        msgtype: str = "markdown",
+        now: datetime | None = None,
+        max_bytes: int | None = None,
     ) -> Message:
+        """The DingTalk msg for `n`, at most `max_bytes` (default: the Renderer's) bytes."""
         now = now or datetime.now(UTC)
-        ctx = context(n)
-        title = _title(n)
-        try:
-            text = self.env.get_template(template or DEFAULT_TEMPLATE).render(ctx, title=title)
-        except TemplateError as e:
-            log.warning("template_failed template=%s error=%s", template, e)
-            text = self.env.get_template(DEFAULT_TEMPLATE).render(ctx, title=title)
-        footer = f"\n\n###### {self._localtime(now)} · {notification_id(n, now)}"
-        msg = _markdown(title, text + footer)
-        if msg_size(msg) > self.max_bytes:
-            msg = _markdown(title, _fit(text, footer, title, self.max_bytes))
-        return Message(msg=msg, title=title)
+        budget = self.max_bytes if max_bytes is None else max_bytes
+        if budget < MIN_BUDGET:
+            raise ValueError(f"max_bytes must be at least {MIN_BUDGET}, got {budget}")
+        if msgtype not in MSGTYPES:
+            log.warning("unknown_msgtype msgtype=%s; using markdown", msgtype)
+            msgtype = "markdown"
+        attempt = _Attempt(template or DEFAULT_TEMPLATES[msgtype])
+        ordered = sorted(n.alerts, key=lambda a: a.status != "firing")  # firing first, stable
+        nid = notification_id(n, now)
+        title = _clean(self.title(n))
+        btns = buttons(n, ordered, self.words) if msgtype == "action_card" else ()
+        stamp = self._stamp(msgtype, now, nid)
 
+        def build(k: int, cap: int | None) -> Parts:
+            hidden = len(ordered) - k + n.truncated_alerts
+            ctx = context(n, ordered[:k], cap) | self._extras(n, now, title, nid, hidden)
+            body = self._body(attempt, msgtype, ctx).strip()
+            more, plain = self._more(n, msgtype, hidden)
+            return Parts(msgtype, title, _clean(body), _clean(more), stamp, btns, _clean(plain))
 
-def _title(n: Notification) -> str:
-    name = n.common_labels.get("alertname") or n.group_labels.get("alertname") or n.receiver
-    if n.status == "firing":
-        return f"[FIRING:{len(n.firing)}] {name}"
-    return f"[RESOLVED] {name}"
+        parts, shown = fit(build, len(ordered), budget)
+        parts = hard_fit(parts, budget)
+        return Message(
+            msg=parts.msg(),
+            title=parts.title,
+            shown=shown,
+            hidden=len(ordered) - shown + n.truncated_alerts,
+            template=attempt.name,
+            fallback=attempt.failed,
+        )
 
+    def _extras(
+        self, n: Notification, now: datetime, title: str, nid: str, hidden: int
+    ) -> dict[str, Any]:
+        return {
+            "silenceURL": group_silence_url(n, n.alerts),
+            "title": title,
+            "now": now,
+            "lang": self.language,
+            "t": self.words,
+            "keyLabels": list(KEY_LABELS),
+            "notificationID": nid,
+            "hiddenAlerts": hidden,
+            "moreURL": more_url(n),
+            "receiverURL": self.external_url,
+        }
 
-def _markdown(title: str, text: str) -> dict[str, Any]:
-    return {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
+    def _body(self, attempt: _Attempt, msgtype: str, ctx: dict[str, Any]) -> str:
+        if not attempt.failed:
+            try:
+                return self.env.get_template(attempt.name).render(ctx)
+            # A user's template can raise anything (1/0, a bad filter argument, the
+            # sandbox's SecurityError); the alert must still go out, so catch it all.
+            except Exception as e:
+                attempt.failed = True
+                log.warning(
+                    "template_fallback template=%s line=%d error=%s: %s",
+                    attempt.name,
+                    _line(e, attempt.name),
+                    type(e).__name__,
+                    cut(oneline(e), 200),
+                )
+                if self.on_fallback is not None:
+                    self.on_fallback(attempt.name)
+        return self.builtin.get_template(msgtype).render(ctx)
 
+    def _more(self, n: Notification, msgtype: str, hidden: int) -> tuple[str, str]:
+        """The "…N more" line, with and without its link ("" when nothing is hidden)."""
+        if hidden <= 0:
+            return "", ""
+        more = self.words["more"].format(n=hidden)
+        url = more_url(n)
+        if msgtype == "text":
+            link = f" {self.words['view_all']}: {url}" if url else ""
+            return f"\n\n{more}{link}", f"\n\n{more}"
+        link = f" [{self.words['view_all']}]({url})" if url else ""
+        return f"\n\n**{more}**{link}", f"\n\n**{more}**"
 
-def _fit(text: str, footer: str, title: str, budget: int) -> str:
-    """Cut `text` on a character boundary so the message fits, keeping the footer."""
-    marker = "\n…"
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if msg_size(_markdown(title, text[:mid] + marker + footer)) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return text[:lo] + marker + footer
+    def _stamp(self, msgtype: str, now: datetime, nid: str) -> str:
+        """The uniqueness line: the notification time to the second and the short id."""
+        stamp = f"{now.astimezone(self.tz):%Y-%m-%d %H:%M:%S} · {nid}"
+        return f"\n\n{stamp}" if msgtype == "text" else f"\n\n###### {stamp}"

@@ -37,6 +37,7 @@ class Settings:
     grafana_hmac_secret: str | None = field(default=None, repr=False)
     admin_token: str | None = field(default=None, repr=False)
     timezone: str = "Asia/Shanghai"
+    language: str = "zh"  # zh | en: the words in messages
     external_url: str | None = None
     max_body_bytes: int = 1_048_576
     max_message_bytes: int = 2048
@@ -71,6 +72,7 @@ class Settings:
             "grafana_hmac_secret": s("RECEIVER_GRAFANA_HMAC_SECRET"),
             "admin_token": s("RECEIVER_ADMIN_TOKEN"),
             "timezone": s("RECEIVER_TIMEZONE") or "Asia/Shanghai",
+            "language": s("RECEIVER_LANGUAGE") or "zh",
             "external_url": s("RECEIVER_EXTERNAL_URL"),
             "max_body_bytes": _int(env, "RECEIVER_MAX_BODY_BYTES", 1_048_576),
             "max_message_bytes": _int(env, "RECEIVER_MAX_MESSAGE_BYTES", 2048),

@@ -75,8 +75,7 @@ class State:
         self._loaded()
 
     def _renderer(self) -> Renderer:
-        s = self.settings
-        return Renderer(s.templates, timezone=s.timezone, max_bytes=s.max_message_bytes)
+        return Renderer.from_settings(self.settings, on_fallback=_count_fallback)
 
     def _loaded(self) -> None:
         self.loaded_at = datetime.now(UTC)
@@ -137,6 +136,10 @@ class State:
             self.reload(reason)
         except ConfigError:
             pass  # logged and counted once; the running table stays
+
+
+def _count_fallback(template: str) -> None:
+    metrics.template_fallbacks.labels(template).inc()
 
 
 def _join(e: ConfigError) -> str:

@@ -1,0 +1,127 @@
+"""Fit a DingTalk message into its byte budget. Pure.
+
+A message is built from parts (title, body, tail, buttons). `fit` searches for the
+most alerts, then the longest values, that fit; `hard_fit` is the last resort that
+cuts the body, then drops the buttons and the "more" link, then cuts the title, so
+the result never exceeds the budget, whatever a template produced. The uniqueness
+line is never cut.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .filters import ELLIPSIS
+
+# Below this, not even an empty markdown message with its uniqueness line is safe.
+MIN_BUDGET = 256
+TITLE_CHARS = 64  # DingTalk's limit for an action_card title; used for every type
+BUTTON_CHARS = 20
+VALUE_CAP = 256  # characters per label/annotation value once a message is too big
+
+
+def msg_size(msg: dict[str, Any]) -> int:
+    """Bytes of the compact UTF-8 JSON of `msg`, as DingTalk counts them."""
+    return len(json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Parts:
+    msgtype: str  # "markdown" | "text" | "action_card"
+    title: str
+    body: str
+    more: str  # the "…N more" line with its link; cut only when nothing else helps
+    stamp: str  # the uniqueness line: never cut
+    buttons: tuple[tuple[str, str], ...] = ()  # (title, url), action_card only
+    more_plain: str = ""  # the "…N more" line without its link
+
+    def msg(self) -> dict[str, Any]:
+        text = self.body + self.more + self.stamp
+        if self.msgtype == "text":
+            return {"msgtype": "text", "text": {"content": text}}
+        if self.msgtype == "action_card" and self.buttons:
+            card: dict[str, Any] = {"title": self.title, "markdown": text}
+            if len(self.buttons) == 1:
+                card["single_title"], card["single_url"] = self.buttons[0]
+            else:
+                card["btn_orientation"] = "0"
+                card["btn_json_list"] = [{"title": t, "action_url": u} for t, u in self.buttons]
+            return {"msgtype": "action_card", "action_card": card}
+        # action_card needs a button; without one it is sent as markdown.
+        return {"msgtype": "markdown", "markdown": {"title": self.title, "text": text}}
+
+    def size(self) -> int:
+        return msg_size(self.msg())
+
+
+def fit(build: Callable[[int, int | None], Parts], total: int, budget: int) -> tuple[Parts, int]:
+    """The parts showing the most alerts (then the longest values) within `budget`.
+
+    `build(k, cap)` renders the first k alerts with every value cut to `cap`
+    characters (None: uncut). Returns the parts and k. The result may still be over
+    the budget when even one alert with empty values is too big; `hard_fit` it.
+    """
+    full = build(total, None)
+    if total == 0 or full.size() <= budget:
+        return full, total
+    for cap in (None, VALUE_CAP):
+        k = _largest(_fits(build, cap, budget), 1, total)
+        if k:
+            return build(k, cap), k
+    # One alert alone is too big even with values cut to VALUE_CAP: cut them shorter.
+    c = _largest(lambda c: build(1, c).size() <= budget, 0, VALUE_CAP)
+    return build(1, c), 1
+
+
+def _fits(
+    build: Callable[[int, int | None], Parts], cap: int | None, budget: int
+) -> Callable[[int], bool]:
+    return lambda k: build(k, cap).size() <= budget
+
+
+def _largest(ok: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The largest x in [lo, hi] with ok(x), assuming ok is monotone; 0 if none."""
+    if not ok(lo):
+        return 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _cut_to(parts: Parts, field: str, budget: int) -> Parts:
+    """Cut one text field (keeping a trailing ellipsis) so that the parts fit, if it can."""
+    text: str = getattr(parts, field)
+
+    def with_len(n: int) -> Parts:
+        value = text[:n] + ELLIPSIS if n < len(text) else text
+        return replace(parts, **{field: value})  # type: ignore[arg-type]
+
+    n = _largest(lambda n: with_len(n).size() <= budget, 0, len(text))
+    if n == 0 and with_len(0).size() > budget:
+        return replace(parts, **{field: ""})  # type: ignore[arg-type]
+    return with_len(n)
+
+
+def hard_fit(parts: Parts, budget: int) -> Parts:
+    """Make the parts fit by cutting, in order: body, buttons, more link, more, title."""
+    if budget < MIN_BUDGET:
+        raise ValueError(f"message budget {budget} is below the minimum of {MIN_BUDGET} bytes")
+    for step in ("body", "buttons", "more_plain", "more", "title"):
+        if parts.size() <= budget:
+            return parts
+        if step == "buttons":
+            parts = replace(parts, buttons=())
+        elif step == "more_plain":
+            parts = replace(parts, more=parts.more_plain)
+        else:
+            parts = _cut_to(parts, step, budget)
+    if parts.size() > budget:  # pragma: no cover - MIN_BUDGET makes this unreachable
+        raise AssertionError("an empty message does not fit the budget")
+    return parts

@@ -1,0 +1,88 @@
+"""The byte budget holds for any text: CJK, emoji, markup, control characters, tiny budgets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from render_support import renderer
+
+from receiver.model import Alert, Notification
+from receiver.render import notification_id
+
+RENDERER = renderer()
+EN = renderer(language="en")
+WHEN = datetime(2026, 11, 28, 3, 14, 15, tzinfo=UTC)
+
+text = st.text(
+    st.one_of(
+        st.characters(),  # any code point but lone surrogates, control characters included
+        st.sampled_from("告警磁盘已满🔥🚨👨‍👩‍👧*_#[]()<>`~|\\\n\"'"),
+    ),
+    max_size=400,
+)
+labels = st.dictionaries(st.sampled_from(["alertname", "severity", "instance", "job", "x"]), text)
+
+
+@st.composite
+def notifications(draw: st.DrawFn) -> Notification:
+    alerts = tuple(
+        Alert(
+            status=draw(st.sampled_from(["firing", "resolved"])),
+            labels=draw(labels),
+            annotations=draw(st.dictionaries(st.sampled_from(["summary", "description"]), text)),
+            starts_at=WHEN,
+            ends_at=None,
+            generator_url=draw(st.sampled_from(["", "http://prometheus:9090/graph?g0.expr=up"])),
+            fingerprint=draw(st.from_regex(r"[0-9a-f]{16}", fullmatch=True)),
+            dashboard_url=draw(st.sampled_from(["", "http://grafana:3000/d/x"])),
+        )
+        for _ in range(draw(st.integers(0, 20)))
+    )
+    firing = any(a.status == "firing" for a in alerts)
+    return Notification(
+        source=draw(st.sampled_from(["alertmanager", "grafana"])),
+        receiver=draw(text),
+        status="firing" if firing else "resolved",
+        alerts=alerts,
+        group_labels=draw(labels),
+        common_labels=draw(labels),
+        external_url=draw(st.sampled_from(["", "http://alertmanager:9093"])),
+        truncated_alerts=draw(st.integers(0, 3)),
+    )
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    n=notifications(),
+    budget=st.one_of(st.sampled_from([256, 300, 2048]), st.integers(256, 4096)),
+    msgtype=st.sampled_from(["markdown", "text", "action_card"]),
+    english=st.booleans(),
+)
+def test_never_over_budget_never_broken_never_dropped(
+    n: Notification, budget: int, msgtype: str, english: bool
+) -> None:
+    now = datetime(2026, 11, 28, 3, 19, 15, 123456, tzinfo=UTC)
+    m = (EN if english else RENDERER).render(n, msgtype=msgtype, now=now, max_bytes=budget)
+    raw = json.dumps(m.msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert len(raw) == m.size <= budget
+    assert json.loads(raw.decode("utf-8")) == m.msg  # valid UTF-8, valid JSON
+    assert m.shown + m.hidden == len(n.alerts) + n.truncated_alerts
+    part = m.msg[m.msg["msgtype"]]
+    content = part.get("text") or part.get("content") or part.get("markdown")
+    assert content.endswith(notification_id(n, now))  # the uniqueness line survives
+    if m.msg["msgtype"] != "text":
+        assert len(m.title) <= 64
+
+
+@settings(max_examples=40, deadline=None)
+@given(summary=text, budget=st.integers(256, 1200))
+def test_a_single_alert_is_always_shown(summary: str, budget: int) -> None:
+    alert = Alert("firing", {"alertname": "A"}, {"summary": summary * 30}, WHEN, None)
+    n = Notification(source="alertmanager", receiver="r", status="firing", alerts=(alert,))
+    m = RENDERER.render(replace(n), max_bytes=budget)
+    assert m.size <= budget
+    assert m.shown == 1 and m.hidden == 0
