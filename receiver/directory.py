@@ -187,7 +187,9 @@ class DirectoryStore:
         if not text:
             return []
         like = "%" + re.sub(r"([\\%_])", r"\\\1", text.lower()) + "%"
-        digits = normalize_mobile(text) if re.fullmatch(r"[\d\s+()-]+", text) else ""
+        digits = ""
+        if re.fullmatch(r"[\d\s+()-]+", text):  # a piece of a mobile, maybe with +86
+            digits = re.sub(r"\D", "", re.sub(r"^\s*(\+|00)86", "", text))
         rows = self._rows(
             """SELECT * FROM users WHERE lower(name) LIKE ?1 ESCAPE '\\'
                  OR lower(email) LIKE ?1 ESCAPE '\\' OR userid = ?2
