@@ -49,3 +49,9 @@ def deliver(parent_pid: int | None) -> None:
     from .deliver import run_process
 
     run_process(Settings.from_env(), parent_pid=parent_pid)
+
+
+from .cli_directory import COMMANDS as _DIRECTORY_COMMANDS  # noqa: E402
+
+for _command in _DIRECTORY_COMMANDS:
+    main.add_command(_command)

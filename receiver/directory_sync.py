@@ -40,6 +40,11 @@ PERMISSIONS = {
 SCOPE_ERRCODES = frozenset({50002, 50004})  # user / department outside the app's contact scope
 
 
+def spacing(settings: Settings) -> float:
+    """Seconds between calls for RECEIVER_DIRECTORY_QPS (0 means no spacing)."""
+    return 1.0 / settings.directory_qps if settings.directory_qps > 0 else 0.0
+
+
 class Caller(Protocol):
     """What the sync needs of `receiver.dingtalk.Client`."""
 
@@ -236,7 +241,7 @@ class DirectorySync:
                 from .dingtalk import Client
 
                 self._client = Client(self.settings)
-            sync(self.store, self._client, sleep=self._sleep)
+            sync(self.store, self._client, sleep=self._sleep, min_interval=spacing(self.settings))
         except ReceiverError as e:
             self._retry_at = now + min(self.interval, FAILED_SYNC_RETRY_S)
             log.warning("directory_sync_failed error=%s; keeping the previous directory", e)

@@ -20,6 +20,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r} is negative")
+    return value
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -60,6 +73,7 @@ class Settings:
     max_message_bytes: int = 2048
     http_timeout: float = 10.0
     directory_sync_interval: float = 6 * 3600.0  # seconds; 0 turns the periodic sync off
+    directory_qps: float = 20.0  # DingTalk calls per second during a sync; 0 = unthrottled
 
     @property
     def dry_run(self) -> bool:
@@ -96,6 +110,7 @@ class Settings:
             "directory_sync_interval": _duration(
                 env, "RECEIVER_DIRECTORY_SYNC_INTERVAL", 6 * 3600.0
             ),
+            "directory_qps": _float(env, "RECEIVER_DIRECTORY_QPS", 20.0),
         }
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and v is not None})

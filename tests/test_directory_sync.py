@@ -8,7 +8,7 @@ import pytest
 
 from receiver.dingtalk import Client
 from receiver.directory import DirectoryStore, SyncStats
-from receiver.directory_sync import DirectorySync, Progress, sync
+from receiver.directory_sync import DirectorySync, Progress, spacing, sync
 from receiver.errors import PermanentError, RetryableError
 from receiver.settings import Settings
 from tests.fakes import directory as people
@@ -206,7 +206,8 @@ def test_a_malformed_reply_is_a_permanent_error(
 def test_maybe_sync_runs_when_due(
     live_settings: Settings, client: Client, fake_dingtalk: FakeDingTalk
 ) -> None:
-    syncer = DirectorySync(live_settings.with_(directory_sync_interval=3600), sleep=no_sleep)
+    quick = live_settings.with_(directory_sync_interval=3600, directory_qps=0)
+    syncer = DirectorySync(quick, sleep=no_sleep)
     assert syncer.store.synced_at() is None
     assert syncer.maybe_sync() is True
     synced = syncer.store.synced_at()
@@ -221,7 +222,8 @@ def test_maybe_sync_runs_when_due(
 def test_maybe_sync_failure_keeps_the_directory_and_backs_off(
     live_settings: Settings, client: Client, fake_dingtalk: FakeDingTalk
 ) -> None:
-    syncer = DirectorySync(live_settings.with_(directory_sync_interval=6 * 3600), sleep=no_sleep)
+    quick = live_settings.with_(directory_sync_interval=6 * 3600, directory_qps=0)
+    syncer = DirectorySync(quick, sleep=no_sleep)
     assert syncer.maybe_sync() is True
     synced = syncer.store.synced_at()
     assert synced is not None
@@ -264,6 +266,11 @@ def test_maybe_sync_is_off_without_credentials_or_interval(
 def test_sync_interval_setting(raw: str, seconds: float) -> None:
     env = {"RECEIVER_DIRECTORY_SYNC_INTERVAL": raw}
     assert Settings.from_env(env).directory_sync_interval == seconds
+
+
+@pytest.mark.parametrize(("raw", "spaced"), [("", 0.05), ("5", 0.2), ("0", 0.0)])
+def test_qps_setting_spaces_calls(raw: str, spaced: float) -> None:
+    assert spacing(Settings.from_env({"RECEIVER_DIRECTORY_QPS": raw})) == spaced
 
 
 @pytest.mark.parametrize("raw", ["soon", "-1h", "6x"])

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from tests.fakes.dingtalk import Directory
@@ -38,6 +39,11 @@ def support(i: int) -> dict[str, Any]:
 
 
 def company() -> Directory:
+    """A fresh copy each time: tests may edit it."""
+    return copy.deepcopy(_company())
+
+
+def _company() -> Directory:
     return Directory(
         departments={
             2: {"name": "Engineering", "parent_id": 1},
