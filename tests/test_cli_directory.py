@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -134,25 +136,43 @@ def test_sync_users_warns_when_no_mobile_comes_back(
     assert "no user came with a mobile number" in result.stderr
 
 
-# -- the issue's done-when: sync-users, then routes test resolves people -------------------
-ROUTING = """\
-users:
-  dba: {mobile: "+86 138-0000-0001"}
-  ops: {email: BOB@example.com}
-  boss: {name: Boss}
-  raw: user0003
-receivers:
-  - name: db
-    users: [dba, boss]
-  - name: ops
-    users: [ops, raw]
-route:
-  receiver: ops
-  routes:
-    - matchers: ['team="db"']
-      receiver: db
-"""
+# -- the walk-through in docs/directory.md, run as written ---------------------------------
+DOC = Path(__file__).resolve().parent.parent / "docs" / "directory.md"
 
+
+def doc_blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+
+
+def doc_commands(prefix: str) -> list[tuple[list[str], list[str]]]:
+    """(argv, the output lines shown) for each `$ dingtalk-receiver PREFIX…` in the doc."""
+    found = []
+    for block in doc_blocks("console"):
+        for cmd in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            first, *shown = cmd.splitlines()
+            if first.startswith(f"dingtalk-receiver {prefix}"):
+                found.append((shlex.split(first)[1:], shown))
+    return found
+
+
+ROUTING = doc_blocks("yaml")[0]
+
+
+def test_the_doc_has_its_examples() -> None:
+    assert len(doc_commands("users find")) == 2 and len(doc_commands("routes test")) == 1
+    assert "{mobile:" in ROUTING and "{email:" in ROUTING and "{name:" in ROUTING
+
+
+@pytest.mark.parametrize(("argv", "shown"), doc_commands("users find"))
+def test_doc_users_find(cli: CliRunner, argv: list[str], shown: list[str]) -> None:
+    invoke(cli, "sync-users", "--no-progress")
+    result = invoke(cli, *argv)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [line for line in shown if " found (" not in line]
+    assert [line for line in shown if " found (" in line][0].split(" (")[0] in result.stderr
+
+
+# -- the issue's done-when: sync-users, then routes test resolves people -------------------
 needs_routing = pytest.mark.skipif(
     "directory" not in inspect.signature(routing.load_routing).parameters,
     reason="needs issue-3 routing: load_routing(path, directory=...)",
@@ -175,14 +195,19 @@ def test_load_routing_resolves_aliases_through_the_store(
 @needs_routing
 @pytest.mark.skipif("routes" not in main.commands, reason="needs issue-3 `routes test`")
 def test_routes_test_resolves_people_after_sync_users(
-    cli: CliRunner, live_settings: Settings, tmp_path: Path
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, tmp_path: Path
 ) -> None:
-    invoke(cli, "sync-users", "--no-progress")
+    """As docs/directory.md shows it: sync-users, then routes test, with RECEIVER_ROUTING."""
+    fake_dingtalk.directory = people.company()
     path = tmp_path / "routing.yaml"
     path.write_text(ROUTING, encoding="utf-8")
+    cli = CliRunner(env={**env_of(live_settings), "RECEIVER_ROUTING": str(path)})
+    assert invoke(cli, "sync-users", "--no-progress").exit_code == 0
 
-    db = invoke(cli, "routes", "test", "--routing", str(path), "--json", "team=db")
+    ((argv, shown),) = doc_commands("routes test")
+    db = invoke(cli, *argv)
     assert db.exit_code == 0, db.output
-    assert json.loads(db.stdout)["userids"] == ["manager4220", "boss"]
-    ops = invoke(cli, "routes", "test", "--routing", str(path), "--json", "team=web")
-    assert json.loads(ops.stdout)["userids"] == ["user0002", "user0003"]
+    assert json.loads(db.stdout) == json.loads(shown[0])
+    assert json.loads(db.stdout)["userids"] == ["manager4220", "boss"]  # by mobile and name
+    ops = invoke(cli, "routes", "test", "--json", "team=web")
+    assert json.loads(ops.stdout)["userids"] == ["user0002", "user0003"]  # by email, raw
