@@ -181,6 +181,19 @@ class DirectoryStore:
         found = [self.get(u) for u in userids]
         return [u for u in found if u is not None]
 
+    def describe(self, userids: Iterable[str]) -> str:
+        """`userid (name, departments)` for each: the candidates of an ambiguous name."""
+        names = {d.dept_id: d.name or "(root)" for d in self.departments().values()}
+        out = []
+        for userid in userids:
+            u = self.get(userid)
+            if u is None:
+                out.append(userid)
+                continue
+            about = [u.name, *(names.get(d, str(d)) for d in u.departments)]
+            out.append(f"{userid} ({', '.join(about)}{'' if u.active else ', inactive'})")
+        return "; ".join(out)
+
     def search(self, text: str, limit: int = 50) -> list[User]:
         """People whose name, email or mobile contains `text` (case-insensitive)."""
         text = text.strip()

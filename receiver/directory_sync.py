@@ -177,6 +177,11 @@ def sync(
         raise PermanentError(
             f"DingTalk directory: unexpected reply ({type(e).__name__}: {e})"
         ) from None
+    if not users and store.counts()[1]:
+        raise PermanentError(
+            "DingTalk listed no users at all; keeping the previous directory. Check the app's"
+            " 通讯录权限范围 (contact scope) in the DingTalk developer console"
+        )
     store.replace(departments, users)
     stats = SyncStats(
         departments=len(departments),

@@ -163,3 +163,11 @@ def test_a_second_store_on_the_same_dir_sees_the_swap(store: DirectoryStore) -> 
     assert other.find("email", "bob@example.com") == ["user0002"]
     store.replace(DEPTS, [User("user0009", "Bob", "", "bob@example.com")], now=2e9)
     assert other.find("email", "bob@example.com") == ["user0009"]
+
+
+def test_describe_lists_candidates(store: DirectoryStore) -> None:
+    # what routing shows when {name: 李四} matches two people
+    assert store.describe(store.find("name", "李四")) == (
+        "user0004 (李四, 4); user0005 (李四, SRE, inactive)"
+    )
+    assert store.describe(["gone"]) == "gone"

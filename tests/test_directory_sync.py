@@ -152,6 +152,16 @@ def test_a_sync_that_fails_halfway_keeps_the_old_directory(
     assert store.find("name", "Bob") == []
 
 
+def test_an_empty_answer_does_not_wipe_the_directory(
+    store: DirectoryStore, client: Client, fake_dingtalk: FakeDingTalk
+) -> None:
+    run(store, client)
+    fake_dingtalk.directory.members.clear()  # e.g. the contact scope was narrowed to nothing
+    with pytest.raises(PermanentError, match="listed no users at all"):
+        run(store, client)
+    assert store.counts() == (6, people.TOTAL_USERS)
+
+
 @pytest.mark.parametrize(
     ("name", "reply", "grant"),
     [
