@@ -20,6 +20,37 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r} is negative")
+    return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds from `3600`, `90s`, `30m`, `6h` or `1d`; 0 means off."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    number, unit = (raw[:-1], raw[-1]) if raw[-1] in _UNITS else (raw, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a duration such as 6h, 30m or 3600") from None
+    if seconds < 0:
+        raise ValueError(f"{name}={raw!r} is negative")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Settings:
     app_key: str | None = None
@@ -42,6 +73,8 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_message_bytes: int = 2048
     http_timeout: float = 10.0
+    directory_sync_interval: float = 6 * 3600.0  # seconds; 0 turns the periodic sync off
+    directory_qps: float = 20.0  # DingTalk calls per second during a sync; 0 = unthrottled
 
     @property
     def dry_run(self) -> bool:
@@ -76,6 +109,10 @@ class Settings:
             "external_url": s("RECEIVER_EXTERNAL_URL"),
             "max_body_bytes": _int(env, "RECEIVER_MAX_BODY_BYTES", 1_048_576),
             "max_message_bytes": _int(env, "RECEIVER_MAX_MESSAGE_BYTES", 2048),
+            "directory_sync_interval": _duration(
+                env, "RECEIVER_DIRECTORY_SYNC_INTERVAL", 6 * 3600.0
+            ),
+            "directory_qps": _float(env, "RECEIVER_DIRECTORY_QPS", 20.0),
         }
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and v is not None})

@@ -5,6 +5,7 @@ listsub and user list; records every request; and can be scripted to fail:
 
     fake.fail("asyncsend_v2", times=3, status=500)
     fake.fail("asyncsend_v2", times=1, body={"errcode": 90002, "errmsg": "throttled"})
+    fake.fail("list", times=1, after=3)   # the 4th user/list call fails, not the 1st
     fake.invalidate_tokens()       # every issued token becomes bad (errcode 88/40014)
     fake.delay = 30                # every call hangs this long first
 """
@@ -44,6 +45,7 @@ class Failure:
     times: int
     status: int = 200
     body: Any = None
+    after: int = 0  # let this many matching calls through first
 
 
 @dataclass
@@ -96,9 +98,11 @@ class FakeDingTalk:
         return f"http://127.0.0.1:{self._server.server_address[1]}/"
 
     # -- scripting ------------------------------------------------------------------------
-    def fail(self, name: str, times: int = 1, status: int = 200, body: Any = None) -> None:
+    def fail(
+        self, name: str, times: int = 1, status: int = 200, body: Any = None, after: int = 0
+    ) -> None:
         with self._lock:
-            self.failures.append(Failure(name, times, status, body))
+            self.failures.append(Failure(name, times, status, body, after))
 
     def invalidate_tokens(self) -> None:
         with self._lock:
@@ -151,6 +155,9 @@ class FakeDingTalk:
     def _reply(self, req: Request) -> tuple[int, Any]:
         for f in self.failures:
             if f.name == req.name and f.times > 0:
+                if f.after > 0:
+                    f.after -= 1
+                    continue
                 f.times -= 1
                 return f.status, f.body if f.body is not None else {"errcode": -1, "errmsg": "busy"}
         if req.path == "/gettoken":
