@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from render_support import FIXTURES, TEMPLATES
 
 from receiver import ingest
 from receiver.cli import main
 from receiver.render import msg_size
+from tests.render_support import FIXTURES, TEMPLATES
 
 ROUTING = """\
 users:

@@ -56,12 +56,12 @@ def test_alert_reaches_a_person_then_resolves(tmp_path: Path, fake_dingtalk: Fak
             # routing.yaml: team=db & severity=critical -> receiver db -> bob -> user0002
             assert first["userid_list"] == "user0002"
             assert first["msg"]["msgtype"] == "markdown"
-            assert "[FIRING:1] DiskFull" in first["msg"]["markdown"]["title"]
+            assert first["msg"]["markdown"]["title"] == "[告警:1] DiskFull"
 
             alert["endsAt"] = datetime.now(UTC).isoformat()
             assert http("POST", am + "/api/v2/alerts", [alert])[0] == 200
             assert fake_dingtalk.wait_for(
-                lambda f: any("RESOLVED" in t and summary in t for t in texts(f)), 30
+                lambda f: any("[已恢复] DiskFull" in t and summary in t for t in texts(f)), 30
             ), srv.text()
     assert "sent id=" in srv.text()
 

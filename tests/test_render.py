@@ -7,9 +7,9 @@ import re
 from dataclasses import replace
 
 import pytest
-from render_support import NOW, am, body, grafana, renderer
 
 from receiver.render import msg_size, notification_id
+from tests.render_support import NOW, am, body, grafana, renderer
 
 PROM = (
     "http://prometheus.example.com:9090/graph?g0.expr=histogram_quantile%280.99%2C+rate%28"

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from render_support import renderer
 
 from receiver.model import Alert, Notification
 from receiver.render import notification_id
+from tests.render_support import renderer
 
 RENDERER = renderer()
 EN = renderer(language="en")

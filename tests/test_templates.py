@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from jinja2 import Environment
-from render_support import NOW, TEMPLATES, am, body, grafana
 
 from receiver.filters import cut, cut_bytes, format_duration, join_labels, md, mdurl, oneline
 from receiver.render import Renderer
+from tests.render_support import NOW, TEMPLATES, am, body, grafana
 
 INJECTIONS = [
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
