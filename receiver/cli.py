@@ -30,13 +30,14 @@ def serve(listen: str | None, workers: int | None) -> None:
     os.makedirs(metrics_dir)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
+    from .directory import DirectoryStore
     from .errors import ConfigError
     from .routing import load_routing
     from .server import serve as run
 
     setup_logging()
     try:
-        load_routing(settings.routing)
+        load_routing(settings.routing, DirectoryStore(settings.data_dir))
     except ConfigError as e:
         raise click.ClickException(f"invalid configuration:\n{e}") from None
     run(settings)

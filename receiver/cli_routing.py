@@ -13,10 +13,12 @@ from datetime import UTC, datetime, tzinfo
 
 import click
 
+from .directory import open_directory
 from .errors import ConfigError, ConfigProblem, PayloadError
 from .matchers import MatcherError, parse_matcher
 from .render import Renderer
 from .routing import RoutingTable, draw_tree, load_routing
+from .settings import Settings
 
 SAMPLES = "tests/fixtures/alertmanager/*.json"
 
@@ -45,7 +47,8 @@ def parse_at(value: str | None) -> datetime:
 
 def load_or_exit(path: str, *, warnings: bool = False) -> RoutingTable:
     try:
-        table = load_routing(path)
+        directory = open_directory(Settings.from_env().data_dir)
+        table = load_routing(path, directory, strict_lookups=True)
     except ConfigError as e:
         for p in e.problems:
             click.echo(str(p), err=True)

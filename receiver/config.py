@@ -36,7 +36,9 @@ MSGTYPES = ("markdown", "text", "action_card")
 LOOKUP_FIELDS = ("mobile", "email", "name")
 
 
-def load(path: str, directory: Directory | None = None) -> RoutingTable:
+def load(
+    path: str, directory: Directory | None = None, *, strict_lookups: bool = False
+) -> RoutingTable:
     rd = Reader(path)
     root = compose(path, rd)
     if root is None:
@@ -65,7 +67,7 @@ def load(path: str, directory: Directory | None = None) -> RoutingTable:
             for n in r.mute_time_intervals + r.active_time_intervals:
                 if n not in intervals:
                     rd.error(r.line, f"undefined time interval {n!r}")
-    check_lookups(rd, users, directory)
+    check_lookups(rd, users, directory, strict_lookups)
     if rd.problems or route is None:
         raise ConfigError(sorted(rd.problems, key=lambda p: p.line))
     return RoutingTable(
@@ -81,19 +83,34 @@ def load(path: str, directory: Directory | None = None) -> RoutingTable:
 
 
 def check_lookups(
-    rd: Reader, users: dict[str, tuple[str | Lookup, Node]], directory: Directory | None
+    rd: Reader,
+    users: dict[str, tuple[str | Lookup, Node]],
+    directory: Directory | None,
+    strict: bool,
 ) -> None:
+    report = rd.error if strict else rd.warn
+    synced = directory is not None and directory.synced_at() is not None
     for alias, (target, node) in users.items():
         if not isinstance(target, Lookup):
             continue
-        if directory is None:
-            rd.warn(
-                node, f"alias {alias!r} needs the synced directory; until then it reaches no one"
-            )
-        elif not directory.find(target.field, target.value):
+        if directory is None or not synced:
             rd.warn(
                 node,
+                f"alias {alias!r} needs the synced directory (run `dingtalk-receiver sync-users`);"
+                " until then it reaches no one",
+            )
+            continue
+        found = directory.find(target.field, target.value)
+        if not found:
+            report(
+                node,
                 f"alias {alias!r}: no one in the directory has {target.field} {target.value!r}",
+            )
+        elif len(found) > 1:
+            report(
+                node,
+                f"alias {alias!r}: {len(found)} people have {target.field} {target.value!r}:"
+                f" {directory.describe(found)}; use their userid or mobile instead",
             )
 
 

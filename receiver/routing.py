@@ -28,6 +28,10 @@ class Directory(Protocol):
 
     def find(self, field: str, value: str) -> list[str]: ...
 
+    def synced_at(self) -> float | None: ...
+
+    def describe(self, userids: Iterable[str]) -> str: ...
+
 
 @dataclass(frozen=True)
 class Lookup:
@@ -166,8 +170,15 @@ def draw_tree(route: Route) -> list[str]:
     return lines
 
 
-def load_routing(path: str, directory: Directory | None = None) -> RoutingTable:
-    """Load and validate routing.yaml; raise ConfigError naming FILE:LINE for every problem."""
+def load_routing(
+    path: str, directory: Directory | None = None, *, strict_lookups: bool = False
+) -> RoutingTable:
+    """Load and validate routing.yaml; raise ConfigError naming FILE:LINE for every problem.
+
+    `strict_lookups` (the CLI) makes a directory alias that finds no one, or a name
+    that finds several people, an error; serve only warns, because the directory
+    changes without the file changing and one leaver must not stop all paging.
+    """
     from .config import load
 
-    return load(path, directory)
+    return load(path, directory, strict_lookups=strict_lookups)

@@ -20,6 +20,7 @@ import uuid
 from datetime import UTC, datetime
 
 from . import config, metrics
+from .directory import DirectoryStore
 from .errors import ConfigError
 from .outbox import Outbox
 from .render import Renderer
@@ -51,11 +52,11 @@ def bump_generation(data_dir: str) -> None:
 
 
 class State:
-    def __init__(
-        self, settings: Settings, directory: Directory | None = None, *, fallback: bool = False
-    ) -> None:
+    def __init__(self, settings: Settings, *, fallback: bool = False) -> None:
         self.settings = settings
-        self.directory = directory
+        # Always the store, synced or not: aliases resolve at send time, so a sync
+        # that lands while serving takes effect without a reload.
+        self.directory: Directory = DirectoryStore(settings.data_dir)
         self.outbox = Outbox(settings.data_dir)
         self._lock = threading.Lock()
         self._checked = time.monotonic()
@@ -63,13 +64,13 @@ class State:
         self._digest = config.fingerprint(settings.routing)
         self._refused = ""  # digest of a file already refused, so it is logged once
         try:
-            self.table = config.load(settings.routing, directory)
+            self.table = config.load(settings.routing, self.directory)
         except ConfigError as e:
             last_good = os.path.join(settings.data_dir, LAST_GOOD_FILE)
             if not (fallback and os.path.exists(last_good)):
                 raise
             log.error("config_invalid_using_last_good problems=%s", _join(e))
-            self.table = config.load(last_good, directory)
+            self.table = config.load(last_good, self.directory)
             self._refused = self._digest
         self.renderer = self._renderer()
         self._loaded()

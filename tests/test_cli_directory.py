@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import shlex
@@ -15,6 +14,7 @@ from receiver import routing
 from receiver.cli import main
 from receiver.directory import DirectoryStore
 from receiver.settings import Settings
+from tests.conftest import ROOT
 from tests.fakes import directory as people
 from tests.fakes.dingtalk import FakeDingTalk
 
@@ -173,13 +173,6 @@ def test_doc_users_find(cli: CliRunner, argv: list[str], shown: list[str]) -> No
 
 
 # -- the issue's done-when: sync-users, then routes test resolves people -------------------
-needs_routing = pytest.mark.skipif(
-    "directory" not in inspect.signature(routing.load_routing).parameters,
-    reason="needs issue-3 routing: load_routing(path, directory=...)",
-)
-
-
-@needs_routing
 def test_load_routing_resolves_aliases_through_the_store(
     cli: CliRunner, live_settings: Settings, tmp_path: Path
 ) -> None:
@@ -187,13 +180,11 @@ def test_load_routing_resolves_aliases_through_the_store(
     path = tmp_path / "routing.yaml"
     path.write_text(ROUTING, encoding="utf-8")
     store = DirectoryStore(live_settings.data_dir)
-    table = routing.load_routing(str(path), directory=store)  # type: ignore[call-arg]
+    table = routing.load_routing(str(path), directory=store)
     assert table.recipients("db").userids == ("manager4220", "boss")
     assert table.recipients("ops").userids == ("user0002", "user0003")
 
 
-@needs_routing
-@pytest.mark.skipif("routes" not in main.commands, reason="needs issue-3 `routes test`")
 def test_routes_test_resolves_people_after_sync_users(
     live_settings: Settings, fake_dingtalk: FakeDingTalk, tmp_path: Path
 ) -> None:
@@ -211,3 +202,54 @@ def test_routes_test_resolves_people_after_sync_users(
     assert json.loads(db.stdout)["userids"] == ["manager4220", "boss"]  # by mobile and name
     ops = invoke(cli, "routes", "test", "--json", "team=web")
     assert json.loads(ops.stdout)["userids"] == ["user0002", "user0003"]  # by email, raw
+
+
+LOOKUP_ROUTING = """\
+users:
+  twins: {name: 李四}
+  ghost: {email: nobody@example.com}
+  alice: {mobile: "+86 138-0000-0001"}
+receivers:
+  - name: ops
+    users: [alice, twins, ghost]
+route:
+  receiver: ops
+"""
+
+
+def test_check_config_before_sync_warns_then_errors_after(
+    cli: CliRunner, live_settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(LOOKUP_ROUTING, encoding="utf-8")
+    before = invoke(
+        cli, "check-config", "--routing", str(path), "--templates", str(ROOT / "templates")
+    )
+    assert before.exit_code == 0, before.output
+    assert "needs the synced directory" in before.stderr
+
+    invoke(cli, "sync-users", "--no-progress")
+    after = invoke(
+        cli, "check-config", "--routing", str(path), "--templates", str(ROOT / "templates")
+    )
+    assert after.exit_code == 1
+    errors = after.stderr.splitlines()
+    assert f"{path}:2: alias 'twins': 2 people have name '李四':" in errors[0]
+    assert "user0004" in errors[0] and "user0005" in errors[0]
+    assert (
+        errors[1]
+        == f"{path}:3: alias 'ghost': no one in the directory has email 'nobody@example.com'"
+    )
+    assert len(errors) == 2  # alice's mobile is found, written with +86 and dashes
+
+
+def test_serve_only_warns_about_lookups(
+    cli: CliRunner, live_settings: Settings, tmp_path: Path
+) -> None:
+    """A leaver must not stop paging: serve loads the table and pages whoever is found."""
+    invoke(cli, "sync-users", "--no-progress")
+    path = tmp_path / "routing.yaml"
+    path.write_text(LOOKUP_ROUTING, encoding="utf-8")
+    table = routing.load_routing(str(path), DirectoryStore(live_settings.data_dir))
+    assert len(table.warnings) == 2
+    assert table.recipients("ops").userids == ("manager4220", "user0004", "user0005")
