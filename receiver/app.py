@@ -42,6 +42,9 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     def poll_config() -> None:
         state.poll()
 
+    if serving:  # an idle worker picks up a reload too, not only on its next request
+        state.start_watching()
+
     def accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
         try:
             reply = _accept(source, parse, receiver)

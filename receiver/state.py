@@ -12,6 +12,7 @@ broken starts with the last good table instead of failing to boot.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -42,13 +43,15 @@ def read_generation(data_dir: str) -> str:
         return ""
 
 
-def bump_generation(data_dir: str) -> None:
-    """Ask every worker to reload on its next request."""
+def bump_generation(data_dir: str, generation: str | None = None) -> str:
+    """Ask every worker to reload at its next poll."""
+    generation = generation or uuid.uuid4().hex
     path = os.path.join(data_dir, GENERATION_FILE)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(uuid.uuid4().hex)
+        fh.write(generation)
     os.replace(tmp, path)
+    return generation
 
 
 class State:
@@ -89,9 +92,13 @@ class State:
     def _save_last_good(self) -> None:
         path = os.path.join(self.settings.data_dir, LAST_GOOD_FILE)
         try:
-            with open(self.settings.routing, "rb") as src, open(f"{path}.tmp", "wb") as dst:
-                dst.write(src.read())
-            os.replace(f"{path}.tmp", path)
+            with open(self.settings.routing, "rb") as src:
+                loaded = src.read()
+            if hashlib.sha256(loaded).hexdigest() != self._digest:
+                return  # edited since it was loaded: not known to be good
+            with open(f"{path}.{os.getpid()}.tmp", "wb") as dst:
+                dst.write(loaded)
+            os.replace(f"{path}.{os.getpid()}.tmp", path)
         except OSError as e:
             log.warning("last_good_not_saved error=%s", e)
 
@@ -115,15 +122,25 @@ class State:
 
     def broadcast(self) -> None:
         """Tell the other workers to reload too (this one just did)."""
-        bump_generation(self.settings.data_dir)
-        self._generation = read_generation(self.settings.data_dir)
+        # Record it before writing it, so this worker's own poll never reloads again.
+        self._generation = uuid.uuid4().hex
+        bump_generation(self.settings.data_dir, self._generation)
+
+    def start_watching(self) -> None:
+        def watch() -> None:
+            while True:
+                time.sleep(POLL_INTERVAL_S)
+                self.poll()
+
+        threading.Thread(target=watch, name="config-watch", daemon=True).start()
 
     def poll(self) -> None:
         """Reload if the file changed or a reload was requested; cheap enough per request."""
-        now = time.monotonic()
-        if now - self._checked < POLL_INTERVAL_S:
-            return
-        self._checked = now
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked < POLL_INTERVAL_S * 0.9:
+                return
+            self._checked = now
         generation = read_generation(self.settings.data_dir)
         digest = config.fingerprint(self.settings.routing)
         if generation != self._generation:

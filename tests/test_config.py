@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -152,6 +153,12 @@ class FakeDirectory:
     def find(self, field: str, value: str) -> list[str]:
         return self.people.get((field, value), [])
 
+    def synced_at(self) -> float | None:
+        return 1.0
+
+    def describe(self, userids: Iterable[str]) -> str:
+        return ", ".join(userids)
+
 
 def test_directory_aliases_resolve_at_send_time(tmp_path: Path) -> None:
     text = (
@@ -162,9 +169,15 @@ def test_directory_aliases_resolve_at_send_time(tmp_path: Path) -> None:
     path.write_text(text)
     table = load_routing(str(path), FakeDirectory({("mobile", "138"): ["u7", "u1"]}))
     assert table.recipients("a", datetime(2026, 1, 1, tzinfo=UTC)).userids == ("u7", "u1", "raw9")
-    # A raw userid (not an alias) is accepted with a warning that catches alias typos.
-    assert [(w.line, "raw9" in w.message) for w in table.warnings] == [(2, False), (2, True)]
-    assert "'u1'" in table.warnings[0].message
+    # Two people with that mobile: serve warns (check-config makes it an error), and
+    # a raw userid (not an alias) is accepted with a warning that catches alias typos.
+    assert [(w.line, "raw9" in w.message) for w in table.warnings] == [
+        (1, False),
+        (2, False),
+        (2, True),
+    ]
+    assert "2 people have mobile '138': u7, u1" in table.warnings[0].message
+    assert "'u1'" in table.warnings[1].message
 
 
 def test_userids_keep_their_text(tmp_path: Path) -> None:
