@@ -20,7 +20,7 @@ from gunicorn.app.base import BaseApplication
 
 from . import metrics
 from .app import create_app
-from .logs import FORMAT
+from .logs import ACCESS_LOG_FORMAT, logconfig_dict
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,24 +86,8 @@ class ReceiverServer(BaseApplication):  # type: ignore[misc]
             "timeout": 30,
             "graceful_timeout": 20,
             "accesslog": "-",
-            "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
-            "logconfig_dict": {
-                "version": 1,
-                "disable_existing_loggers": False,
-                "formatters": {"plain": {"format": FORMAT}},
-                "handlers": {
-                    "stderr": {
-                        "class": "logging.StreamHandler",
-                        "formatter": "plain",
-                        "stream": "ext://sys.stderr",
-                    }
-                },
-                "root": {"level": "INFO", "handlers": ["stderr"]},
-                "loggers": {
-                    "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
-                    "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
-                },
-            },
+            "access_log_format": ACCESS_LOG_FORMAT,
+            "logconfig_dict": logconfig_dict(self.settings.log_format),
             "when_ready": lambda server: supervisor.start(),
             "on_exit": lambda server: supervisor.stop(),
             "child_exit": lambda server, worker: metrics.mark_process_dead(worker.pid),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 DEFAULT_API_BASE = "https://oapi.dingtalk.com/"
+LOG_FORMATS = ("text", "json")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -41,6 +42,13 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_message_bytes: int = 2048
     http_timeout: float = 10.0
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(
+                f"RECEIVER_LOG_FORMAT={self.log_format!r}: expected one of {', '.join(LOG_FORMATS)}"
+            )
 
     @property
     def dry_run(self) -> bool:
@@ -74,6 +82,7 @@ class Settings:
             "external_url": s("RECEIVER_EXTERNAL_URL"),
             "max_body_bytes": _int(env, "RECEIVER_MAX_BODY_BYTES", 1_048_576),
             "max_message_bytes": _int(env, "RECEIVER_MAX_MESSAGE_BYTES", 2048),
+            "log_format": (s("RECEIVER_LOG_FORMAT") or "text").lower(),
         }
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and v is not None})
