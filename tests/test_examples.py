@@ -213,3 +213,26 @@ def test_example_alertmanager_config_delivers_with_bearer_auth(
     log = srv.text()
     assert "path=/alertmanager/db status=200" in log and "path=/alertmanager status=200" in log
     assert "status=401" not in log
+
+
+def test_grafana_provisioning_example_targets_a_real_endpoint(settings: Settings) -> None:
+    text = (EXAMPLES / "grafana.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.DOTALL)
+    assert block, "examples/grafana.md has no yaml block"
+    doc = yaml.safe_load(block.group(1))
+    receiver = doc["contactPoints"][0]["receivers"][0]
+    hook = receiver["settings"]
+    assert receiver["type"] == "webhook" and hook["httpMethod"] == "POST"
+    assert hook["authorization_scheme"] == "Bearer"
+    assert hook["authorization_credentials"] == "$__file{/run/secrets/webhook_token}"
+    path = hook["url"].removeprefix("http://receiver:8080")
+    app = create_app(settings.with_(routing=str(EXAMPLES / "routing.yaml")))
+    assert any(
+        rule.rule == path and "POST" in (rule.methods or ()) for rule in app.url_map.iter_rules()
+    )
+    for url in re.findall(r"`(http://receiver:8080/grafana[^`]*)`", text):
+        receiver_name = url.removeprefix("http://receiver:8080/grafana").strip("/")
+        assert (
+            not receiver_name
+            or receiver_name in load_routing(str(EXAMPLES / "routing.yaml")).receivers
+        )
