@@ -86,8 +86,8 @@ def test_every_rule_has_a_unit_test_or_is_trivial() -> None:
 
 # -- the rules name metrics that exist --------------------------------------------------------
 @pytest.fixture
-def scraped(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> dict[str, set[str]]:
-    """Sample name -> label names, from a real /metrics after every kind of traffic."""
+def exposition(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> str:
+    """A real /metrics after every kind of traffic."""
     client = create_app(live_settings).test_client()
     body = (FIXTURES / "alertmanager/firing-1.json").read_bytes()
     for _ in range(2):
@@ -96,9 +96,14 @@ def scraped(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> dict[str, s
     worker = Worker(Outbox(live_settings.data_dir), Client(live_settings))
     fake_dingtalk.fail("asyncsend_v2", times=1, body={"errcode": 60011, "errmsg": "no permission"})
     assert worker.run_once() == 2  # one dead, one sent
-    text = client.get("/metrics").get_data(as_text=True)
+    return client.get("/metrics").get_data(as_text=True)
+
+
+@pytest.fixture
+def scraped(exposition: str) -> dict[str, set[str]]:
+    """Sample name -> label names."""
     samples: dict[str, set[str]] = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             samples.setdefault(sample.name, set()).update(sample.labels)
     return samples
@@ -124,6 +129,18 @@ def test_rules_reference_metrics_that_exist(scraped: dict[str, set[str]]) -> Non
         assert labels <= scraped[metric], (
             f"{alert}: {metric} has no label {labels - scraped[metric]}"
         )
+
+
+def test_operations_doc_lists_every_metric(exposition: str) -> None:
+    doc = (ROOT / "docs/operations.md").read_text()
+    table = doc[doc.index("| metric |") : doc.index("## Alerts on the receiver itself")]
+    documented = set(re.findall(r"^\| `(dingtalk_receiver_\w+)`", table, re.MULTILINE))
+    exported = {
+        f.name + ("_total" if f.type == "counter" else "")
+        for f in text_string_to_metric_families(exposition)
+        if f.name.startswith("dingtalk_receiver_") and not f.name.endswith("_created")
+    }
+    assert documented == exported
 
 
 # -- the compose file and the configs agree ---------------------------------------------------
