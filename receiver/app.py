@@ -13,7 +13,7 @@ from collections.abc import Callable
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import auth, ingest, metrics
+from . import auth, health, ingest, metrics
 from .errors import ConfigError, OutboxUnavailable, PayloadError
 from .ingest_grafana import parse_grafana
 from .model import Notification
@@ -69,6 +69,11 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         ):  # fmt: skip
             return error(401, "unauthorized")
         notification = parse(body)
+        log.info(
+            "received source=%s receiver=%s status=%s alerts=%d group_key=%s",
+            source, receiver or notification.receiver, notification.status,
+            len(notification.alerts), notification.group_key,
+        )  # fmt: skip
         table = state.table
         if receiver is not None and receiver not in table.receivers:
             return error(404, f"unknown receiver {receiver!r} in {table.path}")
@@ -99,11 +104,26 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
+        """503 unless the config is loaded, the outbox takes writes and delivery is polling."""
+        config = {"ok": True, "routing": state.table.path, "loaded_at": state.loaded_at.isoformat()}
+        outbox: dict[str, object] = {"ok": True}
         try:
-            counts = state.outbox.counts()
+            outbox.update(state.outbox.counts())
         except OutboxUnavailable as e:
-            return jsonify(status="unavailable", error=str(e)), 503
-        return jsonify(status="ready", routing=state.table.path, outbox=counts), 200
+            outbox.update(ok=False, error=str(e))
+        if outbox["ok"] and (problem := health.probe_write(settings.data_dir)):
+            outbox.update(ok=False, error=problem)
+        age = health.heartbeat_age(settings.data_dir)
+        delivery: dict[str, object] = {"ok": age is not None and age < health.STALE_AFTER_S}
+        delivery["heartbeat_age_s"] = None if age is None else round(age, 1)
+        if not delivery["ok"]:
+            delivery["error"] = (
+                "the delivery worker has not started" if age is None
+                else f"no delivery heartbeat for {age:.0f}s (limit {health.STALE_AFTER_S:.0f}s)"
+            )  # fmt: skip
+        ready = bool(outbox["ok"] and delivery["ok"])
+        body = {"config": config, "outbox": outbox, "delivery": delivery}
+        return jsonify(status="ready" if ready else "unready", **body), 200 if ready else 503
 
     @app.get("/metrics")
     def prometheus_metrics() -> Response:

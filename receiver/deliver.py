@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from . import metrics
+from . import health, metrics
 from .dingtalk import Client, SendResult
 from .errors import DingTalkError, OutboxUnavailable
 from .outbox import Item, Outbox
@@ -115,6 +115,7 @@ class Worker:
         log.info("delivery_started")
         while not self.stopping.is_set():
             metrics.delivery_heartbeat.set(time.time())
+            health.beat(os.path.dirname(self.outbox.path))
             try:
                 handled = self.run_once()
             except OutboxUnavailable as e:

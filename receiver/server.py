@@ -22,7 +22,7 @@ from gunicorn.arbiter import Arbiter
 from . import config, metrics
 from .app import create_app
 from .errors import ConfigError
-from .logs import FORMAT
+from .logs import ACCESS_LOG_FORMAT, logconfig_dict
 from .settings import Settings
 from .state import bump_generation
 
@@ -110,24 +110,8 @@ class ReceiverServer(BaseApplication):  # type: ignore[misc]
             "timeout": 30,
             "graceful_timeout": 20,
             "accesslog": "-",
-            "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
-            "logconfig_dict": {
-                "version": 1,
-                "disable_existing_loggers": False,
-                "formatters": {"plain": {"format": FORMAT}},
-                "handlers": {
-                    "stderr": {
-                        "class": "logging.StreamHandler",
-                        "formatter": "plain",
-                        "stream": "ext://sys.stderr",
-                    }
-                },
-                "root": {"level": "INFO", "handlers": ["stderr"]},
-                "loggers": {
-                    "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
-                    "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
-                },
-            },
+            "access_log_format": ACCESS_LOG_FORMAT,
+            "logconfig_dict": logconfig_dict(self.settings.log_format),
             "when_ready": lambda server: supervisor.start(),
             "on_exit": lambda server: supervisor.stop(),
             "child_exit": lambda server, worker: metrics.mark_process_dead(worker.pid),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 DEFAULT_API_BASE = "https://oapi.dingtalk.com/"
+LOG_FORMATS = ("text", "json")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -75,6 +76,13 @@ class Settings:
     http_timeout: float = 10.0
     directory_sync_interval: float = 6 * 3600.0  # seconds; 0 turns the periodic sync off
     directory_qps: float = 20.0  # DingTalk calls per second during a sync; 0 = unthrottled
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(
+                f"RECEIVER_LOG_FORMAT={self.log_format!r}: expected one of {', '.join(LOG_FORMATS)}"
+            )
 
     @property
     def dry_run(self) -> bool:
@@ -113,6 +121,7 @@ class Settings:
                 env, "RECEIVER_DIRECTORY_SYNC_INTERVAL", 6 * 3600.0
             ),
             "directory_qps": _float(env, "RECEIVER_DIRECTORY_QPS", 20.0),
+            "log_format": (s("RECEIVER_LOG_FORMAT") or "text").lower(),
         }
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and v is not None})

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from receiver import health
 from receiver.app import create_app
 from receiver.outbox import Outbox
 from receiver.settings import Settings
@@ -72,8 +73,9 @@ def test_body_over_the_limit_is_413(settings: Settings) -> None:
     assert res.status_code == 413 and "error" in res.json
 
 
-def test_health_and_readiness(client: FlaskClient) -> None:
+def test_health_and_readiness(client: FlaskClient, settings: Settings) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
+    health.beat(settings.data_dir)  # what the delivery worker does each poll
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json["outbox"]["queued"] == 0
 
