@@ -59,7 +59,9 @@ class DeliverySupervisor:
     def _watch(self) -> None:
         while not self.stopping.wait(1.0):
             if self.process is not None and self.process.poll() is not None:
-                log.error("delivery_process_died exitcode=%s; restarting", self.process.returncode)
+                # No exit code: gunicorn's SIGCHLD handler reaps every child of the
+                # arbiter, this one too, so poll() can only tell that it is gone.
+                log.error("delivery_process_died pid=%s; restarting", self.process.pid)
                 self._spawn()
 
     def stop(self, timeout: float = 30.0) -> None:
