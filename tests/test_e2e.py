@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +14,7 @@ from receiver.outbox import Outbox
 from receiver.routing import load_routing
 from tests.conftest import ROOT, SIMPLE_ROUTING, require_binary
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
-from tests.procs import ALERTMANAGER, alertmanager, http, serve, wait_for_log
+from tests.procs import ALERTMANAGER, alertmanager, descendants, http, serve, wait_for_log
 
 pytestmark = pytest.mark.e2e
 
@@ -114,3 +116,20 @@ def test_metrics_add_up_across_workers(tmp_path: Path, fake_dingtalk: FakeDingTa
         assert 'dingtalk_receiver_sends_total{errclass="",outcome="sent"} 12.0' in text
         assert 'dingtalk_receiver_outbox_items{state="sent"} 12.0' in text
         assert metric(text, "dingtalk_receiver_token_refreshes_total") == 1
+
+
+def test_a_killed_delivery_process_is_restarted(
+    tmp_path: Path, fake_dingtalk: FakeDingTalk
+) -> None:
+    payload = (ROOT / "tests/fixtures/alertmanager/firing-1.json").read_bytes()
+    with serve(receiver_env(tmp_path, fake_dingtalk), tmp_path / "serve.log", workers=1) as srv:
+        wait_for_log(srv, "delivery_started")
+        (pid,) = [
+            p
+            for p in descendants(srv.proc.pid)
+            if b"deliver" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        os.kill(pid, signal.SIGKILL)
+        wait_for_log(srv, f"delivery_process_died pid={pid}; restarting")
+        assert http("POST", srv.url + "/alertmanager", payload)[0] == 200
+        assert fake_dingtalk.wait_for(lambda f: len(f.sends()) == 1, 20), srv.text()
