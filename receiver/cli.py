@@ -43,6 +43,32 @@ def serve(listen: str | None, workers: int | None) -> None:
     run(settings)
 
 
+@main.command("send-test")
+@click.option("--to", "userids", required=True, help="DingTalk userid(s), comma-separated")
+@click.option("--text", default="dingtalk-receiver test message", show_default=True)
+def send_test(userids: str, text: str) -> None:
+    """Send one real work notification now, to check the credentials and the IP whitelist."""
+    from datetime import datetime
+
+    from .dingtalk import Client
+    from .errors import DingTalkError
+
+    settings = Settings.from_env()
+    if settings.dry_run:
+        raise click.ClickException(
+            "DINGTALK_APP_KEY, DINGTALK_APP_SECRET and DINGTALK_APP_AGENT_ID must all be set"
+        )
+    # The time makes the content unique: DingTalk drops identical content sent twice a day.
+    content = f"{text}\n{datetime.now().astimezone().isoformat(timespec='seconds')}"
+    msg = {"msgtype": "text", "text": {"content": content}}
+    try:
+        results = Client(settings).async_send([u for u in userids.split(",") if u], msg)
+    except DingTalkError as e:
+        raise click.ClickException(str(e)) from None
+    for r in results:
+        click.echo(f"sent: task_id={r.task_id} request_id={r.request_id} to={','.join(r.userids)}")
+
+
 @main.command(hidden=True)
 @click.option("--parent-pid", type=int, help="exit when this process is gone")
 def deliver(parent_pid: int | None) -> None:
