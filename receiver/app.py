@@ -93,8 +93,9 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     def alertmanager(receiver: str | None = None) -> tuple[Response, int]:
         return accept("alertmanager", ingest.parse_alertmanager, receiver)
 
-    @app.post("/grafana")
-    @app.post("/grafana/<receiver>")
+    # Grafana's webhook contact point can be set to PUT as well as POST.
+    @app.route("/grafana", methods=["POST", "PUT"])
+    @app.route("/grafana/<receiver>", methods=["POST", "PUT"])
     def grafana(receiver: str | None = None) -> tuple[Response, int]:
         return accept("grafana", parse_grafana, receiver)
 

@@ -95,3 +95,10 @@ def test_failed_reload_keeps_the_running_table(settings: Settings, tmp_path: Pat
     res = client.post("/-/reload")
     assert res.status_code == 500 and "routing.yaml" in str(res.json["problems"])
     assert post(client).status_code == 200  # still routing with the old table
+
+
+def test_grafana_may_use_put(client: FlaskClient, settings: Settings) -> None:
+    body = (FIXTURES / "grafana/unified-firing.json").read_bytes()
+    res = client.put("/grafana", data=body, content_type="application/json")
+    assert res.status_code == 200 and res.json["enqueued"] >= 1
+    assert {i.source for i in Outbox(settings.data_dir).items()} == {"grafana"}
