@@ -13,6 +13,7 @@ import click
 
 from . import ingest
 from .errors import ConfigError, PayloadError
+from .ingest_grafana import parse_grafana
 from .model import Notification
 from .pipeline import plan
 from .render import MSGTYPES, Renderer, msg_size
@@ -38,13 +39,9 @@ class Shown:
 
 
 def _parse(path: str, source: str) -> Notification:
-    parser: Callable[[bytes], Notification] | None = (
-        ingest.parse_alertmanager
-        if source == "alertmanager"
-        else getattr(ingest, "parse_grafana", None)
+    parser: Callable[[bytes], Notification] = (
+        ingest.parse_alertmanager if source == "alertmanager" else parse_grafana
     )
-    if parser is None:
-        raise click.ClickException("Grafana payloads are not supported yet by receiver.ingest")
     with open(path, "rb") as fh:
         body = fh.read()
     try:

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from receiver import ingest
 from receiver.cli import main
 from receiver.render import msg_size
 from tests.render_support import FIXTURES, TEMPLATES
@@ -120,12 +119,9 @@ def test_grafana(routing: str) -> None:
         AT,
         "--json",
     )
-    if getattr(ingest, "parse_grafana", None) is None:
-        assert result.exit_code == 1
-        assert "Grafana payloads are not supported yet" in result.output
-    else:
-        (m,) = messages(result)
-        assert "数值: A=96.2, B=1" in m["msg"]["markdown"]["text"]
+    assert result.exit_code == 0, result.output
+    (m,) = messages(result)
+    assert "数值: A=96.2, B=1" in m["msg"]["markdown"]["text"]
 
 
 def test_errors(routing: str, tmp_path: Path) -> None:

@@ -1,0 +1,95 @@
+"""The README is the manual: its sections, settings and commands are checked here."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from receiver.cli import main
+from receiver.settings import Settings
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+SECTIONS = [
+    "Quick start", "DingTalk app set-up", "How it works", "Configuration", "routing.yaml",
+    "Templates", "Alertmanager set-up", "Grafana set-up", "The directory", "CLI", "Operations",
+    "Troubleshooting", "Development",
+]  # fmt: skip
+
+
+def code_blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def test_every_section_is_there_in_order() -> None:
+    headings = re.findall(r"^## (.+)$", README, flags=re.M)
+    assert headings == SECTIONS
+
+
+def test_quick_start_is_the_two_commands() -> None:
+    first = code_blocks("sh")[0].splitlines()
+    assert [line.split("#")[0].strip() for line in first] == ["make run", "make test"]
+    ci = (ROOT / ".ci/run").read_text()
+    assert "RECEIVER_REQUIRE_E2E=1 make test" in ci
+
+
+def test_every_setting_is_documented() -> None:
+    source = (ROOT / "receiver/settings.py").read_text()
+    names = set(re.findall(r'"((?:DINGTALK|RECEIVER)_[A-Z_]+)"', source))
+    assert names, "no settings found"
+    missing = {n for n in names if f"`{n}`" not in README}
+    assert not missing
+
+
+def test_every_command_is_documented() -> None:
+    for name, command in main.commands.items():
+        if not command.hidden:
+            assert f"`{name}" in README, name
+
+
+# These need DingTalk, a synced directory or a second routing file; their own test
+# files run them (test_cli_directory.py, test_cli_send.py, test_cli_routing.py).
+ELSEWHERE = ("sync-users", "users find", "routes diff", "send-test")
+
+
+def cli_examples() -> list[str]:
+    lines = [line for block in code_blocks("sh") for line in block.splitlines()]
+    return [
+        line
+        for line in lines
+        if line.startswith("dingtalk-receiver ")
+        and "…" not in line
+        and not any(line.startswith(f"dingtalk-receiver {e}") for e in ELSEWHERE)
+    ]
+
+
+def test_enough_examples_are_run() -> None:
+    assert len(cli_examples()) >= 8
+
+
+@pytest.mark.parametrize("line", cli_examples())
+def test_cli_examples_run(line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = shlex.split(line)[1:]
+    monkeypatch.chdir(ROOT)
+    env = {"RECEIVER_DATA_DIR": str(tmp_path), "RECEIVER_ROUTING": None, "DINGTALK_APP_KEY": None}
+    result = CliRunner(env=env).invoke(main, argv, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def test_readme_payload_error_example_is_real(settings: Settings) -> None:
+    from receiver.app import create_app
+
+    example = re.search(r'\{"error": "(\$\.alerts\[0\][^"]+)"\}', README)
+    assert example
+    body = (ROOT / "tests/fixtures/alertmanager/firing-1.json").read_text()
+    body = body.replace('"severity":"critical"', '"severity":5')
+    res = (
+        create_app(settings)
+        .test_client()
+        .post("/alertmanager", data=body, content_type="application/json")
+    )
+    assert res.status_code == 400 and res.json == {"error": example.group(1)}
