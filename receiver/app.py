@@ -142,7 +142,6 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
                 error="reload failed; the running config stays",
                 problems=[str(p) for p in e.problems],
             ), 500
-        state.broadcast()  # and every other worker
         return jsonify(status="reloaded"), 200
 
     @app.errorhandler(PayloadError)

@@ -24,7 +24,6 @@ from .app import create_app
 from .errors import ConfigError
 from .logs import ACCESS_LOG_FORMAT, logconfig_dict
 from .settings import Settings
-from .state import bump_generation
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +75,11 @@ class DeliverySupervisor:
 
 
 class ReceiverArbiter(Arbiter):  # type: ignore[misc]
-    """SIGHUP reloads routing.yaml in every worker, without restarting them.
+    """SIGHUP checks routing.yaml and says so, without restarting the workers.
 
     gunicorn's own HUP restarts the workers, and a worker that boots on a broken
-    file is a paging outage; here the file is checked first, and only a good one
-    is announced to the workers (through the generation file they poll).
+    file is a paging outage. The workers pick up a changed file by themselves
+    (they poll it), so the arbiter only validates it and logs the outcome.
     """
 
     def handle_hup(self) -> None:
@@ -92,8 +91,7 @@ class ReceiverArbiter(Arbiter):  # type: ignore[misc]
             log.error("config_reload_failed reason=sighup problems=%s",
                       "; ".join(map(str, e.problems)))  # fmt: skip
             return
-        bump_generation(settings.data_dir)
-        log.info("config_reload_requested reason=sighup")
+        log.info("config_checked reason=sighup routing=%s; workers pick it up", settings.routing)
 
 
 class ReceiverServer(BaseApplication):  # type: ignore[misc]

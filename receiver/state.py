@@ -1,11 +1,11 @@
 """What a web worker holds, and how it picks up a new routing.yaml without going down.
 
-Every worker polls, at most once a second and only when a request comes in:
-- the routing file's digest (an edit on disk), and
-- a generation file in RECEIVER_DATA_DIR that `POST /-/reload` and SIGHUP bump,
-  so one reload request reaches every gunicorn worker.
-A file that fails to load is refused: the running table stays, the problems are
-logged once with FILE:LINE and counted. After each good load the file is kept
+Every worker polls the routing file's digest about once a second (from a
+thread, and before a request), so an edit reaches every gunicorn worker within
+a second; `POST /-/reload` reloads the worker that answers at once, and SIGHUP
+makes the arbiter check the file and log the verdict. A file that fails to
+load is refused: the running table stays, the problems are logged once with
+FILE:LINE and counted. After each good load the file is kept
 as `routing.last-good.yaml`, so a worker that boots while the file on disk is
 broken starts with the last good table instead of failing to boot.
 """
@@ -17,7 +17,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 
 from . import config, metrics
@@ -31,27 +30,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 1.0
-GENERATION_FILE = "reload.generation"
 LAST_GOOD_FILE = "routing.last-good.yaml"
-
-
-def read_generation(data_dir: str) -> str:
-    try:
-        with open(os.path.join(data_dir, GENERATION_FILE), encoding="utf-8") as fh:
-            return fh.read().strip()
-    except OSError:
-        return ""
-
-
-def bump_generation(data_dir: str, generation: str | None = None) -> str:
-    """Ask every worker to reload at its next poll."""
-    generation = generation or uuid.uuid4().hex
-    path = os.path.join(data_dir, GENERATION_FILE)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(generation)
-    os.replace(tmp, path)
-    return generation
 
 
 class State:
@@ -63,7 +42,6 @@ class State:
         self.outbox = Outbox(settings.data_dir)
         self._lock = threading.Lock()
         self._checked = time.monotonic()
-        self._generation = read_generation(settings.data_dir)
         self._digest = config.fingerprint(settings.routing)
         self._refused = ""  # digest of a file already refused, so it is logged once
         try:
@@ -120,12 +98,6 @@ class State:
             metrics.config_reloads.labels("success").inc()
             log.info("config_reloaded reason=%s routing=%s", reason, self.settings.routing)
 
-    def broadcast(self) -> None:
-        """Tell the other workers to reload too (this one just did)."""
-        # Record it before writing it, so this worker's own poll never reloads again.
-        self._generation = uuid.uuid4().hex
-        bump_generation(self.settings.data_dir, self._generation)
-
     def start_watching(self) -> None:
         def watch() -> None:
             while True:
@@ -135,23 +107,16 @@ class State:
         threading.Thread(target=watch, name="config-watch", daemon=True).start()
 
     def poll(self) -> None:
-        """Reload if the file changed or a reload was requested; cheap enough per request."""
+        """Reload if the file changed; cheap enough to run before every request."""
         with self._lock:
             now = time.monotonic()
             if now - self._checked < POLL_INTERVAL_S * 0.9:
                 return
             self._checked = now
-        generation = read_generation(self.settings.data_dir)
-        digest = config.fingerprint(self.settings.routing)
-        if generation != self._generation:
-            self._generation = generation
-            reason = "signal"
-        elif digest != self._digest:
-            reason = "file_changed"
-        else:
+        if config.fingerprint(self.settings.routing) == self._digest:
             return
         try:
-            self.reload(reason)
+            self.reload("file_changed")
         except ConfigError:
             pass  # logged and counted once; the running table stays
 
