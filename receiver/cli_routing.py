@@ -59,13 +59,9 @@ def load_or_exit(path: str, *, warnings: bool = False) -> RoutingTable:
 
 
 def template_problems(table: RoutingTable, templates: str) -> list[ConfigProblem]:
-    try:
-        Renderer(templates)
-    except ConfigError as e:
-        return list(e.problems)
     if not os.path.isdir(templates):
         return [ConfigProblem(templates, 0, "the templates directory does not exist")]
-    return [
+    return Renderer(templates).check_templates() + [
         ConfigProblem(
             table.path, r.template_line, f"template {r.template!r} not found in {templates}"
         )

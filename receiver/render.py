@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .budget import MIN_BUDGET, TITLE_CHARS, Parts, fit, hard_fit, msg_size
 from .builtin import BUILTIN_TEMPLATES
+from .errors import ConfigProblem
 from .filters import KEY_LABELS, WORDS, cut, filters, oneline
 from .links import buttons, group_silence_url, more_url, silence_url
 from .model import Alert, Notification
@@ -175,6 +176,16 @@ class Renderer:
             external_url=settings.external_url,
             on_fallback=on_fallback,
         )
+
+    def check_templates(self) -> list[ConfigProblem]:
+        """Compile every template in the folder; a syntax error becomes FILE:LINE."""
+        problems = []
+        for name in self.env.list_templates(extensions=["j2"]):
+            try:
+                self.env.get_template(name)
+            except TemplateSyntaxError as e:
+                problems.append(ConfigProblem(e.filename or name, e.lineno, e.message or str(e)))
+        return problems
 
     def _env(self, loader: FileSystemLoader | DictLoader) -> SandboxedEnvironment:
         env = SandboxedEnvironment(

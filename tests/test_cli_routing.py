@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,17 @@ def test_oncall(runner: CliRunner, small: str) -> None:
     ]
     missing = runner.invoke(main, ["oncall", "nope", "--routing", small])
     assert missing.exit_code == 2
+
+
+def test_check_config_reports_a_template_syntax_error_at_its_line(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "oncall.md.j2").write_text(
+        "### {{ title }}\n{% for a in alerts %}\n{{ a.labels | md }\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        ["check-config", "--routing", str(ROOT / "routing.yaml"), "--templates", str(templates)],
+    )
+    assert result.exit_code == 1
+    assert f"{templates / 'oncall.md.j2'}:3: " in result.output
