@@ -20,6 +20,46 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `5m`, `24h`, `7d` -> seconds."""
+    raw = text.strip().lower()
+    unit = _UNITS.get(raw[-1:], None)
+    number = raw[:-1] if unit else raw
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration (like 90s, 5m, 24h, 7d)") from None
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse_duration(raw)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     app_key: str | None = None
@@ -41,6 +81,15 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_message_bytes: int = 2048
     http_timeout: float = 10.0
+    # delivery (docs/delivery.md)
+    give_up_after: float = 24 * 3600.0
+    backoff_min: float = 1.0
+    backoff_max: float = 300.0
+    send_rate: float = 10.0
+    recipients_per_minute: int = 5000
+    user_daily_limit: int = 500
+    followup_delay: float = 60.0
+    retention: float = 7 * 86400.0
 
     @property
     def dry_run(self) -> bool:
@@ -74,6 +123,15 @@ class Settings:
             "external_url": s("RECEIVER_EXTERNAL_URL"),
             "max_body_bytes": _int(env, "RECEIVER_MAX_BODY_BYTES", 1_048_576),
             "max_message_bytes": _int(env, "RECEIVER_MAX_MESSAGE_BYTES", 2048),
+            "http_timeout": _duration(env, "RECEIVER_HTTP_TIMEOUT", 10.0),
+            "give_up_after": _duration(env, "RECEIVER_GIVE_UP_AFTER", 24 * 3600.0),
+            "backoff_min": _duration(env, "RECEIVER_RETRY_BACKOFF_MIN", 1.0),
+            "backoff_max": _duration(env, "RECEIVER_RETRY_BACKOFF_MAX", 300.0),
+            "send_rate": _float(env, "RECEIVER_SEND_RATE", 10.0),
+            "recipients_per_minute": _int(env, "RECEIVER_RECIPIENTS_PER_MINUTE", 5000),
+            "user_daily_limit": _int(env, "RECEIVER_USER_DAILY_LIMIT", 500),
+            "followup_delay": _duration(env, "RECEIVER_FOLLOWUP_DELAY", 60.0),
+            "retention": _duration(env, "RECEIVER_RETENTION", 7 * 86400.0),
         }
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and v is not None})
