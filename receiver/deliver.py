@@ -64,11 +64,13 @@ def backoff(attempts: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF
 
 
 def _start_time(pid: int) -> str:
+    """The pid's start time (Linux), or "" when it is gone or a zombie (killed, not reaped)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
         return ""
+    return "" if fields[0] in {"Z", "X"} else fields[19]
 
 
 def process_owner(pid: int | None = None) -> str:
