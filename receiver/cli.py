@@ -7,6 +7,7 @@ import shutil
 
 import click
 
+from .cli_outbox import outbox
 from .logs import setup_logging
 from .settings import Settings
 
@@ -49,3 +50,6 @@ def deliver(parent_pid: int | None) -> None:
     from .deliver import run_process
 
     run_process(Settings.from_env(), parent_pid=parent_pid)
+
+
+main.add_command(outbox)
