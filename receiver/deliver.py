@@ -254,6 +254,7 @@ class Worker:
             log.error("outbox_unavailable error=%s", e)
         while not self.stopping.is_set():
             metrics.delivery_heartbeat.set(time.time())
+            started = time.monotonic()
             try:
                 handled = self.run_once()
                 handled += self.housekeeping()
@@ -264,7 +265,9 @@ class Worker:
                 log.error("delivery_orphaned parent=%d; exiting", self.parent_pid)
                 break
             if not handled:
-                self.stopping.wait(self.poll_s)
+                # A long backlog stuck behind an outage makes each claim scan it; idle
+                # polls then slow down so the scan stays a small share of a core.
+                self.stopping.wait(max(self.poll_s, 4 * (time.monotonic() - started)))
         log.info("delivery_stopped")
 
 

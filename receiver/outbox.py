@@ -354,6 +354,8 @@ class Outbox:
             row = db.execute("SELECT * FROM outbox WHERE id=?", (item_id,)).fetchone()
             current = _split(row["userids"])
             moving = [u for u in userids if u in current] if userids is not None else None
+            if moving is not None and not moving:
+                return item_id  # nobody to hold
             whole = moving is None or (set(moving) >= set(current) and not row["departments"])
             if whole or not moving:
                 db.execute(
