@@ -310,8 +310,19 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
     from .logs import setup_logging
 
     setup_logging()
-    worker = make_worker(settings, parent_pid)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: worker.stopping.set())
+    stop = threading.Event()  # the one the worker watches, so no SIGTERM is ever missed
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    delay = 1.0
+    while True:  # an outbox that can't be opened now may be back in a moment: wait, don't die
+        try:
+            worker = make_worker(settings, parent_pid)
+            break
+        except OutboxUnavailable as e:
+            log.error("outbox_unavailable error=%s; delivery retries in %.0fs", e, delay)
+            if stop.wait(delay):
+                return
+            delay = min(delay * 2, 30.0)
+    worker.stopping = stop
     worker.run()

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import ROOT, require_binary
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk, Request
-from tests.procs import ALERTMANAGER, Serve, alertmanager, http, serve
+from tests.procs import ALERTMANAGER, Serve, alertmanager, http, serve, wait_for_log
 
 pytestmark = pytest.mark.e2e
 
@@ -211,6 +211,7 @@ def test_unwritable_outbox_answers_503_and_alertmanager_retries(
 ) -> None:
     am_bin = require_binary(ALERTMANAGER)
     with serve(env(tmp_path, fake), tmp_path / "serve.log") as srv:
+        wait_for_log(srv, "delivery_started")
         db = tmp_path / "data" / "outbox.sqlite3"
         os.rename(db, str(db) + ".away")
         os.mkdir(db)  # the path can't be opened: as good as a dead disk, for root too
