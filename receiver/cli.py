@@ -81,8 +81,9 @@ def deliver(parent_pid: int | None) -> None:
 # Each stage's module owns its commands; they import no prometheus_client, so
 # `serve` can still point it at the multiprocess folder before it is first imported.
 from .cli_directory import COMMANDS as _DIRECTORY_COMMANDS  # noqa: E402
+from .cli_outbox import outbox  # noqa: E402
 from .cli_render import render_command  # noqa: E402
 from .cli_routing import COMMANDS as _ROUTING_COMMANDS  # noqa: E402
 
-for _command in (*_ROUTING_COMMANDS, *_DIRECTORY_COMMANDS, render_command):
+for _command in (*_ROUTING_COMMANDS, *_DIRECTORY_COMMANDS, render_command, outbox):
     main.add_command(_command)

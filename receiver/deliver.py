@@ -1,7 +1,12 @@
 """The delivery worker: claim from the outbox, send through DingTalk, record the outcome.
 
 It runs in its own process, started by `serve`. In dry-run mode (no credentials)
-it logs each message instead of sending it, and marks it sent.
+it logs each message instead of sending it, and marks it sent. Besides sending,
+its loop runs the getsendresult follow-up and purges old sent items.
+
+Order: items are handled in id order, and an item is not claimed while an earlier
+item for one of its recipients is unfinished (outbox.claim). When an item fails,
+the items after it in the same batch that share a recipient are given back.
 """
 
 from __future__ import annotations
@@ -10,22 +15,29 @@ import logging
 import os
 import random
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from . import health, metrics
 from .dingtalk import Client, SendResult
 from .errors import DingTalkError, OutboxUnavailable
+from .followup import FollowUp
+from .limits import Limits, next_day
 from .outbox import Item, Outbox
 from .settings import Settings
+from .tokenstore import shared_storage
 
 log = logging.getLogger(__name__)
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
 GIVE_UP_AFTER_S = 24 * 3600.0
+PURGE_EVERY_S = 600.0
+WHITELIST_ERRCODE = 60020
 
 
 class Sender(Protocol):
@@ -51,73 +63,202 @@ def backoff(attempts: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF
     return step / 2 + random.uniform(0, step / 2)
 
 
+def _start_time(pid: int) -> str:
+    """The pid's start time (Linux), or "" when it is gone or a zombie (killed, not reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return ""
+    return "" if fields[0] in {"Z", "X"} else fields[19]
+
+
+def process_owner(pid: int | None = None) -> str:
+    """Who holds a lease: host, pid and the pid's start time (pids are reused)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when `owner` is a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another host: only its lease can tell
+    return process_owner(int(pid_text)) != owner
+
+
 class Worker:
     def __init__(
         self,
         outbox: Outbox,
         sender: Sender,
         *,
+        limits: Limits | None = None,
+        followup: FollowUp | None = None,
         poll_s: float = 0.2,
         give_up_after_s: float = GIVE_UP_AFTER_S,
+        backoff_min_s: float = BACKOFF_BASE_S,
+        backoff_max_s: float = BACKOFF_CAP_S,
+        followup_delay_s: float = 60.0,
+        retention_s: float | None = None,
+        lease_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         parent_pid: int | None = None,
     ) -> None:
         self.parent_pid = parent_pid
         self.outbox = outbox
         self.sender = sender
+        self.limits = limits
+        self.followup = followup
         self.poll_s = poll_s
         self.give_up_after_s = give_up_after_s
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = backoff_max_s
+        self.followup_delay_s = followup_delay_s
+        self.retention_s = retention_s
+        self.lease_s = lease_s
         self.clock = clock
+        self.owner = process_owner()
         self.stopping = threading.Event()
+        self._last_purge = 0.0
 
     def run_once(self) -> int:
         """Claim and handle one batch; return how many items were handled."""
-        items = self.outbox.claim(limit=10)
+        items = self.outbox.claim(limit=10, lease_s=self.lease_s, owner=self.owner)
+        behind: set[str] = set()  # recipients of an item in this batch that did not go out
         for n, item in enumerate(items):
             if self.stopping.is_set():
                 for rest in items[n:]:
-                    self.outbox.release(rest.id)
+                    self.outbox.release(rest.id, self.owner)
                 return n
-            self.handle(item)
+            if item.recipients & behind:
+                self.outbox.release(item.id, self.owner)  # keep its place behind the failure
+                behind |= item.recipients
+                continue
+            if not self.handle(item):
+                behind |= item.recipients
         return len(items)
 
-    def handle(self, item: Item) -> None:
+    def handle(self, item: Item) -> bool:
+        """Send one item; True if it went out (or is dead), False if it is still pending."""
+        if not self.outbox.renew(item.id, self.owner, self.lease_s):
+            log.warning("lease_lost id=%d", item.id)
+            return False
+        if self.limits is not None:
+            item = self._hold_over_cap(item)
+            if not item.userids and not item.departments:
+                return True
+            if not self._wait_for_room(item):
+                return False
         try:
             results = self.sender.async_send(list(item.userids), item.msg, list(item.departments))
         except DingTalkError as e:
-            self._failed(item, e)
-            return
-        self.outbox.mark_sent(item.id, [r.task_id for r in results])
+            return self._failed(item, e)
+        task_ids = [r.task_id for r in results]
+        self.outbox.mark_sent(item.id, task_ids, followup_after_s=self.followup_delay_s)
         metrics.sends.labels("sent", "").inc()
-        log.info(
-            "sent id=%d receiver=%s task_ids=%s",
-            item.id,
-            item.receiver,
-            [r.task_id for r in results],
-        )
+        log.info("sent id=%d receiver=%s task_ids=%s", item.id, item.receiver, task_ids)
+        if self.limits is not None:
+            for userid in self.limits.count_sent(item.userids):
+                metrics.user_daily_quota_warnings.inc()
+                log.warning(
+                    "user_daily_quota_warning userid=%s sent=%d%% of %d today",
+                    userid, 80, self.limits.daily,
+                )  # fmt: skip
+        return True
 
-    def _failed(self, item: Item, e: DingTalkError) -> None:
-        age = self.clock() - item.created_at
+    def _hold_over_cap(self, item: Item) -> Item:
+        """Users past the daily cap wait for tomorrow in a held item; the rest go now."""
+        assert self.limits is not None
+        over = self.limits.over_daily(item.userids)
+        if not over:
+            return item
+        until = next_day(self.clock())
+        reason = f"daily limit of {self.limits.daily} messages per user reached"
+        held = self.outbox.hold(item.id, until=until, reason=reason, userids=over)
+        metrics.held.labels("user_daily_limit").inc(len(over))
+        log.warning(
+            "held id=%d as=%d userids=%s until=%s reason=%s",
+            item.id, held, ",".join(over), time.strftime("%Y-%m-%dT%H:%M:%S%z",
+                                                         time.localtime(until)), reason,
+        )  # fmt: skip
+        if held == item.id:
+            return replace(item, userids=(), departments=())
+        return replace(item, userids=tuple(u for u in item.userids if u not in set(over)))
+
+    def _wait_for_room(self, item: Item) -> bool:
+        """Wait for the rate and per-minute limits; False if stopping meanwhile."""
+        assert self.limits is not None
+        n = len(item.userids) + len(item.departments)
+        while (wait := self.limits.reserve(n)) > 0:
+            metrics.limit_waits.inc(wait)
+            if self.stopping.wait(min(wait, self.lease_s / 2)):
+                self.outbox.release(item.id, self.owner)
+                return False
+            self.outbox.renew(item.id, self.owner, self.lease_s)
+        return True
+
+    def _failed(self, item: Item, e: DingTalkError) -> bool:
+        age = self.clock() - item.due_since
         errclass = type(e).__name__.removesuffix("Error").lower()
         if e.retryable and age < self.give_up_after_s:
-            delay = backoff(item.attempts)
-            self.outbox.mark_retry(item.id, delay_s=delay, error=str(e), errcode=e.errcode)
+            delay = backoff(item.attempts, base=self.backoff_min_s, cap=self.backoff_max_s)
+            self.outbox.mark_retry(
+                item.id, delay_s=delay, error=str(e), errcode=e.errcode, owner=self.owner
+            )
             metrics.sends.labels("retry", errclass).inc()
             metrics.retries.inc()
-            log.warning("retry_scheduled id=%d in=%.1fs error=%s", item.id, delay, e)
-        else:
-            self.outbox.mark_dead(item.id, error=str(e), errcode=e.errcode)
-            metrics.sends.labels("dead", errclass).inc()
-            metrics.dead_lettered.inc()
-            log.error("dead_lettered id=%d error=%s", item.id, e)
+            # A retry warning only when the error changes; the same one again is INFO.
+            level = logging.INFO if str(e) == item.last_error else logging.WARNING
+            log.log(level, "retry_scheduled id=%d attempt=%d in=%.1fs error=%s",
+                    item.id, item.attempts + 1, delay, e)  # fmt: skip
+            return False
+        self.outbox.mark_dead(item.id, error=str(e), errcode=e.errcode, owner=self.owner)
+        metrics.sends.labels("dead", errclass).inc()
+        metrics.dead_lettered.inc()
+        why = f"gave up after {age:.0f}s" if e.retryable else "permanent"
+        log.error("dead_lettered id=%d receiver=%s %s errcode=%s error=%s",
+                  item.id, item.receiver, why, e.errcode, e)  # fmt: skip
+        if e.errcode == WHITELIST_ERRCODE:
+            log.error(
+                "dingtalk_ip_not_whitelisted: DingTalk refuses calls from this host's egress IP."
+                " Whitelist the egress IP in the app's settings in the DingTalk developer console,"
+                " or set DINGTALK_PROXY to a proxy whose IP is whitelisted; then run"
+                " `dingtalk-receiver outbox retry --dead`"
+            )
+        return True
+
+    def recover_orphans(self) -> None:
+        """Items leased by a delivery process on this host that died go back at once."""
+        for owner in self.outbox.owners():
+            if owner != self.owner and owner_is_dead(owner):
+                n = self.outbox.release_owner(owner)
+                log.warning("lease_recovered owner=%s items=%d", owner, n)
+
+    def housekeeping(self) -> int:
+        done = self.followup.run_once() if self.followup is not None else 0
+        now = self.clock()
+        if self.retention_s is not None and now - self._last_purge > PURGE_EVERY_S:
+            self._last_purge = now
+            purged = self.outbox.purge_sent(self.retention_s)
+            if purged:
+                log.info("purged sent=%d older_than=%.0fs", purged, self.retention_s)
+        return done
 
     def run(self) -> None:
-        log.info("delivery_started")
+        log.info("delivery_started owner=%s", self.owner)
+        try:
+            self.recover_orphans()
+        except OutboxUnavailable as e:
+            log.error("outbox_unavailable error=%s", e)
         while not self.stopping.is_set():
             metrics.delivery_heartbeat.set(time.time())
             health.beat(os.path.dirname(self.outbox.path))
+            started = time.monotonic()
             try:
                 handled = self.run_once()
+                handled += self.housekeeping()
             except OutboxUnavailable as e:
                 log.error("outbox_unavailable error=%s", e)
                 handled = 0
@@ -125,14 +266,44 @@ class Worker:
                 log.error("delivery_orphaned parent=%d; exiting", self.parent_pid)
                 break
             if not handled:
-                self.stopping.wait(self.poll_s)
+                # A long backlog stuck behind an outage makes each claim scan it; idle
+                # polls then slow down so the scan stays a small share of a core.
+                self.stopping.wait(max(self.poll_s, 4 * (time.monotonic() - started)))
         log.info("delivery_stopped")
 
 
 def make_sender(settings: Settings) -> Sender:
     if settings.dry_run:
         return DryRunSender()
-    return Client(settings)
+    return Client(settings, storage=shared_storage(settings.data_dir))
+
+
+def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
+    outbox = Outbox(settings.data_dir)
+    sender = make_sender(settings)
+    limits = Limits(
+        outbox.path,
+        rate=settings.send_rate,
+        per_minute=settings.recipients_per_minute,
+        daily=settings.user_daily_limit,
+    )
+    followup = None
+    if isinstance(sender, Client):
+        followup = FollowUp(outbox, sender, retry_s=max(settings.followup_delay, 30.0))
+    return Worker(
+        outbox,
+        sender,
+        limits=limits,
+        followup=followup,
+        give_up_after_s=settings.give_up_after,
+        backoff_min_s=settings.backoff_min,
+        backoff_max_s=settings.backoff_max,
+        followup_delay_s=settings.followup_delay,
+        retention_s=settings.retention,
+        # one item is at most: a token fetch, a send, a refresh and a second send
+        lease_s=max(60.0, 4 * settings.http_timeout + 20),
+        parent_pid=parent_pid,
+    )
 
 
 def run_process(settings: Settings, parent_pid: int | None = None) -> None:
@@ -140,8 +311,19 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
     from .logs import setup_logging
 
     setup_logging()
-    worker = Worker(Outbox(settings.data_dir), make_sender(settings), parent_pid=parent_pid)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: worker.stopping.set())
+    stop = threading.Event()  # the one the worker watches, so no SIGTERM is ever missed
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    delay = 1.0
+    while True:  # an outbox that can't be opened now may be back in a moment: wait, don't die
+        try:
+            worker = make_worker(settings, parent_pid)
+            break
+        except OutboxUnavailable as e:
+            log.error("outbox_unavailable error=%s; delivery retries in %.0fs", e, delay)
+            if stop.wait(delay):
+                return
+            delay = min(delay * 2, 30.0)
+    worker.stopping = stop
     worker.run()

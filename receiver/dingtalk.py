@@ -20,6 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -38,17 +39,35 @@ GETSENDRESULT_PATH = "/topapi/message/corpconversation/getsendresult"
 MAX_USERIDS_PER_CALL = 100
 TOKEN_MARGIN_S = 300
 
-TOKEN_ERRCODES = frozenset({40014, 42001, 40001, 33001})
-# errcode -> why it is retryable; anything not here and not a token error is permanent.
-RETRYABLE_ERRCODES = frozenset({-1, 1430003, *range(90001, 90020)})
-PERMANENT_HINTS = {
-    60011: "the app lacks a permission: grant it in the DingTalk developer console",
-    60020: "the caller IP is not on the app's whitelist:"
-    " whitelist the egress IP or set DINGTALK_PROXY",
-    40056: "bad DINGTALK_APP_AGENT_ID",
-    52019: "bad DINGTALK_APP_AGENT_ID",
-    90020: "the monthly API quota is used up",
+# The one classification table. docs/delivery.md shows the same table; a test holds
+# them together. Transport failures are classified in `Client._request`: network
+# errors, timeouts, HTTP 5xx and 429, a non-JSON or `punish` reply are retryable;
+# another HTTP 4xx is permanent. An errcode not listed here is permanent.
+RETRYABLE, TOKEN, PERMANENT = "retryable", "token", "permanent"
+ERRCODES: dict[int, tuple[str, str]] = {
+    -1: (RETRYABLE, "system busy"),
+    **{code: (RETRYABLE, "throttled") for code in range(90001, 90020)},
+    1430003: (RETRYABLE, "platform protection"),
+    40014: (TOKEN, "invalid access_token"),
+    42001: (TOKEN, "access_token expired"),
+    40001: (TOKEN, "bad credential"),
+    33001: (TOKEN, "bad corp"),
+    40035: (PERMANENT, "bad parameter"),
+    400002: (PERMANENT, "bad parameter"),
+    43004: (PERMANENT, "bad Content-Type (a receiver bug)"),
+    40056: (PERMANENT, "bad DINGTALK_APP_AGENT_ID"),
+    52019: (PERMANENT, "bad DINGTALK_APP_AGENT_ID"),
+    60011: (PERMANENT, "the app lacks a permission: grant it in the DingTalk developer console"),
+    60020: (
+        PERMANENT,
+        "the caller IP is not on the app's whitelist:"
+        " whitelist the egress IP or set DINGTALK_PROXY",
+    ),
+    90020: (PERMANENT, "the monthly API quota is used up"),
 }
+TOKEN_ERRCODES = frozenset(c for c, (kind, _) in ERRCODES.items() if kind == TOKEN)
+RETRYABLE_ERRCODES = frozenset(c for c, (kind, _) in ERRCODES.items() if kind == RETRYABLE)
+GATEWAY_ERRCODE = 88  # topapi's gateway error: the real reason is in sub_code
 
 _SECRET_QUERY = re.compile(r"((?:access_token|appsecret|session)=)[^&\s'\"]+", re.IGNORECASE)
 
@@ -84,12 +103,18 @@ def classify(errcode: int, errmsg: str, sub_code: str | None = None) -> DingTalk
     message = f"DingTalk errcode {errcode}: {errmsg}"
     if sub_code:
         message += f" (sub_code {sub_code})"
-    if errcode in TOKEN_ERRCODES or (errcode == 88 and sub_code in {"40014", "42001"}):
-        return TokenError(message, errcode=errcode, errmsg=errmsg)
-    if errcode in RETRYABLE_ERRCODES:
-        return RetryableError(message, errcode=errcode, errmsg=errmsg)
-    hint = PERMANENT_HINTS.get(errcode)
-    return PermanentError(f"{message}; {hint}" if hint else message, errcode=errcode, errmsg=errmsg)
+    code = errcode
+    if errcode == GATEWAY_ERRCODE and sub_code and sub_code.lstrip("-").isdigit():
+        code = int(sub_code)  # 88 is classified by its sub_code
+    kind, action = ERRCODES.get(code, (PERMANENT, ""))
+    # errcode carries the effective code (the sub_code of an 88), which is what to act on
+    if kind == TOKEN:
+        return TokenError(message, errcode=code, errmsg=errmsg)
+    if kind == RETRYABLE:
+        return RetryableError(message, errcode=code, errmsg=errmsg)
+    return PermanentError(
+        f"{message}; {action}" if action else message, errcode=code, errmsg=errmsg
+    )
 
 
 @dataclass(frozen=True)
@@ -178,21 +203,30 @@ class Client(AppKeyClient):  # type: ignore[misc]
     def access_token(self) -> str:
         token = self.cache.access_token.get()
         if token is None:
-            ret = self.get_access_token()
-            metrics.token_refreshes.inc()
-            token = str(ret["access_token"])
-            expires_in = int(ret.get("expires_in", 7200))
-            self.cache.access_token.set(value=token, ttl=max(60, expires_in - TOKEN_MARGIN_S))
+            lock = getattr(getattr(self.storage, "kvdb", None), "lock", None)
+            with lock() if lock else nullcontext():  # one fetch for every process on the host
+                token = self.cache.access_token.get()
+                if token is None:
+                    ret = self.get_access_token()
+                    metrics.token_refreshes.inc()
+                    token = str(ret["access_token"])
+                    expires_in = int(ret.get("expires_in", 7200))
+                    ttl = max(60, expires_in - TOKEN_MARGIN_S)  # refresh before it runs out
+                    self.cache.access_token.set(value=token, ttl=ttl)
         return str(token)
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST a JSON body to a topapi path; on a bad token, refresh once and retry once."""
+        used = self.access_token
         try:
             result: dict[str, Any] = self.post(path, data=body)
             return result
         except TokenError:
             log.info("token_refresh path=%s", path)
-            self.cache.access_token.delete()
+            # Drop the token only if it is still the one we used: another process may
+            # already have put a fresh one in the shared cache.
+            if self.cache.access_token.get() == used:
+                self.cache.access_token.delete()
         result = self.post(path, data=body)
         return result
 

@@ -51,6 +51,18 @@ send_result_users = Counter(
     f"{NS}_send_result_users_total",
     "Recipients that getsendresult reported as invalid, forbidden or failed.", ["kind"],
 )  # fmt: skip
+held = Counter(
+    f"{NS}_held_recipients_total",
+    "Recipients held for the next day by a client-side limit.", ["limit"],
+)  # fmt: skip
+user_daily_quota_warnings = Counter(
+    f"{NS}_user_daily_quota_warnings_total",
+    "Users who reached 80 % of the per-user daily message limit.",
+)
+limit_waits = Counter(
+    f"{NS}_limit_wait_seconds_total",
+    "Seconds the delivery worker waited for the send rate or per-minute limits.",
+)
 config_reloads = Counter(f"{NS}_config_reloads_total", "Config reloads, by outcome.", ["outcome"])
 config_last_reload = Gauge(
     f"{NS}_config_last_reload_success_timestamp_seconds",

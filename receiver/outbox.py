@@ -1,8 +1,14 @@
 """The outbox: SQLite (WAL) in RECEIVER_DATA_DIR, the only copy of an accepted alert.
 
-States: queued -> sending -> sent | retry -> ... -> dead. Each transition is its
-own committed transaction. A claim carries a lease; an item whose claimer died
-goes back to the queue when its lease runs out. Safe for several processes.
+    queued ──claim──► sending ──► sent ──(follow-up, then retention)──► purged
+       ▲                 │ └────► retry ──(due)──► sending …
+       └──(lease expired, released, held to tomorrow)  └──► dead (permanent, or too old)
+
+Each transition is its own committed transaction (BEGIN IMMEDIATE, synchronous=FULL).
+A claim carries an owner and a lease; an item whose claimer died goes back to the
+queue when its lease runs out (or at once, when the claimer is known to be dead).
+Claims keep per-recipient order: an item is not claimed while an earlier item that
+shares a recipient is unfinished, unless both are in the same claim.
 """
 
 from __future__ import annotations
@@ -39,7 +45,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     sent_at REAL
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id INTEGER NOT NULL REFERENCES outbox (id),
@@ -48,10 +53,26 @@ CREATE TABLE IF NOT EXISTS attempts (
     errcode INTEGER,
     error TEXT
 );
+"""
+# Columns added after the first schema; an older file gets them by ALTER TABLE.
+COLUMNS = {
+    "owner": "TEXT",  # who holds the lease: host:pid:start
+    "due_since": "REAL",  # when the item first became due; the give-up age counts from here
+    "hold_reason": "TEXT",  # set while held for a client-side limit (does not block order)
+    "followup_at": "REAL",  # when getsendresult is due
+    "send_result": "TEXT",  # what getsendresult said (JSON)
+}
+INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_followup ON outbox (followup_at) WHERE followup_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS attempts_item ON attempts (item_id);
 """
 
 STATES = ("queued", "sending", "sent", "retry", "dead")
+_DUE = (
+    "((state IN ('queued','retry') AND next_attempt_at<=:now)"
+    " OR (state='sending' AND lease_until<:now))"
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +91,17 @@ class Item:
     task_ids: tuple[int, ...]
     errcode: int | None
     last_error: str | None
+    due_since: float = 0.0
+    owner: str | None = None
+    hold_reason: str | None = None
+    sent_at: float | None = None
+    followup_at: float | None = None
+    send_result: dict[str, Any] | None = None
+
+    @property
+    def recipients(self) -> frozenset[str]:
+        """Keys that order is kept by: each userid, and each department as `dept:N`."""
+        return frozenset(self.userids) | {f"dept:{d}" for d in self.departments}
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Item:
@@ -80,15 +112,59 @@ class Item:
             receiver=row["receiver"],
             group_key=row["group_key"],
             msg=json.loads(row["msg"]),
-            userids=tuple(u for u in row["userids"].split(",") if u),
-            departments=tuple(int(d) for d in row["departments"].split(",") if d),
+            userids=_split(row["userids"]),
+            departments=tuple(int(d) for d in _split(row["departments"])),
             attempts=row["attempts"],
             created_at=row["created_at"],
             next_attempt_at=row["next_attempt_at"],
             task_ids=tuple(json.loads(row["task_ids"] or "[]")),
             errcode=row["errcode"],
             last_error=row["last_error"],
+            due_since=row["due_since"] or row["created_at"],
+            owner=row["owner"],
+            hold_reason=row["hold_reason"],
+            sent_at=row["sent_at"],
+            followup_at=row["followup_at"],
+            send_result=json.loads(row["send_result"]) if row["send_result"] else None,
         )
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(u for u in text.split(",") if u)
+
+
+def _keys(userids: str, departments: str) -> set[str]:
+    return set(_split(userids)) | {f"dept:{d}" for d in _split(departments)}
+
+
+def connect(
+    path: str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"
+) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One IMMEDIATE transaction on `db`, closed afterwards; sqlite errors -> OutboxUnavailable."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        yield db
+        db.execute("COMMIT")
+    except sqlite3.Error as e:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise OutboxUnavailable(f"outbox: {e}") from None
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    finally:
+        db.close()
 
 
 class Outbox:
@@ -97,40 +173,33 @@ class Outbox:
         self.busy_timeout_ms = busy_timeout_ms
         try:
             os.makedirs(data_dir, exist_ok=True)
-            with self._connect() as db:
-                db.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as e:
+            with self._tx() as db:  # DDL is transactional: several workers may start at once
+                for stmt in SCHEMA.split(";"):
+                    db.execute(stmt)
+                have = {r["name"] for r in db.execute("PRAGMA table_info(outbox)")}
+                for name, decl in COLUMNS.items():
+                    if name not in have:
+                        db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
+                for stmt in INDEXES.split(";"):
+                    db.execute(stmt)
+        except (OSError, OutboxUnavailable, sqlite3.Error) as e:
             raise OutboxUnavailable(f"cannot open outbox {self.path}: {e}") from None
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
-        return db
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction; sqlite errors become OutboxUnavailable."""
         try:
-            db = self._connect()
+            db = connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
         except sqlite3.Error as e:
             raise OutboxUnavailable(f"outbox: {e}") from None
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as e:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise OutboxUnavailable(f"outbox: {e}") from None
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+        with transaction(db) as tx:
+            yield tx
+
+    def _log(self, db: sqlite3.Connection, item_id: int, outcome: str, errcode: int | None = None,
+             error: str | None = None) -> None:  # fmt: skip
+        db.execute(
+            "INSERT INTO attempts (item_id, at, outcome, errcode, error) VALUES (?,?,?,?,?)",
+            (item_id, time.time(), outcome, errcode, error),
+        )
 
     # -- accept path -----------------------------------------------------------------------
     def enqueue(self, entries: Iterable[Entry], *, source: str, group_key: str) -> list[int]:
@@ -141,12 +210,12 @@ class Outbox:
             for e in entries:
                 cur = db.execute(
                     "INSERT INTO outbox (created_at, updated_at, state, source, receiver,"
-                    " group_key, msg, userids, departments, next_attempt_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    " group_key, msg, userids, departments, next_attempt_at, due_since)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         now, now, "queued", source, e.receiver, group_key,
                         json.dumps(e.msg, ensure_ascii=False, separators=(",", ":")),
-                        ",".join(e.userids), ",".join(str(d) for d in e.departments), now,
+                        ",".join(e.userids), ",".join(str(d) for d in e.departments), now, now,
                     ),
                 )  # fmt: skip
                 ids.append(int(cur.lastrowid or 0))
@@ -154,66 +223,236 @@ class Outbox:
 
     # -- delivery path ---------------------------------------------------------------------
     def claim(
-        self, *, limit: int = 10, lease_s: float = 60.0, now: float | None = None
+        self,
+        *,
+        limit: int = 10,
+        lease_s: float = 60.0,
+        owner: str = "",
+        now: float | None = None,
     ) -> list[Item]:
-        """Take due items (or items whose claimer's lease expired), oldest first."""
+        """Lease due items, oldest first, without letting one overtake an earlier one.
+
+        An unfinished item blocks later items that share a recipient, unless it is
+        held for a client-side limit or is claimed in this same batch (the worker
+        handles a batch in id order and gives back what follows a failure).
+        """
         now = time.time() if now is None else now
         with self._tx() as db:
+            if db.execute(f"SELECT 1 FROM outbox WHERE {_DUE} LIMIT 1", {"now": now}).fetchone():
+                chosen = self._pick(db, now, limit)
+            else:
+                chosen = []
+            if not chosen:
+                return []
+            marks = ",".join("?" * len(chosen))
             rows = db.execute(
-                "UPDATE outbox SET state='sending', lease_until=?, updated_at=? WHERE id IN ("
-                " SELECT id FROM outbox WHERE (state IN ('queued','retry') AND next_attempt_at<=?)"
-                " OR (state='sending' AND lease_until<?) ORDER BY id LIMIT ?) RETURNING *",
-                (now + lease_s, now, now, now, limit),
+                "UPDATE outbox SET state='sending', owner=?, lease_until=?, updated_at=?,"
+                f" hold_reason=NULL WHERE id IN ({marks}) RETURNING *",
+                (owner, now + lease_s, now, *chosen),
             ).fetchall()
         return sorted((Item.from_row(r) for r in rows), key=lambda i: i.id)
 
-    def mark_sent(self, item_id: int, task_ids: list[int]) -> None:
+    @staticmethod
+    def _pick(db: sqlite3.Connection, now: float, limit: int) -> list[int]:
+        blocked: set[str] = set()
+        chosen: list[int] = []
+        rows = db.execute(
+            "SELECT id, state, next_attempt_at, lease_until, hold_reason, userids, departments"
+            " FROM outbox WHERE state IN ('queued','retry','sending') ORDER BY id"
+        )
+        for r in rows:
+            keys = _keys(r["userids"], r["departments"])
+            due = (r["state"] != "sending" and r["next_attempt_at"] <= now) or (
+                r["state"] == "sending" and (r["lease_until"] or 0) < now
+            )
+            if due and not keys & blocked:
+                chosen.append(r["id"])
+                if len(chosen) >= limit:
+                    break
+            elif due or r["hold_reason"] is None:
+                blocked |= keys
+        return chosen
+
+    def renew(self, item_id: int, owner: str, lease_s: float) -> bool:
+        """Extend our lease before working on an item; False if it is no longer ours."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE outbox SET lease_until=? WHERE id=? AND state='sending' AND owner=?",
+                (time.time() + lease_s, item_id, owner),
+            )
+        return cur.rowcount == 1
+
+    def mark_sent(
+        self, item_id: int, task_ids: list[int], *, followup_after_s: float | None = None
+    ) -> None:
+        """Record the send. Not conditional on the lease: DingTalk has the message either way."""
         now = time.time()
+        followup = now + followup_after_s if followup_after_s is not None and task_ids else None
         with self._tx() as db:
             db.execute(
                 "UPDATE outbox SET state='sent', sent_at=?, updated_at=?, lease_until=NULL,"
-                " task_ids=?, attempts=attempts+1 WHERE id=?",
-                (now, now, json.dumps(task_ids), item_id),
+                " owner=NULL, task_ids=?, attempts=attempts+1, followup_at=? WHERE id=?",
+                (now, now, json.dumps(task_ids), followup, item_id),
             )
-            db.execute(
-                "INSERT INTO attempts (item_id, at, outcome) VALUES (?,?,'sent')", (item_id, now)
-            )
+            self._log(db, item_id, "sent", error=f"task_ids={task_ids}" if task_ids else None)
 
-    def mark_retry(self, item_id: int, *, delay_s: float, error: str, errcode: int | None) -> None:
-        self._fail(item_id, "retry", error, errcode, time.time() + delay_s)
+    def mark_retry(self, item_id: int, *, delay_s: float, error: str, errcode: int | None,
+                   owner: str | None = None) -> None:  # fmt: skip
+        self._fail(item_id, "retry", error, errcode, time.time() + delay_s, owner)
 
-    def mark_dead(self, item_id: int, *, error: str, errcode: int | None) -> None:
-        self._fail(item_id, "dead", error, errcode, None)
-
-    def _fail(
-        self, item_id: int, state: str, error: str, errcode: int | None, due: float | None
+    def mark_dead(
+        self, item_id: int, *, error: str, errcode: int | None, owner: str | None = None
     ) -> None:
+        self._fail(item_id, "dead", error, errcode, None, owner)
+
+    def _fail(self, item_id: int, state: str, error: str, errcode: int | None, due: float | None,
+              owner: str | None) -> None:  # fmt: skip
         now = time.time()
         with self._tx() as db:
             db.execute(
-                "UPDATE outbox SET state=?, updated_at=?, lease_until=NULL, attempts=attempts+1,"
-                " next_attempt_at=COALESCE(?, next_attempt_at), errcode=?, last_error=? WHERE id=?",
-                (state, now, due, errcode, error, item_id),
+                "UPDATE outbox SET state=?, updated_at=?, lease_until=NULL, owner=NULL,"
+                " attempts=attempts+1, next_attempt_at=COALESCE(?, next_attempt_at), errcode=?,"
+                " last_error=? WHERE id=? AND (? IS NULL OR (state='sending' AND owner=?))",
+                (state, now, due, errcode, error, item_id, owner, owner),
             )
-            db.execute(
-                "INSERT INTO attempts (item_id, at, outcome, errcode, error) VALUES (?,?,?,?,?)",
-                (item_id, now, state, errcode, error),
-            )
+            self._log(db, item_id, state, errcode, error)
 
-    def release(self, item_id: int) -> None:
-        """Give back a claimed item untouched (shutdown before it was tried)."""
+    def release(self, item_id: int, owner: str | None = None) -> None:
+        """Give back a claimed item untouched (shutdown, or an earlier item failed)."""
         with self._tx() as db:
             db.execute(
                 "UPDATE outbox SET state=CASE WHEN attempts>0 THEN 'retry' ELSE 'queued' END,"
-                " lease_until=NULL WHERE id=? AND state='sending'",
-                (item_id,),
+                " lease_until=NULL, owner=NULL WHERE id=? AND state='sending'"
+                " AND (? IS NULL OR owner=?)",
+                (item_id, owner, owner),
             )
+
+    def release_owner(self, owner: str) -> int:
+        """Give back every item leased by `owner` (a claimer known to be dead)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE outbox SET state=CASE WHEN attempts>0 THEN 'retry' ELSE 'queued' END,"
+                " lease_until=NULL, owner=NULL WHERE state='sending' AND owner=?",
+                (owner,),
+            )
+        return cur.rowcount
+
+    def owners(self) -> set[str]:
+        with self._tx() as db:
+            rows = db.execute("SELECT DISTINCT owner FROM outbox WHERE state='sending'").fetchall()
+        return {r["owner"] for r in rows if r["owner"]}
+
+    def hold(self, item_id: int, *, until: float, reason: str,
+             userids: Iterable[str] | None = None) -> int:  # fmt: skip
+        """Park recipients until `until` (a client-side limit). Returns the held item's id.
+
+        With `userids`, only those move to a new held item (same message); the rest of
+        the item stays claimed and is sent now. Without, the whole item is held.
+        """
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM outbox WHERE id=?", (item_id,)).fetchone()
+            current = _split(row["userids"])
+            moving = [u for u in userids if u in current] if userids is not None else None
+            if moving is not None and not moving:
+                return item_id  # nobody to hold
+            whole = moving is None or (set(moving) >= set(current) and not row["departments"])
+            if whole or not moving:
+                db.execute(
+                    "UPDATE outbox SET state='queued', next_attempt_at=?, due_since=?,"
+                    " hold_reason=?, lease_until=NULL, owner=NULL, updated_at=? WHERE id=?",
+                    (until, until, reason, now, item_id),
+                )
+                self._log(db, item_id, "held", error=reason)
+                return item_id
+            keep = [u for u in current if u not in set(moving)]
+            cur = db.execute(
+                "INSERT INTO outbox (created_at, updated_at, state, source, receiver, group_key,"
+                " msg, userids, departments, next_attempt_at, due_since, hold_reason)"
+                " VALUES (?,?,'queued',?,?,?,?,?,'',?,?,?)",
+                (row["created_at"], now, row["source"], row["receiver"], row["group_key"],
+                 row["msg"], ",".join(moving), until, until, reason),
+            )  # fmt: skip
+            new_id = int(cur.lastrowid or 0)
+            db.execute("UPDATE outbox SET userids=? WHERE id=?", (",".join(keep), item_id))
+            self._log(db, item_id, "split", error=f"{','.join(moving)} -> #{new_id}: {reason}")
+            self._log(db, new_id, "held", error=f"from #{item_id}: {reason}")
+        return new_id
+
+    # -- send-result follow-up ---------------------------------------------------------------
+    def claim_followups(self, *, limit: int = 10, lease_s: float = 120.0) -> list[Item]:
+        now = time.time()
+        with self._tx() as db:
+            rows = db.execute(
+                "UPDATE outbox SET followup_at=? WHERE id IN (SELECT id FROM outbox"
+                " WHERE followup_at<=? ORDER BY followup_at LIMIT ?) RETURNING *",
+                (now + lease_s, now, limit),
+            ).fetchall()
+        return sorted((Item.from_row(r) for r in rows), key=lambda i: i.id)
+
+    def record_followup(
+        self,
+        item_id: int,
+        result: dict[str, Any] | None,
+        *,
+        error: str | None = None,
+        again_at: float | None = None,
+    ) -> None:
+        """Store what getsendresult said; or note the error and try `again_at` (None: give up)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET followup_at=?, send_result=COALESCE(?, send_result) WHERE id=?",
+                (
+                    None if result is not None else again_at,
+                    json.dumps(result, ensure_ascii=False) if result is not None else None,
+                    item_id,
+                ),
+            )
+            if error:
+                self._log(db, item_id, "followup_error", error=error)
+
+    # -- operator actions ------------------------------------------------------------------
+    def requeue(self, item_id: int | None = None) -> int:
+        """Make a dead or retrying item (or, with None, every dead item) due now."""
+        now = time.time()
+        where = "id=? AND state IN ('dead','retry','queued')" if item_id else "state='dead'"
+        with self._tx() as db:
+            ids = [
+                r["id"]
+                for r in db.execute(
+                    f"SELECT id FROM outbox WHERE {where}", (item_id,) if item_id else ()
+                )
+            ]
+            for i in ids:
+                db.execute(
+                    "UPDATE outbox SET state='queued', next_attempt_at=?, due_since=?,"
+                    " hold_reason=NULL, updated_at=? WHERE id=?",
+                    (now, now, now, i),
+                )
+                self._log(db, i, "requeued", error="by operator")
+        return len(ids)
+
+    def purge_sent(self, older_than_s: float) -> int:
+        cutoff = time.time() - older_than_s
+        old = "SELECT id FROM outbox WHERE state='sent' AND sent_at<?"
+        with self._tx() as db:
+            db.execute(f"DELETE FROM attempts WHERE item_id IN ({old})", (cutoff,))
+            cur = db.execute("DELETE FROM outbox WHERE state='sent' AND sent_at<?", (cutoff,))
+        return cur.rowcount
 
     # -- inspection ------------------------------------------------------------------------
     def get(self, item_id: int) -> Item | None:
         with self._tx() as db:
             row = db.execute("SELECT * FROM outbox WHERE id=?", (item_id,)).fetchone()
         return Item.from_row(row) if row else None
+
+    def history(self, item_id: int) -> list[dict[str, Any]]:
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT at, outcome, errcode, error FROM attempts WHERE item_id=? ORDER BY id",
+                (item_id,),
+            ).fetchall()
+        return [dict(r) for r in rows]
 
     def items(self, state: str | None = None, limit: int = 1000) -> list[Item]:
         with self._tx() as db:

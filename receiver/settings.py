@@ -21,7 +21,34 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `5m`, `24h`, `7d` -> seconds."""
+    raw = text.strip().lower()
+    unit = _UNITS.get(raw[-1:], None)
+    number = raw[:-1] if unit else raw
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration (like 90s, 5m, 24h, 7d)") from None
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse_duration(raw)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, positive: bool = False) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -29,27 +56,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a number") from None
-    if value < 0:
-        raise ValueError(f"{name}={raw!r} is negative")
+    if value < 0 or (positive and value == 0):
+        raise ValueError(f"{name}={raw!r} must be {'positive' if positive else 'zero or more'}")
     return value
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(env: Mapping[str, str], name: str, default: float) -> float:
-    """Seconds from `3600`, `90s`, `30m`, `6h` or `1d`; 0 means off."""
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    number, unit = (raw[:-1], raw[-1]) if raw[-1] in _UNITS else (raw, "s")
-    try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a duration such as 6h, 30m or 3600") from None
-    if seconds < 0:
-        raise ValueError(f"{name}={raw!r} is negative")
-    return seconds
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,15 @@ class Settings:
     directory_sync_interval: float = 6 * 3600.0  # seconds; 0 turns the periodic sync off
     directory_qps: float = 20.0  # DingTalk calls per second during a sync; 0 = unthrottled
     log_format: str = "text"
+    # delivery (docs/delivery.md)
+    give_up_after: float = 24 * 3600.0
+    backoff_min: float = 1.0
+    backoff_max: float = 300.0
+    send_rate: float = 10.0
+    recipients_per_minute: int = 5000
+    user_daily_limit: int = 500
+    followup_delay: float = 60.0
+    retention: float = 7 * 86400.0
 
     def __post_init__(self) -> None:
         if self.log_format not in LOG_FORMATS:
@@ -122,6 +140,15 @@ class Settings:
             ),
             "directory_qps": _float(env, "RECEIVER_DIRECTORY_QPS", 20.0),
             "log_format": (s("RECEIVER_LOG_FORMAT") or "text").lower(),
+            "http_timeout": _duration(env, "RECEIVER_HTTP_TIMEOUT", 10.0),
+            "give_up_after": _duration(env, "RECEIVER_GIVE_UP_AFTER", 24 * 3600.0),
+            "backoff_min": _duration(env, "RECEIVER_RETRY_BACKOFF_MIN", 1.0),
+            "backoff_max": _duration(env, "RECEIVER_RETRY_BACKOFF_MAX", 300.0),
+            "send_rate": _float(env, "RECEIVER_SEND_RATE", 10.0, positive=True),
+            "recipients_per_minute": _int(env, "RECEIVER_RECIPIENTS_PER_MINUTE", 5000),
+            "user_daily_limit": _int(env, "RECEIVER_USER_DAILY_LIMIT", 500),
+            "followup_delay": _duration(env, "RECEIVER_FOLLOWUP_DELAY", 60.0),
+            "retention": _duration(env, "RECEIVER_RETENTION", 7 * 86400.0),
         }
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and v is not None})

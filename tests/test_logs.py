@@ -142,9 +142,15 @@ def test_state_changes_logged_with_ids_without_payloads_or_secrets(
     )
 
     worker = Worker(Outbox(settings.data_dir), Client(settings), clock=lambda: 0.0)
-    fake_dingtalk.fail("asyncsend_v2", times=1, body={"errcode": 90002, "errmsg": "throttled"})
-    fake_dingtalk.fail("asyncsend_v2", times=1, body={"errcode": 60011, "errmsg": "no permission"})
-    assert worker.run_once() == 3  # retry, dead, sent
+    # sent, dead, retry: in that order, since a message in retry holds back the later
+    # messages to the same person, and all three go to the same person.
+    fake_dingtalk.fail(
+        "asyncsend_v2", times=1, body={"errcode": 60011, "errmsg": "no permission"}, after=1
+    )
+    fake_dingtalk.fail(
+        "asyncsend_v2", times=1, body={"errcode": 90002, "errmsg": "throttled"}, after=1
+    )
+    assert worker.run_once() == 3
     assert fake_dingtalk.sends()[-1].query["access_token"] == "tok-1"
 
     # Every level, both formats: no secret, and not the access token DingTalk issued.

@@ -117,3 +117,83 @@ def test_backoff_is_capped_and_jittered(attempts: int) -> None:
     step = min(300, 2**attempts)
     assert all(step / 2 <= d <= step for d in delays)
     assert len(delays) > 1
+
+
+def test_a_retrying_item_holds_back_later_items_for_the_same_user(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path))
+    first, second, other = (
+        box.enqueue([entry(*u)], source="alertmanager", group_key="g")[0]
+        for u in (("a",), ("a", "b"), ("c",))
+    )
+    (head,) = box.claim(limit=1)
+    box.mark_retry(head.id, delay_s=3600, error="HTTP 500", errcode=None)
+    # `second` shares "a" with the retrying `first`: it waits; `other` does not.
+    assert [i.id for i in box.claim()] == [other]
+    box.requeue(first)
+    assert [i.id for i in box.claim()] == [first, second]
+
+
+def test_a_live_lease_blocks_and_a_held_item_does_not(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path))
+    ids = [box.enqueue([entry("a")], source="am", group_key="g")[0] for _ in range(3)]
+    assert [i.id for i in box.claim(limit=1, owner="p1")] == [ids[0]]
+    assert box.claim(owner="p2") == []  # ids[0] is being sent by p1: the rest wait
+    box.hold(ids[0], until=10**10, reason="daily limit")
+    assert [i.id for i in box.claim(owner="p2")] == ids[1:]  # a held item does not block
+
+
+def test_hold_moves_only_the_given_users_to_a_held_item(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path))
+    (item_id,) = box.enqueue([entry("a", "b", "c")], source="am", group_key="g")
+    box.claim()
+    held_id = box.hold(item_id, until=10**10, reason="daily limit", userids=["b"])
+    item, held = box.get(item_id), box.get(held_id)
+    assert item is not None and held is not None
+    assert item.userids == ("a", "c") and item.state == "sending"
+    assert held.userids == ("b",) and held.state == "queued" and held.msg == MSG
+    assert held.hold_reason == "daily limit" and held.next_attempt_at == 10**10
+    assert [h["outcome"] for h in box.history(held_id)] == ["held"]
+
+
+def test_owner_checks_and_release_of_a_dead_owner(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path))
+    (item_id,) = box.enqueue([entry("a")], source="am", group_key="g")
+    box.claim(owner="host:1:1")
+    assert not box.renew(item_id, "host:2:2", 60)
+    box.mark_retry(item_id, delay_s=0, error="x", errcode=None, owner="host:2:2")
+    assert box.counts()["sending"] == 1  # not p2's to mark
+    assert box.owners() == {"host:1:1"}
+    assert box.release_owner("host:1:1") == 1
+    assert box.counts()["queued"] == 1
+
+
+def test_requeue_dead_and_purge_sent(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path))
+    a, b = (box.enqueue([entry(u)], source="am", group_key="g")[0] for u in "ab")
+    box.claim()
+    box.mark_dead(a, error="DingTalk errcode 40035: bad", errcode=40035)
+    box.mark_sent(b, [7], followup_after_s=60)
+    assert box.requeue() == 1 and box.counts()["queued"] == 1
+    assert box.purge_sent(3600) == 0
+    assert box.purge_sent(0) == 1
+    assert box.get(b) is None and box.history(b) == []
+    outcomes = [h["outcome"] for h in box.history(a)]
+    assert outcomes == ["dead", "requeued"]
+
+
+def test_an_outbox_from_the_first_schema_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    from receiver.outbox import SCHEMA
+
+    db = sqlite3.connect(tmp_path / "outbox.sqlite3")
+    db.executescript(SCHEMA)
+    db.execute(
+        "INSERT INTO outbox (created_at, updated_at, state, source, receiver, group_key, msg,"
+        " userids, departments, next_attempt_at) VALUES (1, 1, 'queued', 'am', 'ops', 'g', '{}',"
+        " 'a', '', 1)"
+    )
+    db.commit()
+    db.close()
+    (item,) = Outbox(str(tmp_path)).claim()
+    assert item.userids == ("a",) and item.due_since == 1 and item.hold_reason is None

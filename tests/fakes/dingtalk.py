@@ -8,6 +8,9 @@ listsub and user list; records every request; and can be scripted to fail:
     fake.fail("list", times=1, after=3)   # the 4th user/list call fails, not the 1st
     fake.invalidate_tokens()       # every issued token becomes bad (errcode 88/40014)
     fake.delay = 30                # every call hangs this long first
+    fake.fail_for("asyncsend_v2", seconds=3, status=500)   # an outage of 3 s from now
+    fake.recover()                 # drop every scripted failure
+    fake.delivered()               # the asyncsend_v2 calls that DingTalk accepted
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class Request:
     body: dict[str, Any] | None
     raw: bytes
     headers: dict[str, str]
+    status: int = 0  # what the fake answered
+    reply: Any = None
 
     @property
     def name(self) -> str:
@@ -46,6 +51,7 @@ class Failure:
     status: int = 200
     body: Any = None
     after: int = 0  # let this many matching calls through first
+    until: float | None = None  # time.monotonic() deadline, instead of a count
 
 
 @dataclass
@@ -104,6 +110,25 @@ class FakeDingTalk:
         with self._lock:
             self.failures.append(Failure(name, times, status, body, after))
 
+    def fail_for(self, name: str, seconds: float, status: int = 200, body: Any = None) -> None:
+        with self._lock:
+            until = time.monotonic() + seconds
+            self.failures.append(Failure(name, 1, status, body, until=until))
+
+    def recover(self) -> None:
+        with self._lock:
+            self.failures.clear()
+
+    def delivered(self) -> list[Request]:
+        """asyncsend_v2 calls answered with errcode 0."""
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if r.name == "asyncsend_v2" and r.status == 200
+                and isinstance(r.reply, dict) and r.reply.get("errcode") == 0
+            ]  # fmt: skip
+
     def invalidate_tokens(self) -> None:
         with self._lock:
             self._tokens.clear()
@@ -144,6 +169,7 @@ class FakeDingTalk:
         with self._lock:
             self.requests.append(req)
             status, reply = self._reply(req)
+            req.status, req.reply = status, reply
             self._lock.notify_all()
         data = reply if isinstance(reply, bytes) else json.dumps(reply, ensure_ascii=False).encode()
         h.send_response(status)
@@ -154,6 +180,10 @@ class FakeDingTalk:
 
     def _reply(self, req: Request) -> tuple[int, Any]:
         for f in self.failures:
+            if f.until is not None:
+                if f.name == req.name and time.monotonic() < f.until:
+                    return f.status, f.body if f.body is not None else {"errcode": -1}
+                continue
             if f.name == req.name and f.times > 0:
                 if f.after > 0:
                     f.after -= 1

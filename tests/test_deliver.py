@@ -1,0 +1,154 @@
+"""The delivery worker's decisions, over a real outbox and the fake DingTalk."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from receiver.deliver import Worker, make_worker, owner_is_dead, process_owner
+from receiver.dingtalk import ERRCODES, Client
+from receiver.followup import FollowUp
+from receiver.limits import Limits
+from receiver.outbox import Outbox
+from receiver.pipeline import Entry
+from receiver.settings import Settings
+from tests.conftest import ROOT
+from tests.fakes.dingtalk import FakeDingTalk
+
+MSG = {"msgtype": "text", "text": {"content": "磁盘满了"}}
+
+
+def enqueue(box: Outbox, *userids: str) -> int:
+    return box.enqueue([Entry("ops", MSG, userids)], source="alertmanager", group_key="g")[0]
+
+
+def test_a_failure_gives_back_later_items_of_the_batch_for_that_user(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    first, second, other = enqueue(box, "a"), enqueue(box, "a"), enqueue(box, "b")
+    fake_dingtalk.fail("asyncsend_v2", times=1, status=500, body={})
+    Worker(box, Client(live_settings)).run_once()
+    states = {i.id: i.state for i in box.items()}
+    assert states == {first: "retry", second: "queued", other: "sent"}
+    assert [r.body["userid_list"] for r in fake_dingtalk.delivered() if r.body] == ["b"]
+
+
+def test_users_past_the_daily_limit_are_held_for_tomorrow(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    limits = Limits(box.path, rate=1000, daily=2)
+    worker = Worker(box, Client(live_settings), limits=limits)
+    for _ in range(2):
+        enqueue(box, "a")
+    worker.run_once()
+    enqueue(box, "a", "b")
+    worker.run_once()
+    sent = [r.body["userid_list"] for r in fake_dingtalk.delivered() if r.body]
+    assert sent == ["a", "a", "b"]
+    (held,) = [i for i in box.items() if i.hold_reason]
+    assert held.userids == ("a",) and held.state == "queued"
+    assert held.next_attempt_at > held.created_at + 60
+    assert "held id=3" in caplog.text and "userids=a" in caplog.text
+    assert "user_daily_quota_warning userid=a" in caplog.text
+
+
+def test_ip_not_whitelisted_tells_the_operator(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    enqueue(box, "a")
+    body = {"errcode": 60020, "errmsg": "访问ip不在白名单之中 request ip=203.0.113.9"}
+    fake_dingtalk.fail("asyncsend_v2", times=1, body=body)
+    Worker(box, Client(live_settings)).run_once()
+    (item,) = box.items()
+    assert item.state == "dead" and item.errcode == 60020 and "白名单" in str(item.last_error)
+    assert "whitelist the egress IP" in caplog.text and "DINGTALK_PROXY" in caplog.text
+
+
+def test_a_repeated_retry_is_warned_once(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    enqueue(box, "a")
+    fake_dingtalk.fail("asyncsend_v2", times=3, status=500, body={})
+    worker = Worker(box, Client(live_settings), backoff_min_s=0, backoff_max_s=0)
+    for _ in range(3):
+        worker.run_once()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([r for r in warnings if "retry_scheduled" in r.getMessage()]) == 1
+    assert box.items()[0].attempts == 3
+
+
+def test_followup_records_and_logs_who_was_missed(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    item_id = enqueue(box, "a", "nobody", "busy")
+    client = Client(live_settings)
+    Worker(box, client, followup_delay_s=0).run_once()
+    fake_dingtalk.send_results[1001] = {
+        "invalid_user_id_list": ["nobody"],
+        "forbidden_user_id_list": ["busy"],
+        "forbidden_list": [{"code": "143105", "count": 1, "userid": "busy"}],
+        "read_user_id_list": ["a"],
+    }
+    assert FollowUp(box, client).run_once() == 1
+    item = box.get(item_id)
+    assert item is not None and item.followup_at is None and item.send_result is not None
+    assert item.send_result["invalid"] == ["nobody"] and item.send_result["forbidden"] == ["busy"]
+    assert "invalid_userids=nobody" in caplog.text
+    assert "busy:143105(over the per-user daily limit)" in caplog.text
+    assert FollowUp(box, client).run_once() == 0  # once per item
+    (call,) = [r for r in fake_dingtalk.requests if r.name == "getsendresult"]
+    assert call.body == {"agent_id": 424242, "task_id": 1001}
+
+
+def test_followup_waits_for_its_delay(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> None:
+    box = Outbox(live_settings.data_dir)
+    enqueue(box, "a")
+    client = Client(live_settings)
+    Worker(box, client, followup_delay_s=60).run_once()
+    assert FollowUp(box, client).run_once() == 0
+
+
+def test_make_worker_uses_the_settings(live_settings: Settings) -> None:
+    worker = make_worker(live_settings.with_(give_up_after=5.0, backoff_max=2.0, http_timeout=30))
+    assert worker.give_up_after_s == 5.0 and worker.backoff_max_s == 2.0
+    assert worker.lease_s == 140.0 and worker.followup is not None and worker.limits is not None
+
+
+def test_a_dead_owner_is_recognised() -> None:
+    me = process_owner()
+    assert not owner_is_dead(me)
+    assert owner_is_dead(me.rsplit(":", 1)[0] + ":0")  # same pid, another start: reused pid
+    assert not owner_is_dead("elsewhere:1:1")  # another host: only its lease can tell
+
+
+def test_the_docs_table_matches_the_code() -> None:
+    text = (ROOT / "docs/delivery.md").read_text()
+    for code, (kind, _) in ERRCODES.items():
+        if 90001 < code < 90020:
+            continue
+        row = re.search(rf"^\|[^|\n]*`{code}`[^|\n]*\|\s*(\w+)", text, re.M)
+        assert row, f"errcode {code} is not in docs/delivery.md"
+        assert row.group(1) == kind, code
+
+
+def test_delivery_settings_from_the_environment() -> None:
+    s = Settings.from_env(
+        {
+            "RECEIVER_GIVE_UP_AFTER": "2h",
+            "RECEIVER_SEND_RATE": "2.5",
+            "RECEIVER_FOLLOWUP_DELAY": "90",
+            "RECEIVER_RETENTION": "3d",
+            "RECEIVER_USER_DAILY_LIMIT": "400",
+        }
+    )
+    assert (s.give_up_after, s.send_rate, s.followup_delay) == (7200, 2.5, 90)
+    assert (s.retention, s.user_daily_limit, s.backoff_max) == (3 * 86400, 400, 300)
+    with pytest.raises(ValueError, match="RECEIVER_GIVE_UP_AFTER"):
+        Settings.from_env({"RECEIVER_GIVE_UP_AFTER": "tomorrow"})

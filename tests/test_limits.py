@@ -1,0 +1,48 @@
+"""Client-side limits on a real SQLite file: rate, recipients per minute, per-user day."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from receiver.limits import DINGTALK_DAY, Limits, day_of, next_day
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=DINGTALK_DAY).timestamp()
+
+
+def test_calls_per_second(tmp_path: Path) -> None:
+    limits = Limits(str(tmp_path / "l.sqlite3"), rate=3)
+    assert [limits.reserve(1, now=T0 + i * 0.01) for i in range(3)] == [0, 0, 0]
+    wait = limits.reserve(1, now=T0 + 0.5)
+    assert 0.49 < wait <= 0.51  # the first call of the window leaves it at T0 + 1
+    assert limits.reserve(1, now=T0 + 1.001) == 0
+
+
+def test_slow_rates_space_calls_out(tmp_path: Path) -> None:
+    limits = Limits(str(tmp_path / "l.sqlite3"), rate=0.5)
+    assert limits.reserve(1, now=T0) == 0
+    assert limits.reserve(1, now=T0 + 1) > 0.9
+    assert limits.reserve(1, now=T0 + 2.01) == 0
+
+
+def test_recipients_per_minute(tmp_path: Path) -> None:
+    limits = Limits(str(tmp_path / "l.sqlite3"), rate=1000, per_minute=250)
+    assert limits.reserve(100, now=T0) == 0
+    assert limits.reserve(100, now=T0 + 10) == 0
+    wait = limits.reserve(100, now=T0 + 20)
+    assert 39.9 < wait <= 40  # room again when the first 100 are a minute old
+    assert limits.reserve(100, now=T0 + 60.01) == 0
+
+
+def test_daily_cap_per_user_with_a_warning_at_80_percent(tmp_path: Path) -> None:
+    limits = Limits(str(tmp_path / "l.sqlite3"), daily=5)
+    crossed = [limits.count_sent(["a", "b"] if i < 2 else ["a"], now=T0) for i in range(5)]
+    assert crossed == [[], [], [], ["a"], []]  # 4 of 5 is 80 %
+    assert limits.over_daily(["a", "b", "c"], now=T0) == ["a"]
+    assert limits.over_daily(["a"], now=next_day(T0)) == []  # a new DingTalk day
+
+
+def test_the_day_is_china_time() -> None:
+    midnight = datetime(2026, 11, 29, 0, 0, tzinfo=DINGTALK_DAY).timestamp()
+    assert next_day(T0) == midnight
+    assert day_of(midnight - 1) == "2026-11-28" and day_of(midnight) == "2026-11-29"

@@ -1,0 +1,67 @@
+"""`dingtalk-receiver outbox`: list, show, retry, purge, as an operator runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from receiver.cli import main
+from receiver.outbox import Outbox
+from receiver.pipeline import Entry
+
+MSG = {"msgtype": "text", "text": {"content": "磁盘满了"}}
+
+
+@pytest.fixture
+def box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Outbox:
+    monkeypatch.setenv("RECEIVER_DATA_DIR", str(tmp_path))
+    box = Outbox(str(tmp_path))
+    ids = [
+        box.enqueue([Entry("ops", MSG, (u,))], source="alertmanager", group_key="g")[0]
+        for u in ("alice", "bob", "carol")
+    ]
+    box.claim()
+    box.mark_sent(ids[0], [1001])
+    box.mark_retry(ids[1], delay_s=60, error="DingTalk …: HTTP 500", errcode=None)
+    box.mark_dead(ids[2], error="DingTalk errcode 40035: 缺少参数", errcode=40035)
+    return box
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["outbox", *args])
+    return result.exit_code, result.output
+
+
+def test_list(box: Outbox) -> None:
+    code, out = run("list")
+    assert code == 0
+    assert out.splitlines()[0] == "queued=0 sending=0 sent=1 retry=1 dead=1"
+    assert len(out.splitlines()) == 4
+    code, out = run("list", "--state", "dead")
+    assert code == 0 and "carol" in out and "[40035]" in out and "alice" not in out
+
+
+def test_show_has_message_recipients_attempts_and_errors(box: Outbox) -> None:
+    code, out = run("show", "3")
+    assert code == 0
+    assert "recipients:  carol" in out and "磁盘满了" in out
+    assert "dead [40035] DingTalk errcode 40035: 缺少参数" in out
+    assert run("show", "99") == (1, "Error: no item 99\n")
+
+
+def test_retry_one_and_all_dead(box: Outbox) -> None:
+    assert run("retry", "3") == (0, "requeued 1\n")
+    assert box.counts()["queued"] == 1
+    assert run("retry", "1")[0] == 1  # a sent item is not sent again by accident
+    box.claim()
+    assert run("retry", "--dead") == (0, "requeued 0\n")
+    assert run("retry")[0] == 2
+
+
+def test_purge(box: Outbox) -> None:
+    assert run("purge", "--sent-older-than", "7d") == (0, "purged 0\n")
+    assert run("purge", "--sent-older-than", "0s") == (0, "purged 1\n")
+    assert box.get(1) is None and box.counts()["dead"] == 1
+    assert run("purge", "--sent-older-than", "soon")[0] == 2

@@ -1,0 +1,73 @@
+"""The token cache shared by every process on the host, with the real Client and fake DingTalk."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+from receiver.dingtalk import Client
+from receiver.settings import Settings
+from receiver.tokenstore import SqliteKv, shared_storage
+from tests.fakes.dingtalk import FakeDingTalk
+
+MSG = {"msgtype": "text", "text": {"content": "x"}}
+
+
+def gettokens(fake: FakeDingTalk) -> int:
+    return [r.path for r in fake.requests].count("/gettoken")
+
+
+def test_get_set_ttl_delete(tmp_path: Path) -> None:
+    kv = SqliteKv(str(tmp_path))
+    kv.set("k", "v", 60)
+    kv.set("gone", "v", 0.05)
+    assert kv.get("k") == "v"
+    time.sleep(0.1)
+    assert kv.get("gone") is None
+    kv.delete("k")
+    assert kv.get("k") is None
+    assert stat.S_IMODE(os.stat(kv.path).st_mode) == 0o600  # it holds live tokens
+
+
+def test_clients_share_one_token(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> None:
+    clients = [
+        Client(live_settings, storage=shared_storage(live_settings.data_dir)) for _ in range(8)
+    ]
+    threads = [threading.Thread(target=c.async_send, args=(["a"], MSG)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fake_dingtalk.delivered()) == 8
+    assert gettokens(fake_dingtalk) == 1  # a fleet fetches one token, not one each
+
+
+def test_token_is_refreshed_before_it_expires(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    fake_dingtalk.expires_in = 301  # the cache keeps it for expires_in - 300 s, at least 60
+    client = Client(live_settings, storage=shared_storage(live_settings.data_dir))
+    client.async_send(["a"], MSG)
+    kv = SqliteKv(live_settings.data_dir)
+    import sqlite3
+
+    db = sqlite3.connect(kv.path)
+    (expires_at,) = db.execute("SELECT expires_at FROM kv").fetchone()
+    db.close()
+    assert 55 < expires_at - time.time() <= 60
+
+
+def test_a_refresh_by_one_process_is_not_undone_by_another(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    a = Client(live_settings, storage=shared_storage(live_settings.data_dir))
+    b = Client(live_settings, storage=shared_storage(live_settings.data_dir))
+    a.async_send(["a"], MSG)
+    fake_dingtalk.invalidate_tokens()
+    a.async_send(["a"], MSG)  # a refreshes
+    b.async_send(["b"], MSG)  # b finds the fresh token
+    assert gettokens(fake_dingtalk) == 2
+    assert len(fake_dingtalk.delivered()) == 3
