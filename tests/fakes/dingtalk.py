@@ -32,6 +32,7 @@ class Request:
     body: dict[str, Any] | None
     raw: bytes
     headers: dict[str, str]
+    received_at: float = field(default_factory=time.time)  # wall clock, for bench/ latencies
 
     @property
     def name(self) -> str:
