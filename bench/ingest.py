@@ -41,7 +41,7 @@ def payload(n: int, tag: str = "ingest") -> dict[str, Any]:
                 "instance": f"api-{i}:9100",
                 "job": "api",
             },  # fmt: skip
-            "annotations": {"summary": f"{tag}-{i} p99 latency above 2s"},
+            "annotations": {"summary": f"{tag} alert {i}: p99 latency above 2s"},
             "startsAt": start,
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://prometheus:9090/graph?g0.expr=latency",
