@@ -15,7 +15,7 @@ from receiver.settings import Settings
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.procs import Serve
 
-from . import delivery, ingest, load, render, report, routing, storm
+from . import delivery, disk, ingest, load, render, report, routing, storm
 from .bareflask import serve_options
 from .common import ROOT, machine, receiver_env, serve_rss, write_routing
 
@@ -43,10 +43,12 @@ def main() -> None:
         results["routing"] = routing.measure(tmp)
         say("5 render: a 500-alert group")
         results["render"] = render.measure()
+        say("1 ingest floor: one durable SQLite commit on this disk")
+        results["disk"] = disk.measure(tmp)
         say("1 ingest: receiver and bare Flask, alternating (about a minute)")
         results["ingest"] = ingest.measure(tmp, fake.url, routing_file)
         env = receiver_env(tmp / "data", fake.url, routing_file)
-        srv = Serve(env, tmp / "serve.log", workers=Settings.from_env({}).workers, cwd=ROOT)
+        srv = Serve(env, tmp / "serve.log", workers=Settings.from_env().workers, cwd=ROOT)
         try:
             time.sleep(1)
             idle = serve_rss(srv.proc.pid)

@@ -25,7 +25,7 @@ def serve_options(workers: int | None = None) -> dict[str, Any]:
     from receiver.server import ReceiverServer
     from receiver.settings import Settings
 
-    settings = Settings.from_env({}, workers=workers)
+    settings = Settings.from_env(workers=workers)
     cfg = ReceiverServer(settings).cfg
     return {k: cfg.settings[k].get() for k in SHARED if k in cfg.settings}
 

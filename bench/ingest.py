@@ -78,7 +78,7 @@ class BareFlask:
 def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
     body = tmp / "ingest-10.json"
     body.write_text(json.dumps(payload(10)))
-    workers = Settings.from_env({}).workers
+    workers = Settings.from_env().workers
     env = receiver_env(tmp / "ingest-data", fake_url, routing)
     bare = BareFlask(tmp / "bare.log", workers)
     srv = Serve(env, tmp / "serve-ingest.log", workers=workers, cwd=ROOT)

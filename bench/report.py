@@ -40,6 +40,7 @@ def table(r: dict[str, Any]) -> str:
     ing, a2d, st, rt, rd, mem = (r[k] for k in
         ("ingest", "accept_to_delivery", "storm", "routing", "render", "memory"))  # fmt: skip
     th, pc = ing["throughput"], ing["paced"]
+    dk = r["disk"]
     bare_rss = ing["rss_mb_after"]["bare"]["workers"]
     rows: list[tuple[str, str, str, str]] = [
         ("measurement", "receiver", "baseline", "ratio"),
@@ -51,6 +52,9 @@ def table(r: dict[str, Any]) -> str:
         (f"1 ingest p50/p99 ms at {pc['rate']} req/s",
          f"{_f(pc['receiver']['p50_ms'])}/{_f(pc['receiver']['p99_ms'])}",
          f"{_f(pc['bare']['p50_ms'])}/{_f(pc['bare']['p99_ms'])}", ""),
+        ("1 floor: one SQLite commit p50/p99 ms", f"{_f(dk['full']['p50_ms'], 2)}/"
+         f"{_f(dk['full']['p99_ms'], 2)} FULL", f"{_f(dk['normal']['p50_ms'], 2)}/"
+         f"{_f(dk['normal']['p99_ms'], 2)} NORMAL", ""),
         (f"2 accept->delivery p50/p99 ms, {a2d['steady']['rate']}/s",
          f"{_f(a2d['steady']['p50_ms'])}/{_f(a2d['steady']['p99_ms'])}", "", ""),
         (f"2 accept->delivery p50/p99 ms, burst {a2d['burst']['alerts']}",
