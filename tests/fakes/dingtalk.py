@@ -38,6 +38,7 @@ class Request:
     headers: dict[str, str]
     status: int = 0  # what the fake answered
     reply: Any = None
+    received_at: float = field(default_factory=time.time)  # wall clock, for bench/ latencies
 
     @property
     def name(self) -> str:

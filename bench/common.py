@@ -1,0 +1,134 @@
+"""What every measurement shares: the machine, percentiles, RSS, the routing under test."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.dingtalk import APP_KEY, APP_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "templates"
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model or platform.processor(),
+        "loadavg_at_start": list(os.getloadavg()),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def pct(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    s = sorted(values)
+    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def serve_rss(arbiter: int) -> dict[str, Any]:
+    """RSS of a gunicorn arbiter, each of its workers, and serve's delivery process."""
+    from tests.procs import descendants
+
+    kids = descendants(arbiter)
+    delivery = [p for p in kids if " deliver " in cmdline(p) + " "]
+    workers = [p for p in kids if p not in delivery]
+    return {
+        "arbiter": rss_mb(arbiter),
+        "workers": [rss_mb(p) for p in workers],
+        "delivery": rss_mb(delivery[0]) if delivery else None,
+    }
+
+
+def receiver_env(data_dir: Path, fake_url: str, routing: Path) -> dict[str, str]:
+    return {
+        "DINGTALK_APP_KEY": APP_KEY,
+        "DINGTALK_APP_SECRET": APP_SECRET,
+        "DINGTALK_APP_AGENT_ID": "424242",
+        "DINGTALK_API_BASE": fake_url,
+        "RECEIVER_DATA_DIR": str(data_dir),
+        "RECEIVER_ROUTING": str(routing),
+        "RECEIVER_TEMPLATES": str(TEMPLATES),
+    }
+
+
+def outbox_counts(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(url + "/readyz", timeout=10) as res:
+        counts: dict[str, int] = json.loads(res.read())["outbox"]
+    return counts
+
+
+def wait_drained(url: str, timeout: float) -> float | None:
+    """Seconds until nothing is queued, sending or retrying; None if not within timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        c = outbox_counts(url)
+        if c["queued"] + c["sending"] + c["retry"] == 0:
+            return time.monotonic() - start
+        time.sleep(0.1)
+    return None
+
+
+# Storm recipients: five teams of 40 people, and an SRE rota of 120 that overlaps them.
+TEAMS = 5
+TEAM_SIZE = 40
+SRE = [f"u{i:03d}" for i in range(180, 300)]
+
+
+def team_users(k: int) -> list[str]:
+    return [f"u{i:03d}" for i in range(k * TEAM_SIZE, (k + 1) * TEAM_SIZE)]
+
+
+def write_routing(path: Path) -> Path:
+    """The table every `serve` in the bench runs: the ingest/latency route and the storm's."""
+    users = sorted({u for k in range(TEAMS) for u in team_users(k)} | set(SRE))
+    lines = ["users:", "  alice: manager4220", "  bob: user0002"]
+    lines += [f"  {u}: {u}" for u in users]
+    lines += ["receivers:", "  - {name: ops, users: [alice]}", "  - {name: db, users: [bob]}"]
+    for k in range(TEAMS):
+        lines.append(f"  - {{name: team-{k}, users: [{', '.join(team_users(k))}]}}")
+    lines.append(f"  - {{name: sre, users: [{', '.join(SRE)}]}}")
+    lines += ["route:", "  receiver: ops", "  routes:"]
+    lines += ["    - {matchers: ['team=\"db\"', 'severity=~\"critical|page\"'], receiver: db}"]
+    for k in range(TEAMS):
+        lines.append(
+            f"    - {{matchers: ['team=\"team-{k}\"'], receiver: team-{k}, continue: true}}"
+        )
+    lines.append("    - {matchers: ['team=~\"team-.*\"', 'severity=\"critical\"'], receiver: sre}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,132 @@
+"""1. Ingest: POST /alertmanager (10 alerts) on a real `serve`, beside bare Flask, same gunicorn.
+
+Both servers stay up for the whole measurement, and the runs alternate (bare, receiver,
+bare, receiver) so that a noisy neighbour hurts both alike. Before every bare run the
+receiver's delivery backlog is drained, so its delivery process is idle then.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from receiver.settings import Settings
+from tests.procs import Serve, free_port, wait_http
+
+from . import load
+from .common import ROOT, receiver_env, serve_rss, wait_drained
+
+ROUNDS = 2
+THROUGHPUT_S = 6
+CONNS = 8
+PACED_RATE = 200
+PACED_S = 8
+DRAIN_TIMEOUT_S = 90
+
+
+def payload(n: int, tag: str = "ingest") -> dict[str, Any]:
+    """An Alertmanager v4 group of n firing alerts, routed to the `db` receiver."""
+    start = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    alerts = [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "HighLatency",
+                "team": "db",
+                "severity": "critical",
+                "instance": f"api-{i}:9100",
+                "job": "api",
+            },  # fmt: skip
+            "annotations": {"summary": f"{tag} alert {i}: p99 latency above 2s"},
+            "startsAt": start,
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=latency",
+            "fingerprint": f"{i:016x}",
+        }
+        for i in range(n)
+    ]
+    return {
+        "receiver": "dingtalk", "status": "firing", "alerts": alerts,
+        "groupLabels": {"alertname": "HighLatency"},
+        "commonLabels": {"alertname": "HighLatency", "team": "db", "severity": "critical"},
+        "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "version": "4",
+        "groupKey": '{}:{alertname="HighLatency"}', "truncatedAlerts": 0,
+    }  # fmt: skip
+
+
+class BareFlask:
+    def __init__(self, log_path: Path, workers: int) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.bareflask", "--listen", self.url[7:],
+             "--workers", str(workers)],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_http(self.url + "/healthz", proc=self.proc)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
+    body = tmp / "ingest-10.json"
+    body.write_text(json.dumps(payload(10)))
+    workers = Settings.from_env().workers
+    env = receiver_env(tmp / "ingest-data", fake_url, routing)
+    bare = BareFlask(tmp / "bare.log", workers)
+    srv = Serve(env, tmp / "serve-ingest.log", workers=workers, cwd=ROOT)
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "receiver": []}
+    drains: list[float | None] = []
+    try:
+        for url in (bare.url, srv.url):  # warm up both: imports, first connections
+            load.run(url + "/alertmanager", body, 1, CONNS)
+        drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))
+        for _ in range(ROUNDS):
+            runs["bare"].append(load.run(bare.url + "/alertmanager", body, THROUGHPUT_S, CONNS))
+            runs["receiver"].append(load.run(srv.url + "/alertmanager", body, THROUGHPUT_S, CONNS))
+            drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))
+        paced = {
+            "bare": load.run(bare.url + "/alertmanager", body, PACED_S, CONNS, PACED_RATE),
+            "receiver": load.run(srv.url + "/alertmanager", body, PACED_S, CONNS, PACED_RATE),
+        }
+        drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))
+        rss = {"receiver": serve_rss(srv.proc.pid), "bare": serve_rss(bare.proc.pid)}
+    finally:
+        srv.stop()
+        bare.stop()
+
+    def total(name: str) -> dict[str, Any]:
+        rs = runs[name]
+        reqs = sum(r["requests"] for r in rs)
+        secs = sum(r["seconds"] for r in rs)
+        return {
+            "rps": round(reqs / secs, 1),
+            "p50_ms": max(r["p50_ms"] for r in rs),
+            "p99_ms": max(r["p99_ms"] for r in rs),
+            "requests": reqs,
+            "errors": sum(r["errors"] for r in rs),
+            "runs": rs,
+        }
+
+    bare_t, recv_t = total("bare"), total("receiver")
+    return {
+        "generator": load.generator(),
+        "workers": workers,
+        "connections": CONNS,
+        "alerts_per_request": 10,
+        "throughput": {
+            "bare": bare_t,
+            "receiver": recv_t,
+            "ratio": round(recv_t["rps"] / bare_t["rps"], 3),
+        },  # fmt: skip
+        "paced": {"rate": PACED_RATE, **paced},
+        "drain_s": drains,
+        "rss_mb_after": rss,
+    }

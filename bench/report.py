@@ -1,0 +1,93 @@
+"""The table `make bench` prints, and the issue's targets checked against the figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(x: Any, nd: int = 1) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.{nd}f}" if isinstance(x, float) else str(x)
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    ing, a2d, storm = r["ingest"], r["accept_to_delivery"], r["storm"]
+    workers = [w for w in r["memory"]["after_storm"]["workers"] + r["memory"]["idle"]["workers"]]
+    workers += r["ingest"]["rss_mb_after"]["receiver"]["workers"]
+    rows = [
+        ("ingest throughput vs bare Flask", ">= 0.8x", ing["throughput"]["ratio"],
+         ing["throughput"]["ratio"] >= 0.8),
+        (f"ingest p99 at {ing['paced']['rate']} req/s", "< 25 ms",
+         ing["paced"]["receiver"]["p99_ms"], ing["paced"]["receiver"]["p99_ms"] < 25),
+        (f"accept->delivery p50 at {a2d['steady']['rate']} alerts/s", "< 100 ms",
+         a2d["steady"]["p50_ms"], a2d["steady"]["p50_ms"] < 100),
+        ("DingTalk calls per storm", "= lower bound", f"{storm['calls']} vs {storm['lower_bound']}",
+         storm["calls"] == storm["lower_bound"]),
+        ("routing, 1,000-route nested tree", "< 100 us/alert",
+         r["routing"]["nested"]["tree_us_per_alert"],
+         r["routing"]["nested"]["tree_us_per_alert"] < 100),
+        ("routing, 1,000 routes flat under the root", "< 100 us/alert",
+         r["routing"]["flat"]["tree_us_per_alert"],
+         r["routing"]["flat"]["tree_us_per_alert"] < 100),
+        ("worker RSS (largest seen)", "< 80 MB", max(w for w in workers if w),
+         max(w for w in workers if w) < 80),
+    ]  # fmt: skip
+    return [{"name": n, "target": t, "value": v, "met": bool(m)} for n, t, v, m in rows]
+
+
+def table(r: dict[str, Any]) -> str:
+    ing, a2d, st, rt, rd, mem = (r[k] for k in
+        ("ingest", "accept_to_delivery", "storm", "routing", "render", "memory"))  # fmt: skip
+    th, pc = ing["throughput"], ing["paced"]
+    dk = r["disk"]
+    bare_rss = ing["rss_mb_after"]["bare"]["workers"]
+    rows: list[tuple[str, str, str, str]] = [
+        ("measurement", "receiver", "baseline", "ratio"),
+        ("1 ingest req/s (10 alerts, max load)", _f(th["receiver"]["rps"]),
+         _f(th["bare"]["rps"]) + " bare Flask", _f(th["ratio"], 3)),
+        ("1 ingest p50/p99 ms at max load",
+         f"{_f(th['receiver']['p50_ms'])}/{_f(th['receiver']['p99_ms'])}",
+         f"{_f(th['bare']['p50_ms'])}/{_f(th['bare']['p99_ms'])}", ""),
+        (f"1 ingest p50/p99 ms at {pc['rate']} req/s",
+         f"{_f(pc['receiver']['p50_ms'])}/{_f(pc['receiver']['p99_ms'])}",
+         f"{_f(pc['bare']['p50_ms'])}/{_f(pc['bare']['p99_ms'])}", ""),
+        ("1 floor: one SQLite commit p50/p99 ms", f"{_f(dk['full']['p50_ms'], 2)}/"
+         f"{_f(dk['full']['p99_ms'], 2)} FULL", f"{_f(dk['normal']['p50_ms'], 2)}/"
+         f"{_f(dk['normal']['p99_ms'], 2)} NORMAL", ""),
+        (f"2 accept->delivery p50/p99 ms, {a2d['steady']['rate']}/s",
+         f"{_f(a2d['steady']['p50_ms'])}/{_f(a2d['steady']['p99_ms'])}", "", ""),
+        (f"2 accept->delivery p50/p99 ms, burst {a2d['burst']['alerts']}",
+         f"{_f(a2d['burst']['p50_ms'])}/{_f(a2d['burst']['p99_ms'])}",
+         f"accepted in {_f(a2d['burst']['accept_s'])} s", ""),
+        (f"3 asyncsend_v2 calls, {st['groups']} groups -> {st['recipients']} people",
+         str(st["calls"]), f"{st['lower_bound']} lower bound",
+         _f(st["calls"] / st["lower_bound"], 2)),
+        (f"4 routing us/alert, {rt['nested']['routes']} routes nested",
+         _f(rt["nested"]["tree_us_per_alert"]), _f(rt["nested"]["linear_us_per_alert"]) + " linear",
+         _f(rt["nested"]["speedup_vs_linear"], 2) + "x faster"),
+        (f"4 routing us/alert, {rt['flat']['routes']} routes flat",
+         _f(rt["flat"]["tree_us_per_alert"]), _f(rt["flat"]["linear_us_per_alert"]) + " linear",
+         _f(rt["flat"]["speedup_vs_linear"], 2) + "x faster"),
+        (f"5 render {rd['alerts']} alerts: ms, bytes", f"{_f(rd['ms_per_render'], 2)}, "
+         f"{rd['msg_bytes']}", f"{rd['budget_bytes']} budget; 1 alert "
+         f"{_f(rd['ms_per_render_1_alert'], 3)} ms", ""),
+        ("6 RSS MB per worker, idle / after storm",
+         f"{'+'.join(map(_f, mem['idle']['workers']))} / "
+         f"{'+'.join(map(_f, mem['after_storm']['workers']))}",
+         f"{'+'.join(map(_f, bare_rss))} bare Flask", ""),
+        ("6 RSS MB delivery, idle / after storm",
+         f"{_f(mem['idle']['delivery'])} / {_f(mem['after_storm']['delivery'])}", "", ""),
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines += ["", "targets:"]
+    for t in r["targets"]:
+        mark = "met   " if t["met"] else "MISSED"
+        lines.append(f"  {mark} {t['name']}: {t['value']} (target {t['target']})")
+    m = r["machine"]
+    lines.append(f"\nmachine: {m['nproc']} x {m['cpu_model']}, load at start "
+                 f"{'/'.join(f'{x:.2f}' for x in m['loadavg_at_start'])}; "
+                 f"load generator: {r['generator']}")  # fmt: skip
+    return "\n".join(lines)
