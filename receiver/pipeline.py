@@ -7,7 +7,7 @@ per distinct message -> entries of at most 100 userids and 20 departments each.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,22 +58,32 @@ def plan(
     receiver: str | None = None,
 ) -> list[Entry]:
     now = now or datetime.now(UTC)
-    entries: list[Entry] = []
-    sent_to: dict[str, set[str]] = {}  # message JSON -> userids already covered
-    depts_to: dict[str, set[int]] = {}
+    # One group per distinct message: receivers whose messages are identical share
+    # their recipients (each person once), and are cut into calls only at the end,
+    # so a storm makes the fewest calls possible: one per message per 100 people.
+    groups: dict[str, _Group] = {}
     for name, part in split_by_receiver(table, n, now, receiver).items():
         r = table.receivers[name]
         recipients = table.recipients(name, now)
         message = renderer.render(part, template=r.template, msgtype=r.msgtype, now=now)
         key = json.dumps(message.msg, sort_keys=True, ensure_ascii=False)
-        seen = sent_to.setdefault(key, set())
-        seen_d = depts_to.setdefault(key, set())
-        userids = [u for u in recipients.userids if u not in seen]
-        depts = [d for d in recipients.departments if d not in seen_d]
-        seen.update(userids)
-        seen_d.update(depts)
-        entries.extend(_chunks(name, message.msg, userids, depts))
-    return entries
+        group = groups.setdefault(key, _Group(message.msg))
+        group.receivers.setdefault(name, None)
+        group.userids.update(dict.fromkeys(recipients.userids))
+        group.departments.update(dict.fromkeys(recipients.departments))
+    return [e for g in groups.values() for e in g.entries()]
+
+
+@dataclass
+class _Group:
+    msg: dict[str, Any]
+    receivers: dict[str, None] = field(default_factory=dict)  # ordered sets
+    userids: dict[str, None] = field(default_factory=dict)
+    departments: dict[int, None] = field(default_factory=dict)
+
+    def entries(self) -> list[Entry]:
+        name = ",".join(self.receivers)
+        return _chunks(name, self.msg, list(self.userids), list(self.departments))
 
 
 def _chunks(name: str, msg: dict[str, Any], userids: list[str], depts: list[int]) -> list[Entry]:

@@ -1,0 +1,61 @@
+"""From a notification to outbox entries: the fewest calls, each person once per message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from receiver.ingest import parse_alertmanager
+from receiver.pipeline import plan
+from receiver.render import Renderer
+from receiver.routing import load_routing
+from tests.conftest import FIXTURES, ROOT
+
+NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+
+
+def table(tmp_path: Path, team: int, sre: int, overlap: int, sre_template: str = ""):  # type: ignore[no-untyped-def]
+    team_users = [f"t{i:03d}" for i in range(team)]
+    sre_users = team_users[:overlap] + [f"s{i:03d}" for i in range(sre - overlap)]
+    text = f"""
+receivers:
+  - name: team
+    users: [{", ".join(team_users)}]
+  - name: sre
+    users: [{", ".join(sre_users)}]
+    {sre_template}
+route:
+  receiver: team
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: team
+      continue: true
+    - matchers: ['severity="critical"']
+      receiver: sre
+"""
+    path = tmp_path / "routing.yaml"
+    path.write_text(text)
+    return load_routing(str(path))
+
+
+def critical() -> bytes:
+    return (FIXTURES / "alertmanager/firing-1.json").read_bytes()  # severity=critical
+
+
+def test_identical_messages_share_calls_up_to_100_people(tmp_path: Path) -> None:
+    # 40 + 120 people, 10 in both: 150 distinct people, one message -> 2 calls, not 3.
+    entries = plan(table(tmp_path, 40, 120, 10), Renderer(str(ROOT / "templates")),
+                   parse_alertmanager(critical()), now=NOW)  # fmt: skip
+    assert [len(e.userids) for e in entries] == [100, 50]
+    everyone = [u for e in entries for u in e.userids]
+    assert len(everyone) == len(set(everyone)) == 150
+    assert {e.receiver for e in entries} == {"team,sre"}
+    assert entries[0].msg == entries[1].msg
+
+
+def test_different_messages_are_not_merged(tmp_path: Path) -> None:
+    t = table(tmp_path, 3, 3, 1, sre_template="msgtype: text")
+    entries = plan(t, Renderer(str(ROOT / "templates")), parse_alertmanager(critical()), now=NOW)
+    assert [(e.receiver, e.msg["msgtype"], len(e.userids)) for e in entries] == [
+        ("team", "markdown", 3), ("sre", "text", 3)
+    ]  # fmt: skip
