@@ -96,7 +96,7 @@ class Worker:
         *,
         limits: Limits | None = None,
         followup: FollowUp | None = None,
-        poll_s: float = 0.2,
+        poll_s: float = 0.05,
         give_up_after_s: float = GIVE_UP_AFTER_S,
         backoff_min_s: float = BACKOFF_BASE_S,
         backoff_max_s: float = BACKOFF_CAP_S,

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_FILE = "delivery.heartbeat"
 PROBE_FILE = ".readyz-probe"
-# A poll runs every 0.2 s, but one batch is up to 10 sends at the 10 s HTTP timeout
+# A poll runs every 0.05 s, but one batch is up to 10 sends at the 10 s HTTP timeout
 # (plus a token refresh). A worker busy with a slow DingTalk is alive, not stuck.
 STALE_AFTER_S = 120.0
 
