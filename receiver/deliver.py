@@ -29,9 +29,10 @@ from .followup import FollowUp
 from .limits import Limits, next_day
 from .outbox import Item, Outbox
 from .settings import Settings
-from .tokenstore import shared_storage
 
 log = logging.getLogger(__name__)
+
+DIRECTORY_SYNC_CHECK_S = 60.0  # how often the sync thread asks whether a sync is due
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
@@ -275,7 +276,7 @@ class Worker:
 def make_sender(settings: Settings) -> Sender:
     if settings.dry_run:
         return DryRunSender()
-    return Client(settings, storage=shared_storage(settings.data_dir))
+    return Client(settings)
 
 
 def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
@@ -326,4 +327,25 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
                 return
             delay = min(delay * 2, 30.0)
     worker.stopping = stop
+    start_directory_sync(settings, stop)
     worker.run()
+
+
+def start_directory_sync(settings: Settings, stop: threading.Event) -> None:
+    """Re-sync the DingTalk directory every RECEIVER_DIRECTORY_SYNC_INTERVAL, off the send path.
+
+    It runs here, in the one delivery process, not in every web worker; a sync that
+    lands takes effect at once, because aliases are resolved when a message is routed.
+    """
+    from .directory_sync import DirectorySync
+
+    sync = DirectorySync(settings)
+    if not sync.enabled:
+        return
+
+    def loop() -> None:
+        while not stop.is_set():
+            sync.maybe_sync()
+            stop.wait(DIRECTORY_SYNC_CHECK_S)
+
+    threading.Thread(target=loop, name="directory-sync", daemon=True).start()

@@ -27,10 +27,12 @@ from urllib.parse import urljoin
 
 import requests
 from dingtalk.client import AppKeyClient
+from dingtalk.storage.kvstorage import KvStorage
 
 from . import metrics
 from .errors import DingTalkError, PermanentError, RetryableError, TokenError
 from .settings import Settings
+from .tokenstore import SqliteKv
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +126,23 @@ class SendResult:
     userids: tuple[str, ...]
 
 
+def shared_storage(data_dir: str) -> Any:
+    """dingtalk-sdk's KvStorage over the SQLite token cache in RECEIVER_DATA_DIR."""
+    return KvStorage(SqliteKv(data_dir), prefix="dingtalk-receiver")
+
+
 class Client(AppKeyClient):  # type: ignore[misc]
     """`AppKeyClient` with settings injected and the sdk's flaws corrected."""
 
     def __init__(self, settings: Settings, storage: Any = None) -> None:
+        """`storage` defaults to the token cache every process on the host shares."""
         if settings.dry_run:
             raise ValueError("DingTalk credentials are not set")
         super().__init__(
             corp_id=settings.app_key,
             app_key=settings.app_key,
             app_secret=settings.app_secret,
-            storage=storage,
+            storage=storage if storage is not None else shared_storage(settings.data_dir),
             timeout=settings.http_timeout,
             auto_retry=False,
         )

@@ -84,7 +84,7 @@ class Settings:
     max_message_bytes: int = 2048
     http_timeout: float = 10.0
     directory_sync_interval: float = 6 * 3600.0  # seconds; 0 turns the periodic sync off
-    directory_qps: float = 20.0  # DingTalk calls per second during a sync; 0 = unthrottled
+    directory_qps: float = 5.0  # DingTalk calls per second during a sync; 0 = unthrottled
     log_format: str = "text"
     # delivery (docs/delivery.md)
     give_up_after: float = 24 * 3600.0
@@ -138,7 +138,7 @@ class Settings:
             "directory_sync_interval": _duration(
                 env, "RECEIVER_DIRECTORY_SYNC_INTERVAL", 6 * 3600.0
             ),
-            "directory_qps": _float(env, "RECEIVER_DIRECTORY_QPS", 20.0),
+            "directory_qps": _float(env, "RECEIVER_DIRECTORY_QPS", 5.0),
             "log_format": (s("RECEIVER_LOG_FORMAT") or "text").lower(),
             "http_timeout": _duration(env, "RECEIVER_HTTP_TIMEOUT", 10.0),
             "give_up_after": _duration(env, "RECEIVER_GIVE_UP_AFTER", 24 * 3600.0),

@@ -14,9 +14,6 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from dingtalk.storage.kvstorage import KvStorage
 
 from .errors import OutboxUnavailable
 from .outbox import connect, transaction
@@ -78,8 +75,3 @@ class SqliteKv:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-
-
-def shared_storage(data_dir: str) -> Any:
-    """The dingtalk-sdk storage for `Client(settings, storage=...)`."""
-    return KvStorage(SqliteKv(data_dir), prefix="dingtalk-receiver")

@@ -278,7 +278,7 @@ def test_sync_interval_setting(raw: str, seconds: float) -> None:
     assert Settings.from_env(env).directory_sync_interval == seconds
 
 
-@pytest.mark.parametrize(("raw", "spaced"), [("", 0.05), ("5", 0.2), ("0", 0.0)])
+@pytest.mark.parametrize(("raw", "spaced"), [("", 0.2), ("20", 0.05), ("0", 0.0)])
 def test_qps_setting_spaces_calls(raw: str, spaced: float) -> None:
     assert spacing(Settings.from_env({"RECEIVER_DIRECTORY_QPS": raw})) == spaced
 

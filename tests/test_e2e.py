@@ -133,3 +133,25 @@ def test_a_killed_delivery_process_is_restarted(
         wait_for_log(srv, f"delivery_process_died pid={pid}; restarting")
         assert http("POST", srv.url + "/alertmanager", payload)[0] == 200
         assert fake_dingtalk.wait_for(lambda f: len(f.sends()) == 1, 20), srv.text()
+
+
+def test_serve_syncs_the_directory_and_routes_by_mobile(
+    tmp_path: Path, fake_dingtalk: FakeDingTalk
+) -> None:
+    """With credentials, serve syncs the directory itself; an alias by mobile then resolves."""
+    from tests.fakes import directory as people
+
+    fake_dingtalk.directory = people.company()
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "users:\n  alice: {mobile: '13800000001'}\n"
+        "receivers:\n  - name: ops\n    users: [alice]\nroute:\n  receiver: ops\n"
+    )
+    env = {**receiver_env(tmp_path, fake_dingtalk), "RECEIVER_ROUTING": str(routing)}
+    payload = (ROOT / "tests/fixtures/alertmanager/firing-1.json").read_bytes()
+    with serve(env, tmp_path / "serve.log", workers=1) as srv:
+        wait_for_log(srv, "directory_synced")
+        assert http("POST", srv.url + "/alertmanager", payload)[0] == 200
+        assert fake_dingtalk.wait_for(lambda f: len(f.sends()) == 1, 20), srv.text()
+    body = fake_dingtalk.sends()[0].body
+    assert body is not None and body["userid_list"] == "manager4220"

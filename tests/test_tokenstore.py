@@ -8,9 +8,9 @@ import threading
 import time
 from pathlib import Path
 
-from receiver.dingtalk import Client
+from receiver.dingtalk import Client, shared_storage
 from receiver.settings import Settings
-from receiver.tokenstore import SqliteKv, shared_storage
+from receiver.tokenstore import SqliteKv
 from tests.fakes.dingtalk import FakeDingTalk
 
 MSG = {"msgtype": "text", "text": {"content": "x"}}
