@@ -85,9 +85,12 @@ def receiver_env(data_dir: Path, fake_url: str, routing: Path) -> dict[str, str]
         "RECEIVER_DATA_DIR": str(data_dir),
         "RECEIVER_ROUTING": str(routing),
         "RECEIVER_TEMPLATES": str(TEMPLATES),
-        # The fake has no rate limit; the client-side one (10 calls/s by default, to stay
-        # under DingTalk's 20 qps per app) would otherwise be all that rows 1-3 measure.
+        # The fake has no limits. The client-side ones (10 calls/s, 5,000 recipients a
+        # minute, 500 messages a person a day: DingTalk's own) would otherwise be all
+        # that rows 1-3 measure, and a storm would be held until tomorrow.
         "RECEIVER_SEND_RATE": "1000",
+        "RECEIVER_RECIPIENTS_PER_MINUTE": "10000000",
+        "RECEIVER_USER_DAILY_LIMIT": "10000000",
     }
 
 

@@ -109,6 +109,36 @@ def _cut_to(parts: Parts, field: str, budget: int) -> Parts:
     return with_len(n)
 
 
+def shrink(msg: dict[str, Any], budget: int) -> dict[str, Any] | None:
+    """A rendered `msg` cut to a smaller budget, keeping its last (uniqueness) line.
+
+    For a message DingTalk refused as too long: the outbox keeps the rendered msg,
+    not the alert, so it is cut here rather than rendered again. None when it is
+    already at the minimum, or is of a kind this does not know.
+    """
+    budget = max(budget, MIN_BUDGET)
+    kind = msg.get("msgtype")
+    buttons: tuple[tuple[str, str], ...] = ()
+    if kind == "markdown":
+        title, text = msg["markdown"]["title"], msg["markdown"]["text"]
+    elif kind == "text":
+        title, text = "", msg["text"]["content"]
+    elif kind == "action_card":
+        card = msg["action_card"]
+        title, text = card["title"], card["markdown"]
+        if "single_url" in card:
+            buttons = ((card["single_title"], card["single_url"]),)
+        else:
+            buttons = tuple((b["title"], b["action_url"]) for b in card.get("btn_json_list", []))
+    else:
+        return None
+    if msg_size(msg) <= budget:
+        return None
+    body, newline, stamp = text.rpartition("\n")
+    parts = Parts(str(kind), title, body, "", newline + stamp, buttons)
+    return hard_fit(parts, budget).msg()
+
+
 def hard_fit(parts: Parts, budget: int) -> Parts:
     """Make the parts fit by cutting, in order: body, buttons, more link, more, title."""
     if budget < MIN_BUDGET:

@@ -23,7 +23,8 @@ from dataclasses import replace
 from typing import Protocol
 
 from . import health, metrics
-from .dingtalk import Client, SendResult
+from .budget import msg_size, shrink
+from .dingtalk import Client, SendResult, is_too_long
 from .errors import DingTalkError, OutboxUnavailable
 from .followup import FollowUp
 from .limits import Limits, next_day
@@ -203,6 +204,14 @@ class Worker:
     def _failed(self, item: Item, e: DingTalkError) -> bool:
         age = self.clock() - item.due_since
         errclass = type(e).__name__.removesuffix("Error").lower()
+        smaller = shrink(item.msg, msg_size(item.msg) * 3 // 4) if is_too_long(e) else None
+        if smaller is not None:  # cut it and send it again, rather than lose it for its size
+            self.outbox.mark_retry(item.id, delay_s=0, error=str(e), errcode=e.errcode,
+                                   owner=self.owner, msg=smaller)  # fmt: skip
+            metrics.sends.labels("retry", "too_long").inc()
+            log.warning("message_shrunk id=%d from=%d to=%d bytes error=%s",
+                        item.id, msg_size(item.msg), msg_size(smaller), e)  # fmt: skip
+            return False
         if e.retryable and age < self.give_up_after_s:
             delay = backoff(item.attempts, base=self.backoff_min_s, cap=self.backoff_max_s)
             self.outbox.mark_retry(

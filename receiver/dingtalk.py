@@ -100,6 +100,14 @@ def install_log_filter() -> None:
             logger.addFilter(RedactingFilter())
 
 
+TOO_LONG_WORDS = ("too long", "too large", "exceed", "长度", "过长", "超长", "超过")
+
+
+def is_too_long(e: DingTalkError) -> bool:
+    """DingTalk refused the message for its size (HTTP 413, or an errmsg that says so)."""
+    return e.status == 413 or any(w in (e.errmsg or "").lower() for w in TOO_LONG_WORDS)
+
+
 def classify(errcode: int, errmsg: str, sub_code: str | None = None) -> DingTalkError:
     """Turn a non-zero errcode into the exception that says what to do about it."""
     message = f"DingTalk errcode {errcode}: {errmsg}"

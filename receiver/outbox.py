@@ -338,9 +338,18 @@ class Outbox:
             )
             self._log(db, item_id, "sent", error=f"task_ids={task_ids}" if task_ids else None)
 
-    def mark_retry(self, item_id: int, *, delay_s: float, error: str, errcode: int | None,
-                   owner: str | None = None) -> None:  # fmt: skip
-        self._fail(item_id, "retry", error, errcode, time.time() + delay_s, owner)
+    def mark_retry(
+        self,
+        item_id: int,
+        *,
+        delay_s: float,
+        error: str,
+        errcode: int | None,
+        owner: str | None = None,
+        msg: dict[str, Any] | None = None,
+    ) -> None:
+        """Schedule another attempt; `msg` replaces the message (one cut to fit, say)."""
+        self._fail(item_id, "retry", error, errcode, time.time() + delay_s, owner, msg)
 
     def mark_dead(
         self, item_id: int, *, error: str, errcode: int | None, owner: str | None = None
@@ -348,14 +357,16 @@ class Outbox:
         self._fail(item_id, "dead", error, errcode, None, owner)
 
     def _fail(self, item_id: int, state: str, error: str, errcode: int | None, due: float | None,
-              owner: str | None) -> None:  # fmt: skip
+              owner: str | None, msg: dict[str, Any] | None = None) -> None:  # fmt: skip
         now = time.time()
+        new_msg = json.dumps(msg, ensure_ascii=False, separators=(",", ":")) if msg else None
         with self._tx() as db:
             db.execute(
                 "UPDATE outbox SET state=?, updated_at=?, lease_until=NULL, owner=NULL,"
                 " attempts=attempts+1, next_attempt_at=COALESCE(?, next_attempt_at), errcode=?,"
-                " last_error=? WHERE id=? AND (? IS NULL OR (state='sending' AND owner=?))",
-                (state, now, due, errcode, error, item_id, owner, owner),
+                " last_error=?, msg=COALESCE(?, msg)"
+                " WHERE id=? AND (? IS NULL OR (state='sending' AND owner=?))",
+                (state, now, due, errcode, error, new_msg, item_id, owner, owner),
             )
             self._log(db, item_id, state, errcode, error)
 

@@ -152,3 +152,41 @@ def test_delivery_settings_from_the_environment() -> None:
     assert (s.retention, s.user_daily_limit, s.backoff_max) == (3 * 86400, 400, 300)
     with pytest.raises(ValueError, match="RECEIVER_GIVE_UP_AFTER"):
         Settings.from_env({"RECEIVER_GIVE_UP_AFTER": "tomorrow"})
+
+
+def test_a_message_refused_as_too_long_is_cut_and_sent_not_killed(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    from receiver.budget import msg_size
+    from receiver.ingest import parse_alertmanager
+    from receiver.render import Renderer
+
+    n = parse_alertmanager((ROOT / "tests/fixtures/alertmanager/firing-4.json").read_bytes())
+    msg = Renderer(str(ROOT / "templates")).render(n).msg
+    box = Outbox(live_settings.data_dir)
+    box.enqueue(
+        [Entry(receiver="ops", msg=msg, userids=("u1",))], source="alertmanager", group_key="g"
+    )
+    fake_dingtalk.fail("asyncsend_v2", body={"errcode": 40035, "errmsg": "消息内容长度超过限制"})
+    worker = Worker(box, Client(live_settings))
+    worker.run_once()
+    worker.run_once()
+    (item,) = box.items()
+    assert item.state == "sent"
+    first, second = (r.body for r in fake_dingtalk.sends())
+    assert first is not None and second is not None
+    assert msg_size(second["msg"]) <= msg_size(first["msg"]) * 3 // 4
+    # Still a markdown message with the same title, and its uniqueness line survives.
+    last_line = first["msg"]["markdown"]["text"].rsplit("\n", 1)[1]
+    assert second["msg"]["markdown"]["title"] == first["msg"]["markdown"]["title"]
+    assert second["msg"]["markdown"]["text"].endswith("\n" + last_line)
+
+
+def test_other_permanent_errors_still_go_dead(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    enqueue(box, "u1")
+    fake_dingtalk.fail("asyncsend_v2", body={"errcode": 40035, "errmsg": "缺少参数 agent_id"})
+    Worker(box, Client(live_settings)).run_once()
+    assert box.items()[0].state == "dead"

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from receiver.budget import msg_size, shrink
+from receiver.ingest import parse_alertmanager
 from receiver.model import Alert, Notification
-from receiver.render import notification_id
+from receiver.render import Renderer, notification_id
+from tests.conftest import ROOT
 from tests.render_support import renderer
 
 RENDERER = renderer()
@@ -86,3 +91,26 @@ def test_a_single_alert_is_always_shown(summary: str, budget: int) -> None:
     m = RENDERER.render(replace(n), max_bytes=budget)
     assert m.size <= budget
     assert m.shown == 1 and m.hidden == 0
+
+
+def _text(msg: dict[str, Any]) -> str:
+    kind = msg["msgtype"]
+    return str({"markdown": lambda: msg["markdown"]["text"], "text": lambda: msg["text"]["content"],
+                "action_card": lambda: msg["action_card"]["markdown"]}[kind]())  # fmt: skip
+
+
+@pytest.mark.parametrize("msgtype", ["markdown", "text", "action_card"])
+def test_shrink_cuts_a_rendered_message_and_keeps_its_last_line(msgtype: str) -> None:
+    n = parse_alertmanager((ROOT / "tests/fixtures/alertmanager/firing-4.json").read_bytes())
+    msg = Renderer(str(ROOT / "templates")).render(n, msgtype=msgtype).msg
+    assert msg["msgtype"] == msgtype
+    budget = msg_size(msg) * 3 // 4  # what delivery asks for after a "too long" refusal
+    small = shrink(msg, budget)
+    assert small is not None and small["msgtype"] == msgtype
+    assert msg_size(small) <= budget
+    last_line = _text(msg).rsplit("\n", 1)[1]
+    assert last_line.startswith("###### ") or msgtype == "text"
+    assert _text(small).endswith("\n" + last_line)
+    assert len(_text(small)) > len(last_line) + 100  # the start of the body is still there
+    assert _text(small).startswith(_text(msg)[:50])
+    assert shrink(small, budget) is None  # it fits already
