@@ -64,13 +64,28 @@ def fit(build: Callable[[int, int | None], Parts], total: int, budget: int) -> t
     characters (None: uncut). Returns the parts and k. The result may still be over
     the budget when even one alert with empty values is too big; `hard_fit` it.
     """
-    full = build(total, None)
+    built: dict[tuple[int, int | None], Parts] = {}
+
+    def build_once(k: int, cap: int | None) -> Parts:  # each size is rendered once
+        if (k, cap) not in built:
+            built[(k, cap)] = build(k, cap)
+        return built[(k, cap)]
+
+    full = build_once(total, None)
     if total == 0 or full.size() <= budget:
         return full, total
+    # Alerts are about the same size: a straight line through two renders guesses
+    # how many fit, and the search from there takes about four renders, not
+    # log2(total) + 2.
+    guess = max(1, min(total - 1, total * budget // full.size()))
+    at_guess = build_once(guess, None).size()
+    if at_guess < full.size():
+        per_alert = (full.size() - at_guess) / (total - guess)
+        guess = max(1, min(total - 1, guess + int((budget - at_guess) // per_alert)))
     for cap in (None, VALUE_CAP):
-        k = _largest(_fits(build, cap, budget), 1, total)
+        k = _largest_from(_fits(build_once, cap, budget), 1, total, guess)
         if k:
-            return build(k, cap), k
+            return build_once(k, cap), k
     # One alert alone is too big even with values cut to VALUE_CAP: cut them shorter.
     c = _largest(lambda c: build(1, c).size() <= budget, 0, VALUE_CAP)
     return build(1, c), 1
@@ -80,6 +95,13 @@ def _fits(
     build: Callable[[int, int | None], Parts], cap: int | None, budget: int
 ) -> Callable[[int], bool]:
     return lambda k: build(k, cap).size() <= budget
+
+
+def _largest_from(ok: Callable[[int], bool], lo: int, hi: int, guess: int) -> int:
+    """As `_largest`, trying `guess` and its neighbour first."""
+    if ok(guess):
+        return guess if guess == hi or not ok(guess + 1) else _largest(ok, guess + 1, hi)
+    return _largest(ok, lo, guess - 1) if guess > lo else 0
 
 
 def _largest(ok: Callable[[int], bool], lo: int, hi: int) -> int:

@@ -289,7 +289,7 @@ def make_sender(settings: Settings) -> Sender:
 
 
 def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
-    outbox = Outbox(settings.data_dir)
+    outbox = Outbox(settings.data_dir, synchronous="NORMAL")  # see Outbox: accept stays FULL
     sender = make_sender(settings)
     limits = Limits(
         outbox.path,

@@ -15,6 +15,15 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SIMPLE_ROUTING = FIXTURES / "routing" / "simple.yaml"
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test writes to the checkout's data/: a command that reads RECEIVER_DATA_DIR
+    without the test setting it gets a folder of its own."""
+    monkeypatch.setenv("RECEIVER_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
 @pytest.fixture
 def fake_dingtalk() -> Iterator[FakeDingTalk]:
     fake = FakeDingTalk().start()

@@ -16,6 +16,7 @@ def env(s: Settings) -> dict[str, str | None]:
         "DINGTALK_APP_AGENT_ID": s.agent_id,
         "DINGTALK_API_BASE": s.api_base,
         "DINGTALK_PROXY": None,
+        "RECEIVER_DATA_DIR": s.data_dir,  # the token cache lives there
     }
 
 
