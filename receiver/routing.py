@@ -12,7 +12,8 @@ notifies at `now`; they never change which routes match.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -50,12 +51,29 @@ class Route:
     mute_time_intervals: tuple[str, ...] = ()
     active_time_intervals: tuple[str, ...] = ()
     line: int = field(default=0, compare=False)
+    # For many children: the label most of them test with `=`, and for each value the
+    # children that can match it, plus those that don't test that label at all.
+    _index: tuple[str, dict[str, tuple[int, ...]], tuple[int, ...]] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        if len(self.routes) >= INDEX_MIN_CHILDREN:
+            object.__setattr__(self, "_index", _index_children(self.routes))
+
+    def candidates(self, labels: Mapping[str, str]) -> Sequence[Route]:
+        """The children that can match, in order: skipping the rest changes nothing."""
+        if self._index is None:
+            return self.routes
+        name, by_value, always = self._index
+        picked = by_value.get(labels.get(name, ""), ())
+        return [self.routes[i] for i in (sorted(picked + always) if picked else always)]
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         if not all(m.matches(labels) for m in self.matchers):
             return []
         found: list[Route] = []
-        for child in self.routes:
+        for child in self.candidates(labels):
             hits = child.match(labels)
             found.extend(hits)
             if hits and not child.continue_:
@@ -66,6 +84,27 @@ class Route:
         yield self
         for child in self.routes:
             yield from child.walk()
+
+
+INDEX_MIN_CHILDREN = 8
+
+
+def _index_children(
+    routes: tuple[Route, ...],
+) -> tuple[str, dict[str, tuple[int, ...]], tuple[int, ...]] | None:
+    """Index children by the label most of them match with `=` (a big flat tree's shape)."""
+    names = Counter(n for r in routes for n in {m.name for m in r.matchers if m.op == "="})
+    if not names:
+        return None
+    name, count = names.most_common(1)[0]
+    if count * 2 < len(routes):
+        return None
+    by_value: dict[str, list[int]] = {}
+    always: list[int] = []
+    for i, r in enumerate(routes):
+        value = next((m.value for m in r.matchers if m.op == "=" and m.name == name), None)
+        (always if value is None else by_value.setdefault(value, [])).append(i)
+    return name, {v: tuple(ix) for v, ix in by_value.items()}, tuple(always)
 
 
 @dataclass(frozen=True)
