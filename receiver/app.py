@@ -46,17 +46,19 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         state.start_watching()
 
     def accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
+        outcome = "rejected"  # auth, content type, size, unknown receiver: another 4xx
         try:
             reply = _accept(source, parse, receiver)
+            outcome = "accepted" if reply[1] < 300 else "rejected"
+            return reply
         except PayloadError:
-            metrics.payloads_received.labels(source, "invalid").inc()
+            outcome = "invalid"
             raise
         except OutboxUnavailable:
-            metrics.payloads_received.labels(source, "unavailable").inc()
+            outcome = "unavailable"
             raise
-        outcome = "accepted" if reply[1] < 300 else "rejected"
-        metrics.payloads_received.labels(source, outcome).inc()
-        return reply
+        finally:
+            metrics.payloads_received.labels(source, outcome).inc()
 
     def _accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
         mimetype = request.mimetype
@@ -133,7 +135,10 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
 
     @app.post("/-/reload")
     def reload() -> tuple[Response, int]:
-        if settings.admin_token and not _bearer_ok(settings.admin_token):
+        headers = dict(request.headers)
+        if settings.admin_token and not auth.check_webhook_auth(
+            headers, token=settings.admin_token, basic=None
+        ):
             return error(401, "unauthorized")
         try:
             state.reload("request")
@@ -158,10 +163,3 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         return error(e.code or 500, e.description or e.name)
 
     return app
-
-
-def _bearer_ok(token: str) -> bool:
-    import hmac
-
-    given = request.headers.get("Authorization", "")
-    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())

@@ -22,7 +22,10 @@ def main() -> None:
 @click.option("--workers", type=int, help="gunicorn web workers [RECEIVER_WORKERS, default 2]")
 def serve(listen: str | None, workers: int | None) -> None:
     """Run the web workers (gunicorn) and the delivery worker."""
-    settings = Settings.from_env(listen=listen, workers=workers)
+    try:
+        settings = Settings.from_env(listen=listen, workers=workers)
+    except ValueError as e:  # a malformed variable: say which, not a traceback
+        raise click.ClickException(str(e)) from None
     # Before anything imports prometheus_client: every process (gunicorn workers and
     # the delivery worker, which inherits the environment) writes its own metric files.
     metrics_dir = os.path.join(os.path.abspath(settings.data_dir), "metrics")

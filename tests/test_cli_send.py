@@ -42,3 +42,9 @@ def test_send_test_says_what_is_wrong(live_settings: Settings, fake_dingtalk: Fa
 def test_send_test_needs_credentials() -> None:
     result = CliRunner(env={"DINGTALK_APP_KEY": None}).invoke(main, ["send-test", "--to", "u1"])
     assert result.exit_code == 1 and "DINGTALK_APP_KEY" in result.output
+
+
+def test_serve_names_a_malformed_setting() -> None:
+    result = CliRunner(env={"RECEIVER_GIVE_UP_AFTER": "soon"}).invoke(main, ["serve"])
+    assert result.exit_code == 1 and "RECEIVER_GIVE_UP_AFTER" in result.output
+    assert "Traceback" not in result.output
