@@ -102,3 +102,24 @@ def test_grafana_may_use_put(client: FlaskClient, settings: Settings) -> None:
     res = client.put("/grafana", data=body, content_type="application/json")
     assert res.status_code == 200 and res.json["enqueued"] >= 1
     assert {i.source for i in Outbox(settings.data_dir).items()} == {"grafana"}
+
+
+def test_a_failing_template_falls_back_is_counted_and_still_sent(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from receiver import metrics
+
+    templates = tmp_path / "templates"
+    shutil.copytree(Path(settings.templates), templates)
+    (templates / "broken.md.j2").write_text("{{ alerts[0].labels.alertname | no_such_filter }}")
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "receivers:\n  - name: ops\n    users: [u1]\n    template: broken.md.j2\n"
+        "route:\n  receiver: ops\n"
+    )
+    before = metrics.template_fallbacks.labels("broken.md.j2")._value.get()
+    app = create_app(settings.with_(routing=str(routing), templates=str(templates)))
+    assert post(app.test_client()).status_code == 200
+    (item,) = Outbox(settings.data_dir).items()
+    assert "API p99 latency above 2s" in item.msg["markdown"]["text"]  # the built-in default
+    assert metrics.template_fallbacks.labels("broken.md.j2")._value.get() == before + 1
