@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .errors import OutboxUnavailable
-from .outbox import connect, transaction
+from .outbox import side_transaction
 
 DINGTALK_DAY = ZoneInfo("Asia/Shanghai")
 WARN_FRACTION = 0.8
@@ -63,15 +62,8 @@ class Limits:
             for stmt in SCHEMA.split(";"):
                 db.execute(stmt)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        # Counters, not alerts: losing the last write on power loss is harmless.
-        try:
-            db = connect(self.path, synchronous="NORMAL")
-        except sqlite3.Error as e:
-            raise OutboxUnavailable(f"limits: {e}") from None
-        with transaction(db) as tx:
-            yield tx
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return side_transaction(self.path, "limits")
 
     def reserve(self, recipients: int, now: float | None = None) -> float:
         """Take room for one call to `recipients`; or return how long to wait first."""

@@ -198,6 +198,21 @@ def transaction(db: sqlite3.Connection, *, close: bool = True) -> Iterator[sqlit
             db.close()
 
 
+@contextmanager
+def side_transaction(path: str, what: str) -> Iterator[sqlite3.Connection]:
+    """A transaction on a fresh connection without fsync, for counters and caches.
+
+    Losing the last write of the limits' counters or the token cache to a power cut
+    is harmless; `what` names the store in the OutboxUnavailable it raises.
+    """
+    try:
+        db = connect(path, synchronous="NORMAL")
+    except sqlite3.Error as e:
+        raise OutboxUnavailable(f"{what}: {e}") from None
+    with transaction(db) as tx:
+        yield tx
+
+
 class Outbox:
     def __init__(
         self, data_dir: str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"

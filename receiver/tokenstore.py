@@ -13,10 +13,9 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
-from .errors import OutboxUnavailable
-from .outbox import connect, transaction
+from .outbox import side_transaction
 
 
 class SqliteKv:
@@ -35,14 +34,8 @@ class SqliteKv:
     def __repr__(self) -> str:  # never the values
         return f"<SqliteKv {self.path}>"
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = connect(self.path, synchronous="NORMAL")
-        except sqlite3.Error as e:
-            raise OutboxUnavailable(f"token store: {e}") from None
-        with transaction(db) as tx:
-            yield tx
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return side_transaction(self.path, "token store")
 
     def get(self, key: str) -> str | None:
         with self._tx() as db:

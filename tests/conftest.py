@@ -53,6 +53,21 @@ def live_settings(settings: Settings, fake_dingtalk: FakeDingTalk) -> Settings:
     )
 
 
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment under which a `dingtalk-receiver` process sees `settings`."""
+    env = {
+        "DINGTALK_APP_KEY": settings.app_key or "",
+        "DINGTALK_APP_SECRET": settings.app_secret or "",
+        "DINGTALK_APP_AGENT_ID": settings.agent_id or "",
+        "DINGTALK_API_BASE": settings.api_base,
+        "DINGTALK_PROXY": settings.proxy or "",
+        "RECEIVER_DATA_DIR": settings.data_dir,
+        "RECEIVER_ROUTING": settings.routing,
+        "RECEIVER_TEMPLATES": settings.templates,
+    }
+    return {**env, **extra}
+
+
 def require_binary(path: str) -> str:
     """Return the binary, or skip; with RECEIVER_REQUIRE_E2E=1 a missing binary fails."""
     found = shutil.which(path) or (path if os.path.exists(path) else None)

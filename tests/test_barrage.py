@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT, SIMPLE_ROUTING
-from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
+from tests.conftest import FIXTURES
+from tests.fakes.dingtalk import FakeDingTalk
 from tests.procs import http, serve
 from tests.test_bad_input import BAD_PAYLOADS
+from tests.test_e2e import receiver_env
 
 pytestmark = pytest.mark.e2e
 
@@ -25,12 +26,7 @@ def good(n: int) -> bytes:
 def test_alerts_before_and_after_a_barrage_are_all_delivered(
     tmp_path: Path, fake_dingtalk: FakeDingTalk
 ) -> None:
-    env = {
-        "DINGTALK_APP_KEY": APP_KEY, "DINGTALK_APP_SECRET": APP_SECRET,
-        "DINGTALK_APP_AGENT_ID": "424242", "DINGTALK_API_BASE": fake_dingtalk.url,
-        "RECEIVER_DATA_DIR": str(tmp_path / "data"), "RECEIVER_ROUTING": str(SIMPLE_ROUTING),
-        "RECEIVER_TEMPLATES": str(ROOT / "templates"), "RECEIVER_MAX_BODY_BYTES": "65536",
-    }  # fmt: skip
+    env = {**receiver_env(tmp_path, fake_dingtalk), "RECEIVER_MAX_BODY_BYTES": "65536"}
     bad: list[tuple[str, bytes, dict[str, str]]] = [
         (endpoint, body, {"Content-Type": "application/json"})
         for _, endpoint, body, _ in BAD_PAYLOADS

@@ -14,21 +14,13 @@ from receiver import routing
 from receiver.cli import main
 from receiver.directory import DirectoryStore
 from receiver.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, env_for
 from tests.fakes import directory as people
 from tests.fakes.dingtalk import FakeDingTalk
 
 
 def env_of(s: Settings) -> dict[str, str | None]:
-    return {
-        "DINGTALK_APP_KEY": s.app_key,
-        "DINGTALK_APP_SECRET": s.app_secret,
-        "DINGTALK_APP_AGENT_ID": s.agent_id,
-        "DINGTALK_API_BASE": s.api_base,
-        "DINGTALK_PROXY": None,
-        "RECEIVER_DATA_DIR": s.data_dir,
-        "RECEIVER_DIRECTORY_QPS": "0",  # no spacing between calls in tests
-    }
+    return {**env_for(s, RECEIVER_DIRECTORY_QPS="0")}  # no spacing between calls in tests
 
 
 @pytest.fixture

@@ -6,24 +6,14 @@ from click.testing import CliRunner
 
 from receiver.cli import main
 from receiver.settings import Settings
+from tests.conftest import env_for
 from tests.fakes.dingtalk import FakeDingTalk
-
-
-def env(s: Settings) -> dict[str, str | None]:
-    return {
-        "DINGTALK_APP_KEY": s.app_key,
-        "DINGTALK_APP_SECRET": s.app_secret,
-        "DINGTALK_APP_AGENT_ID": s.agent_id,
-        "DINGTALK_API_BASE": s.api_base,
-        "DINGTALK_PROXY": None,
-        "RECEIVER_DATA_DIR": s.data_dir,  # the token cache lives there
-    }
 
 
 def test_send_test_sends_one_text_message(
     live_settings: Settings, fake_dingtalk: FakeDingTalk
 ) -> None:
-    result = CliRunner(env=env(live_settings)).invoke(
+    result = CliRunner(env=env_for(live_settings)).invoke(
         main, ["send-test", "--to", "manager4220", "--text", "你好"]
     )
     assert result.exit_code == 0, result.output
@@ -35,7 +25,7 @@ def test_send_test_sends_one_text_message(
 
 def test_send_test_says_what_is_wrong(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> None:
     fake_dingtalk.fail("asyncsend_v2", body={"errcode": 60020, "errmsg": "访问ip不在白名单之中"})
-    result = CliRunner(env=env(live_settings)).invoke(main, ["send-test", "--to", "u1"])
+    result = CliRunner(env=env_for(live_settings)).invoke(main, ["send-test", "--to", "u1"])
     assert result.exit_code == 1 and "DINGTALK_PROXY" in result.output
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from receiver.outbox import Outbox
 from receiver.routing import load_routing
-from tests.conftest import ROOT, SIMPLE_ROUTING, require_binary
+from receiver.settings import Settings
+from tests.conftest import ROOT, SIMPLE_ROUTING, env_for, require_binary
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
 from tests.procs import ALERTMANAGER, alertmanager, descendants, http, serve, wait_for_log
 
@@ -20,15 +21,11 @@ pytestmark = pytest.mark.e2e
 
 
 def receiver_env(tmp_path: Path, fake: FakeDingTalk) -> dict[str, str]:
-    return {
-        "DINGTALK_APP_KEY": APP_KEY,
-        "DINGTALK_APP_SECRET": APP_SECRET,
-        "DINGTALK_APP_AGENT_ID": "424242",
-        "DINGTALK_API_BASE": fake.url,
-        "RECEIVER_DATA_DIR": str(tmp_path / "data"),
-        "RECEIVER_ROUTING": str(SIMPLE_ROUTING),
-        "RECEIVER_TEMPLATES": str(ROOT / "templates"),
-    }
+    """Credentials pointed at the fake, the fixed test routing, a private data dir."""
+    settings = Settings(data_dir=str(tmp_path / "data"), routing=str(SIMPLE_ROUTING),
+                        templates=str(ROOT / "templates"), app_key=APP_KEY,
+                        app_secret=APP_SECRET, agent_id="424242", api_base=fake.url)  # fmt: skip
+    return env_for(settings)
 
 
 def test_alert_reaches_a_person_then_resolves(tmp_path: Path, fake_dingtalk: FakeDingTalk) -> None:
