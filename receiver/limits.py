@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .outbox import side_transaction
+from .sqlitedb import side_transaction
 
 DINGTALK_DAY = ZoneInfo("Asia/Shanghai")
 WARN_FRACTION = 0.8

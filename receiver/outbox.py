@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import OutboxUnavailable
 from .pipeline import Entry
+from .sqlitedb import ThreadConnections
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -139,80 +138,6 @@ def _keys(userids: str, departments: str) -> set[str]:
     return set(_split(userids)) | {f"dept:{d}" for d in _split(departments)}
 
 
-def connect(
-    path: str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"
-) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA synchronous={synchronous}")
-    # Short: BEGIN IMMEDIATE waits in _begin_immediate; this covers the odd read.
-    db.execute(f"PRAGMA busy_timeout={min(busy_timeout_ms, 20)}")
-    return db
-
-
-BEGIN_WAIT_S = 5.0
-
-
-def _begin_immediate(db: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE, waiting for the write lock in short, jittered steps.
-
-    SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms between tries, so under
-    contention a writer often sleeps long after the lock was freed: the benchmark's
-    p99 was hundreds of ms while one commit takes under a millisecond. Here the
-    connection's busy timeout is short and the wait is ours, at most BEGIN_WAIT_S.
-    """
-    deadline = time.monotonic() + BEGIN_WAIT_S
-    step = 0.0005
-    while True:
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-        time.sleep(step * random.uniform(0.5, 1.5))
-        step = min(step * 1.5, 0.005)
-
-
-@contextmanager
-def transaction(db: sqlite3.Connection, *, close: bool = True) -> Iterator[sqlite3.Connection]:
-    """One IMMEDIATE transaction on `db`; sqlite errors -> OutboxUnavailable.
-
-    `close=False` keeps the connection for the next transaction of the same thread.
-    """
-    try:
-        _begin_immediate(db)
-        yield db
-        db.execute("COMMIT")
-    except sqlite3.Error as e:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise OutboxUnavailable(f"outbox: {e}") from None
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    finally:
-        if close:
-            db.close()
-
-
-@contextmanager
-def side_transaction(path: str, what: str) -> Iterator[sqlite3.Connection]:
-    """A transaction on a fresh connection without fsync, for counters and caches.
-
-    Losing the last write of the limits' counters or the token cache to a power cut
-    is harmless; `what` names the store in the OutboxUnavailable it raises.
-    """
-    try:
-        db = connect(path, synchronous="NORMAL")
-    except sqlite3.Error as e:
-        raise OutboxUnavailable(f"{what}: {e}") from None
-    with transaction(db) as tx:
-        yield tx
-
-
 class Outbox:
     def __init__(
         self, data_dir: str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"
@@ -224,9 +149,7 @@ class Outbox:
         and each commit no longer holds the write lock through an fsync.
         """
         self.path = os.path.join(data_dir, "outbox.sqlite3")
-        self.busy_timeout_ms = busy_timeout_ms
-        self.synchronous = synchronous
-        self._local = threading.local()
+        self._db = ThreadConnections(self.path, busy_timeout_ms, synchronous)
         try:
             os.makedirs(data_dir, exist_ok=True)
             with self._tx() as db:  # DDL is transactional: several workers may start at once
@@ -241,52 +164,8 @@ class Outbox:
         except (OSError, OutboxUnavailable, sqlite3.Error) as e:
             raise OutboxUnavailable(f"cannot open outbox {self.path}: {e}") from None
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """A transaction on this thread's connection, opened once and kept.
-
-        Opening a connection per transaction cost a third of ingest throughput
-        (bench/README.md). A kept connection is dropped after any error, and when
-        the file at the path is no longer the one it opened (replaced or removed),
-        so a broken disk still surfaces as OutboxUnavailable.
-        """
-        db = self._connection()
-        try:
-            with transaction(db, close=False) as tx:
-                yield tx
-        except OutboxUnavailable:
-            self._drop()
-            raise
-
-    def _connection(self) -> sqlite3.Connection:
-        local = self._local
-        try:
-            inode = os.stat(self.path).st_ino
-        except OSError:
-            inode = None
-        db: sqlite3.Connection | None = getattr(local, "db", None)
-        if db is not None and (local.pid != os.getpid() or local.inode != inode or inode is None):
-            self._drop()
-            db = None
-        if db is None:
-            try:
-                db = connect(
-                    self.path, busy_timeout_ms=self.busy_timeout_ms, synchronous=self.synchronous
-                )
-            except sqlite3.Error as e:
-                raise OutboxUnavailable(f"outbox: {e}") from None
-            local.db, local.pid = db, os.getpid()
-            try:
-                local.inode = os.stat(self.path).st_ino
-            except OSError:
-                local.inode = None
-        return db
-
-    def _drop(self) -> None:
-        db = getattr(self._local, "db", None)
-        self._local.db = None
-        if db is not None and self._local.pid == os.getpid():
-            db.close()
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._db.transaction()
 
     def _log(self, db: sqlite3.Connection, item_id: int, outcome: str, errcode: int | None = None,
              error: str | None = None) -> None:  # fmt: skip

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from .outbox import side_transaction
+from .sqlitedb import side_transaction
 
 
 class SqliteKv:
