@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from receiver import health
 from receiver.app import create_app
 from receiver.settings import Settings
 from tests.conftest import ROOT
-from tests.procs import http, serve
+from tests.procs import descendants, http, serve
 
 
 @pytest.fixture
@@ -117,10 +118,17 @@ def test_dockerfile_healthcheck_and_readiness_across_processes(tmp_path: Path) -
         for _ in range(4):
             status, body = http("GET", srv.url + "/readyz")
             assert status == 200 and body["delivery"]["ok"] is True, body
-        health.beat(str(tmp_path / "data"), now=time.time() - 3600)
-        for _ in range(4):
-            status, body = http("GET", srv.url + "/readyz")
-            assert status == 503 and body["delivery"]["ok"] is False, body
+        # A stuck delivery worker (stopped, so it beats no more) makes every worker unready.
+        (delivery,) = [p for p in descendants(srv.proc.pid)
+                       if b"deliver" in Path(f"/proc/{p}/cmdline").read_bytes()]  # fmt: skip
+        os.kill(delivery, signal.SIGSTOP)
+        try:
+            health.beat(str(tmp_path / "data"), now=time.time() - 3600)
+            for _ in range(4):
+                status, body = http("GET", srv.url + "/readyz")
+                assert status == 503 and body["delivery"]["ok"] is False, body
+        finally:
+            os.kill(delivery, signal.SIGCONT)
     check = subprocess.run(healthcheck_command(), env=env, capture_output=True, timeout=10)
     assert check.returncode != 0  # nothing listens any more: unhealthy
 
