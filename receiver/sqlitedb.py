@@ -54,8 +54,10 @@ def _begin_immediate(db: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def transaction(db: sqlite3.Connection, *, close: bool = True) -> Iterator[sqlite3.Connection]:
-    """One IMMEDIATE transaction on `db`; sqlite errors -> OutboxUnavailable.
+def transaction(
+    db: sqlite3.Connection, *, close: bool = True, what: str = "outbox"
+) -> Iterator[sqlite3.Connection]:
+    """One IMMEDIATE transaction on `db`; sqlite errors -> OutboxUnavailable naming `what`.
 
     `close=False` keeps the connection for the next transaction of the same thread.
     """
@@ -66,7 +68,7 @@ def transaction(db: sqlite3.Connection, *, close: bool = True) -> Iterator[sqlit
     except sqlite3.Error as e:
         if db.in_transaction:
             db.execute("ROLLBACK")
-        raise OutboxUnavailable(f"outbox: {e}") from None
+        raise OutboxUnavailable(f"{what}: {e}") from None
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
@@ -78,17 +80,21 @@ def transaction(db: sqlite3.Connection, *, close: bool = True) -> Iterator[sqlit
 
 @contextmanager
 def side_transaction(path: str, what: str) -> Iterator[sqlite3.Connection]:
-    """A transaction on a fresh connection without fsync, for counters and caches.
+    """A transaction without fsync, on this thread's kept connection to `path`.
 
-    Losing the last write of the limits' counters or the token cache to a power cut
-    is harmless; `what` names the store in the OutboxUnavailable it raises.
+    For counters and caches: losing the last write of the limits' counters or the
+    token cache to a power cut is harmless. `what` names the store in errors.
     """
-    try:
-        db = connect(path, synchronous="NORMAL")
-    except sqlite3.Error as e:
-        raise OutboxUnavailable(f"{what}: {e}") from None
-    with transaction(db) as tx:
+    with _SIDE_LOCK:
+        conns = _SIDE.get(path)
+        if conns is None:
+            conns = _SIDE[path] = ThreadConnections(path, 5000, "NORMAL", what=what)
+    with conns.transaction() as tx:
         yield tx
+
+
+_SIDE: dict[str, ThreadConnections] = {}
+_SIDE_LOCK = threading.Lock()
 
 
 class ThreadConnections:
@@ -100,8 +106,11 @@ class ThreadConnections:
     broken disk still surfaces as OutboxUnavailable.
     """
 
-    def __init__(self, path: str, busy_timeout_ms: int, synchronous: str) -> None:
+    def __init__(
+        self, path: str, busy_timeout_ms: int, synchronous: str, *, what: str = "outbox"
+    ) -> None:
         self.path = path
+        self.what = what
         self.busy_timeout_ms = busy_timeout_ms
         self.synchronous = synchronous
         self._local = threading.local()
@@ -110,7 +119,7 @@ class ThreadConnections:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._connection()
         try:
-            with transaction(db, close=False) as tx:
+            with transaction(db, close=False, what=self.what) as tx:
                 yield tx
         except OutboxUnavailable:
             self._drop()
@@ -135,7 +144,7 @@ class ThreadConnections:
                     self.path, busy_timeout_ms=self.busy_timeout_ms, synchronous=self.synchronous
                 )
             except sqlite3.Error as e:
-                raise OutboxUnavailable(f"outbox: {e}") from None
+                raise OutboxUnavailable(f"{self.what}: {e}") from None
             local.db, local.pid, local.inode = db, os.getpid(), self._inode()
         return db
 
