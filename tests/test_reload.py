@@ -8,7 +8,8 @@ import signal
 import time
 from pathlib import Path
 
-from tests.conftest import FIXTURES, ROOT, SIMPLE_ROUTING
+from receiver.settings import Settings
+from tests.conftest import FIXTURES, ROOT, SIMPLE_ROUTING, env_for
 from tests.procs import Serve, descendants, http, serve, wait_for_log
 
 PAYLOAD = (FIXTURES / "alertmanager/firing-1.json").read_bytes()  # team=db -> receiver db
@@ -25,6 +26,12 @@ def db_userids(srv: Serve, data: Path, n: int = 6) -> set[str]:
     return {u for i in box.items() if i.id not in before for u in i.userids}
 
 
+def dry_run_env(routing: Path, data: Path, **extra: str) -> dict[str, str]:
+    """No credentials (dry run), this routing file and data dir, the bundled templates."""
+    settings = Settings(routing=str(routing), data_dir=str(data), templates=str(ROOT / "templates"))
+    return env_for(settings, **extra)
+
+
 def wait_until(predicate, timeout: float = 10) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -39,8 +46,7 @@ def test_edits_reach_every_worker_and_bad_edits_keep_paging(tmp_path: Path) -> N
     good = SIMPLE_ROUTING.read_text()
     routing.write_text(good)
     data = tmp_path / "data"
-    env = {"RECEIVER_ROUTING": str(routing), "RECEIVER_DATA_DIR": str(data),
-           "RECEIVER_TEMPLATES": str(ROOT / "templates"), "DINGTALK_APP_KEY": ""}  # fmt: skip
+    env = dry_run_env(routing, data)
     with serve(env, tmp_path / "serve.log", workers=3) as srv:
         assert db_userids(srv, data) == {"user0002"}
 
@@ -87,9 +93,7 @@ def test_post_reload_answers_with_the_verdict_and_every_worker_follows(tmp_path:
     good = SIMPLE_ROUTING.read_text()
     routing.write_text(good)
     data = tmp_path / "data"
-    env = {"RECEIVER_ROUTING": str(routing), "RECEIVER_DATA_DIR": str(data),
-           "RECEIVER_TEMPLATES": str(ROOT / "templates"), "DINGTALK_APP_KEY": "",
-           "RECEIVER_ADMIN_TOKEN": "adm1n"}  # fmt: skip
+    env = dry_run_env(routing, data, RECEIVER_ADMIN_TOKEN="adm1n")
     admin = {"Authorization": "Bearer adm1n"}
     with serve(env, tmp_path / "serve.log", workers=3) as srv:
         assert http("POST", srv.url + "/-/reload")[0] == 401
