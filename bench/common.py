@@ -105,11 +105,11 @@ def outbox_counts(url: str) -> dict[str, int]:
 
 
 def wait_drained(url: str, timeout: float) -> float | None:
-    """Seconds until nothing is queued, sending or retrying; None if not within timeout."""
+    """Seconds until nothing is pending, queued, sending or retrying; None if not in time."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         c = outbox_counts(url)
-        if c["queued"] + c["sending"] + c["retry"] == 0:
+        if c["pending"] + c["queued"] + c["sending"] + c["retry"] == 0:
             return time.monotonic() - start
         time.sleep(0.1)
     return None

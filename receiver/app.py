@@ -1,7 +1,8 @@
-"""The Flask application: a thin HTTP shell around ingest -> routing -> render -> outbox.
+"""The Flask application: a thin HTTP shell around ingest -> outbox.
 
-A 2xx means every resulting message is committed to the outbox. The handler
-never calls DingTalk; the delivery worker does.
+A 2xx means the validated webhook is committed to the outbox, from which the
+delivery process routes, renders and sends it (receiver/planner.py). The handler
+never renders and never calls DingTalk, so accepting costs one parse and one insert.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from . import auth, health, ingest, metrics
 from .errors import ConfigError, OutboxUnavailable, PayloadError
 from .ingest_grafana import parse_grafana
 from .model import Notification
-from .pipeline import plan
 from .settings import Settings
 from .state import State
 
@@ -71,24 +71,19 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         ):  # fmt: skip
             return error(401, "unauthorized")
         notification = parse(body)
-        log.info(
-            "received source=%s receiver=%s status=%s alerts=%d group_key=%s",
-            source, receiver or notification.receiver, notification.status,
-            len(notification.alerts), notification.group_key,
-        )  # fmt: skip
         table = state.table
         if receiver is not None and receiver not in table.receivers:
             return error(404, f"unknown receiver {receiver!r} in {table.path}")
-        entries = plan(table, state.renderer, notification, receiver=receiver)
-        ids = state.outbox.enqueue(entries, source=source, group_key=notification.group_key)
+        pending = state.outbox.accept(
+            body, source=source, receiver=receiver, group_key=notification.group_key
+        )
         metrics.alerts_received.labels(source).inc(len(notification.alerts))
-        for e in entries:
-            metrics.messages_enqueued.labels(e.receiver).inc()
         log.info(
-            "enqueued source=%s receiver=%s alerts=%d messages=%d ids=%s",
-            source, receiver or notification.receiver, len(notification.alerts), len(ids), ids,
+            "accepted id=%d source=%s receiver=%s status=%s alerts=%d group_key=%s",
+            pending.id, source, receiver or notification.receiver, notification.status,
+            len(notification.alerts), notification.group_key,
         )  # fmt: skip
-        return jsonify(status="accepted", enqueued=len(ids)), 200
+        return jsonify(status="accepted", id=pending.id, alerts=len(notification.alerts)), 200
 
     @app.post("/alertmanager")
     @app.post("/alertmanager/<receiver>")

@@ -11,7 +11,7 @@ from datetime import datetime
 import click
 
 from .errors import OutboxUnavailable
-from .outbox import STATES, Item, Outbox
+from .outbox import COUNTED, Item, Outbox
 from .settings import Settings, parse_duration
 
 
@@ -37,15 +37,26 @@ def outbox() -> None:
 
 
 @outbox.command("list")
-@click.option("--state", type=click.Choice(STATES), help="only items in this state")
+@click.option("--state", type=click.Choice(COUNTED), help="only items in this state")
 @click.option("--limit", type=int, default=200, show_default=True)
 def list_items(state: str | None, limit: int) -> None:
-    """One line per item: id, state, attempts, age, receiver, recipients, last error."""
+    """One line per item: id, state, attempts, age, receiver, recipients, last error.
+
+    `pending` lines (ids p1, p2 …) are accepted webhooks that the delivery process
+    has not routed and rendered into items yet.
+    """
     with _outbox() as box:
         counts = box.counts()
-        items = box.items(state, limit=limit)
+        pending = box.pending(limit) if state in (None, "pending") else []
+        items = box.items(state, limit=limit) if state != "pending" else []
     click.echo(" ".join(f"{s}={n}" for s, n in counts.items()))
     now = time.time()
+    for p in pending:
+        error = f"  {p.last_error}" if p.last_error else ""
+        click.echo(
+            f"{'p' + str(p.id):>6} pending attempts={p.attempts} age={now - p.received_at:.0f}s"
+            f" {p.source} {p.receiver or '(route tree)'}{error}"
+        )
     for i in items:
         error = f"  [{i.errcode}] {i.last_error}" if i.last_error and i.state != "sent" else ""
         held = f"  held: {i.hold_reason}" if i.hold_reason else ""

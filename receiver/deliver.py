@@ -1,8 +1,10 @@
-"""The delivery worker: claim from the outbox, send through DingTalk, record the outcome.
+"""The delivery worker: plan accepted webhooks, claim from the outbox, send, record.
 
-It runs in its own process, started by `serve`. In dry-run mode (no credentials)
-it logs each message instead of sending it, and marks it sent. Besides sending,
-its loop runs the getsendresult follow-up and purges old sent items.
+It runs in its own process, started by `serve`. Each turn of its loop first plans
+the webhooks the web workers accepted (receiver/planner.py: route and render them
+into outbox items), then sends. In dry-run mode (no credentials) it logs each
+message instead of sending it, and marks it sent. Besides sending, its loop runs
+the getsendresult follow-up and purges old sent items.
 
 Order: items are handled in id order, and an item is not claimed while an earlier
 item for one of its recipients is unfinished (outbox.claim). When an item fails,
@@ -25,7 +27,7 @@ from typing import Protocol
 from . import health, metrics
 from .budget import msg_size, shrink
 from .dingtalk import Client, SendResult, is_too_long
-from .errors import DingTalkError, OutboxUnavailable
+from .errors import ConfigError, DingTalkError, OutboxUnavailable
 from .followup import FollowUp
 from .limits import Limits, next_day
 from .outbox import Item, Outbox
@@ -107,8 +109,10 @@ class Worker:
         lease_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         parent_pid: int | None = None,
+        plan: Callable[[], int] | None = None,
     ) -> None:
         self.parent_pid = parent_pid
+        self.plan = plan
         self.outbox = outbox
         self.sender = sender
         self.limits = limits
@@ -126,6 +130,11 @@ class Worker:
         self._last_purge = 0.0
 
     def run_once(self) -> int:
+        """Plan what was accepted, then claim and handle one batch; return how much was done."""
+        planned = self.plan() if self.plan is not None else 0
+        return planned + self.send_batch()
+
+    def send_batch(self) -> int:
         """Claim and handle one batch; return how many items were handled."""
         items = self.outbox.claim(limit=10, lease_s=self.lease_s, owner=self.owner)
         behind: set[str] = set()  # recipients of an item in this batch that did not go out
@@ -289,7 +298,11 @@ def make_sender(settings: Settings) -> Sender:
 
 
 def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
+    from .planner import Planner
+    from .state import State
+
     outbox = Outbox(settings.data_dir, synchronous="NORMAL")  # see Outbox: accept stays FULL
+    planner = Planner(State(settings, fallback=True, outbox=outbox))
     sender = make_sender(settings)
     limits = Limits(
         outbox.path,
@@ -313,6 +326,7 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
         # one item is at most: a token fetch, a send, a refresh and a second send
         lease_s=max(60.0, 4 * settings.http_timeout + 20),
         parent_pid=parent_pid,
+        plan=planner.run_once,
     )
 
 
@@ -326,15 +340,18 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     delay = 1.0
-    while True:  # an outbox that can't be opened now may be back in a moment: wait, don't die
+    while True:  # an outbox or a routing.yaml that fails now may be fine soon: wait, don't die
         try:
             worker = make_worker(settings, parent_pid)
             break
         except OutboxUnavailable as e:
             log.error("outbox_unavailable error=%s; delivery retries in %.0fs", e, delay)
-            if stop.wait(delay):
-                return
-            delay = min(delay * 2, 30.0)
+        except ConfigError as e:  # no routing.yaml that loads, and no last good one either
+            problems = "; ".join(str(p) for p in e.problems)
+            log.error("config_invalid problems=%s; delivery retries in %.0fs", problems, delay)
+        if stop.wait(delay):
+            return
+        delay = min(delay * 2, 30.0)
     worker.stopping = stop
     start_directory_sync(settings, stop)
     worker.run()

@@ -35,6 +35,10 @@ alerts_received = Counter(f"{NS}_alerts_received_total", "Alerts in accepted pay
 messages_enqueued = Counter(
     f"{NS}_messages_enqueued_total", "Outbox items committed (one per DingTalk call).", ["receiver"]
 )
+plan_failures = Counter(
+    f"{NS}_plan_failures_total",
+    "Accepted webhooks that could not be routed and rendered yet (kept, tried again).",
+)
 sends = Counter(
     f"{NS}_sends_total",
     "asyncsend_v2 attempts, by outcome and error class.",

@@ -1,10 +1,14 @@
 """The outbox: SQLite (WAL) in RECEIVER_DATA_DIR, the only copy of an accepted alert.
 
+    webhook ──accept──► pending ──plan (delivery process)──► queued items
     queued ──claim──► sending ──► sent ──(follow-up, then retention)──► purged
        ▲                 │ └────► retry ──(due)──► sending …
        └──(lease expired, released, held to tomorrow)  └──► dead (permanent, or too old)
 
-Each transition is its own committed transaction (BEGIN IMMEDIATE, synchronous=FULL).
+A web worker commits the webhook's body as a `pending` row (BEGIN IMMEDIATE,
+synchronous=FULL) before it answers 2xx. The delivery process routes and renders
+it, and replaces it with its items in one transaction (`expand`): it becomes
+items once, or stays pending. Each later transition is its own transaction.
 A claim carries an owner and a lease; an item whose claimer died goes back to the
 queue when its lease runs out (or at once, when the claimer is known to be dead).
 Claims keep per-recipient order: an item is not claimed while an earlier item that
@@ -46,6 +50,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     sent_at REAL
 );
+CREATE TABLE IF NOT EXISTS pending (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    receiver TEXT,
+    group_key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT
+);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id INTEGER NOT NULL REFERENCES outbox (id),
@@ -70,6 +85,7 @@ CREATE INDEX IF NOT EXISTS attempts_item ON attempts (item_id);
 """
 
 STATES = ("queued", "sending", "sent", "retry", "dead")
+COUNTED = ("pending", *STATES)  # what counts() reports: accepted webhooks not yet planned too
 _DUE = (
     "((state IN ('queued','retry') AND next_attempt_at<=:now)"
     " OR (state='sending' AND lease_until<:now))"
@@ -130,6 +146,20 @@ class Item:
         )
 
 
+@dataclass(frozen=True)
+class Pending:
+    """An accepted webhook, as received, that the delivery process has not planned yet."""
+
+    id: int
+    received_at: float
+    source: str
+    receiver: str | None  # the receiver named in the URL; None: the route tree decides
+    group_key: str
+    body: bytes
+    attempts: int = 0
+    last_error: str | None = None
+
+
 def _split(text: str) -> tuple[str, ...]:
     return tuple(u for u in text.split(",") if u)
 
@@ -175,24 +205,72 @@ class Outbox:
         )
 
     # -- accept path -----------------------------------------------------------------------
+    def accept(self, body: bytes, *, source: str, receiver: str | None, group_key: str) -> Pending:
+        """Commit a validated webhook body; it is on disk when this returns."""
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO pending (received_at, source, receiver, group_key, body,"
+                " next_attempt_at) VALUES (?,?,?,?,?,?)",
+                (now, source, receiver, group_key, body, now),
+            )
+        return Pending(int(cur.lastrowid or 0), now, source, receiver, group_key, body)
+
     def enqueue(self, entries: Iterable[Entry], *, source: str, group_key: str) -> list[int]:
         """Commit every entry, or none. Returns the new ids once they are on disk."""
+        with self._tx() as db:
+            return self._insert(db, entries, source, group_key, time.time())
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, entries: Iterable[Entry], source: str, group_key: str,
+                created_at: float) -> list[int]:  # fmt: skip
         now = time.time()
         ids: list[int] = []
-        with self._tx() as db:
-            for e in entries:
-                cur = db.execute(
-                    "INSERT INTO outbox (created_at, updated_at, state, source, receiver,"
-                    " group_key, msg, userids, departments, next_attempt_at, due_since)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        now, now, "queued", source, e.receiver, group_key,
-                        json.dumps(e.msg, ensure_ascii=False, separators=(",", ":")),
-                        ",".join(e.userids), ",".join(str(d) for d in e.departments), now, now,
-                    ),
-                )  # fmt: skip
-                ids.append(int(cur.lastrowid or 0))
+        for e in entries:
+            cur = db.execute(
+                "INSERT INTO outbox (created_at, updated_at, state, source, receiver,"
+                " group_key, msg, userids, departments, next_attempt_at, due_since)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    created_at, now, "queued", source, e.receiver, group_key,
+                    json.dumps(e.msg, ensure_ascii=False, separators=(",", ":")),
+                    ",".join(e.userids), ",".join(str(d) for d in e.departments), now,
+                    created_at,
+                ),
+            )  # fmt: skip
+            ids.append(int(cur.lastrowid or 0))
         return ids
+
+    # -- planning (delivery process) -------------------------------------------------------
+    def due_pending(self, *, limit: int = 20, now: float | None = None) -> list[Pending]:
+        """Pending webhooks to plan, oldest first."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT * FROM pending WHERE next_attempt_at<=? ORDER BY id LIMIT ?", (now, limit)
+            ).fetchall()
+        return [_pending(r) for r in rows]
+
+    def pending(self, limit: int = 1000) -> list[Pending]:
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM pending ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [_pending(r) for r in rows]
+
+    def expand(self, p: Pending, entries: Iterable[Entry]) -> list[int] | None:
+        """Replace pending `p` with its items, in one transaction; None if already done."""
+        with self._tx() as db:
+            if db.execute("DELETE FROM pending WHERE id=?", (p.id,)).rowcount != 1:
+                return None
+            return self._insert(db, entries, p.source, p.group_key, p.received_at)
+
+    def defer(self, pending_id: int, *, error: str, delay_s: float) -> None:
+        """Planning failed: keep the webhook, note why, and plan it again after `delay_s`."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE pending SET attempts=attempts+1, next_attempt_at=?, last_error=?"
+                " WHERE id=?",
+                (time.time() + delay_s, error, pending_id),
+            )
 
     # -- delivery path ---------------------------------------------------------------------
     def claim(
@@ -449,15 +527,28 @@ class Outbox:
         return [Item.from_row(r) for r in rows]
 
     def stats(self) -> tuple[dict[str, int], float | None]:
-        """Counts by state, and when the oldest queued or retrying item was accepted."""
+        """Counts by state, and when the oldest pending, queued or retrying item was accepted."""
         with self._tx() as db:
             row = db.execute(
-                "SELECT MIN(created_at) AS oldest FROM outbox WHERE state IN ('queued','retry')"
+                "SELECT MIN(t) AS oldest FROM (SELECT MIN(received_at) AS t FROM pending UNION ALL"
+                " SELECT MIN(created_at) FROM outbox WHERE state IN ('queued','retry'))"
             ).fetchone()
         return self.counts(), row["oldest"]
 
     def counts(self) -> dict[str, int]:
+        """Items by state, and `pending`: accepted webhooks not planned into items yet."""
         with self._tx() as db:
-            rows = db.execute("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state").fetchall()
+            rows = db.execute(
+                "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state"
+                " UNION ALL SELECT 'pending', COUNT(*) FROM pending"
+            ).fetchall()
         found = {r["state"]: r["n"] for r in rows}
-        return {s: int(found.get(s, 0)) for s in STATES}
+        return {s: int(found.get(s, 0)) for s in COUNTED}
+
+
+def _pending(row: sqlite3.Row) -> Pending:
+    return Pending(
+        id=row["id"], received_at=row["received_at"], source=row["source"],
+        receiver=row["receiver"], group_key=row["group_key"], body=bytes(row["body"]),
+        attempts=row["attempts"], last_error=row["last_error"],
+    )  # fmt: skip

@@ -34,12 +34,14 @@ LAST_GOOD_FILE = "routing.last-good.yaml"
 
 
 class State:
-    def __init__(self, settings: Settings, *, fallback: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, fallback: bool = False, outbox: Outbox | None = None
+    ) -> None:
         self.settings = settings
-        # Always the store, synced or not: aliases resolve at send time, so a sync
-        # that lands while serving takes effect without a reload.
+        # Always the store, synced or not: aliases resolve when an alert is planned,
+        # so a sync that lands while serving takes effect without a reload.
         self.directory: Directory = DirectoryStore(settings.data_dir)
-        self.outbox = Outbox(settings.data_dir)
+        self.outbox = outbox or Outbox(settings.data_dir)
         self._lock = threading.Lock()
         self._checked = time.monotonic()
         self._digest = config.fingerprint(settings.routing)

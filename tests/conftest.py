@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from receiver.settings import Settings
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
@@ -66,6 +67,13 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         "RECEIVER_TEMPLATES": settings.templates,
     }
     return {**env, **extra}
+
+
+def plan_pending(app: Flask) -> int:
+    """What the delivery process does first: route and render accepted webhooks into items."""
+    from receiver.planner import Planner
+
+    return Planner(app.extensions["receiver"]).run_once()
 
 
 def require_binary(path: str) -> str:

@@ -12,7 +12,7 @@ from receiver import health
 from receiver.app import create_app
 from receiver.outbox import Outbox
 from receiver.settings import Settings
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, plan_pending
 
 FIRING = (FIXTURES / "alertmanager/firing-1.json").read_bytes()
 
@@ -26,16 +26,22 @@ def post(client: FlaskClient, body: bytes = FIRING, path: str = "/alertmanager",
     return client.post(path, data=body, content_type=kw.get("ct", "application/json"))
 
 
-def test_2xx_only_after_the_message_is_on_disk(client: FlaskClient, settings: Settings) -> None:
+def test_2xx_only_after_the_webhook_is_on_disk(client: FlaskClient, settings: Settings) -> None:
     res = post(client)
-    assert res.status_code == 200 and res.json == {"status": "accepted", "enqueued": 1}
+    assert res.status_code == 200 and res.json == {"status": "accepted", "id": 1, "alerts": 1}
+    (pending,) = Outbox(settings.data_dir).pending()  # committed as received, not yet rendered
+    assert (pending.id, pending.source, pending.body) == (1, "alertmanager", FIRING)
+    assert Outbox(settings.data_dir).items() == []
+    assert plan_pending(client.application) == 1  # the delivery process's first step
     (item,) = Outbox(settings.data_dir).items()
     assert item.state == "queued" and item.receiver == "db" and item.userids == ("user0002",)
     assert "API p99 latency above 2s" in item.msg["markdown"]["text"]
+    assert item.created_at == pending.received_at and Outbox(settings.data_dir).pending() == []
 
 
 def test_receiver_in_the_path_skips_the_tree(client: FlaskClient, settings: Settings) -> None:
     assert post(client, path="/alertmanager/ops").status_code == 200
+    plan_pending(client.application)
     (item,) = Outbox(settings.data_dir).items()
     assert item.receiver == "ops" and item.userids == ("manager4220",)
 
@@ -100,7 +106,8 @@ def test_failed_reload_keeps_the_running_table(settings: Settings, tmp_path: Pat
 def test_grafana_may_use_put(client: FlaskClient, settings: Settings) -> None:
     body = (FIXTURES / "grafana/unified-firing.json").read_bytes()
     res = client.put("/grafana", data=body, content_type="application/json")
-    assert res.status_code == 200 and res.json["enqueued"] >= 1
+    assert res.status_code == 200 and res.json["alerts"] == 2
+    plan_pending(client.application)
     assert {i.source for i in Outbox(settings.data_dir).items()} == {"grafana"}
 
 
@@ -120,6 +127,7 @@ def test_a_failing_template_falls_back_is_counted_and_still_sent(
     before = metrics.template_fallbacks.labels("broken.md.j2")._value.get()
     app = create_app(settings.with_(routing=str(routing), templates=str(templates)))
     assert post(app.test_client()).status_code == 200
+    plan_pending(app)
     (item,) = Outbox(settings.data_dir).items()
     assert "API p99 latency above 2s" in item.msg["markdown"]["text"]  # the built-in default
     assert metrics.template_fallbacks.labels("broken.md.j2")._value.get() == before + 1

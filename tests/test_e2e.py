@@ -73,7 +73,7 @@ def test_quick_start_dry_run_logs_the_message_and_keeps_it(tmp_path: Path) -> No
     payload = (ROOT / "tests/fixtures/alertmanager/firing-1.json").read_bytes()
     with serve(env, tmp_path / "serve.log", workers=1, cwd=ROOT) as srv:
         status, body = http("POST", srv.url + "/alertmanager", payload)
-        assert (status, body) == (200, {"status": "accepted", "enqueued": 1})
+        assert (status, body) == (200, {"status": "accepted", "id": 1, "alerts": 1})
         # team=db, severity=critical: the db receiver, whoever is on call for db-primary
         oncall = load_routing(str(ROOT / "routing.yaml")).recipients("db", datetime.now(UTC))
         wait_for_log(srv, f"dry_run to={','.join(oncall.userids)} depts=[12345]")

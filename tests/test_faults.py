@@ -83,7 +83,7 @@ def post_alerts(srv: Serve, n: int) -> dict[str, list[int]]:
     for seq in range(n):
         receiver = RECEIVERS[seq % len(RECEIVERS)]
         status, body = http("POST", f"{srv.url}/alertmanager/{receiver}", payload(seq))
-        assert (status, body) == (200, {"status": "accepted", "enqueued": 1})
+        assert (status, body) == (200, {"status": "accepted", "id": seq + 1, "alerts": 1})
         for user in USERS[receiver]:
             expected.setdefault(user, []).append(seq)
     return expected
@@ -163,6 +163,7 @@ def test_token_permanently_broken_is_bounded(tmp_path: Path, fake: FakeDingTalk)
     with serve(env(tmp_path, fake, **extra), tmp_path / "serve.log") as srv:
         post_alerts(srv, 6)
         assert wait_outbox(srv, "dead", 6) == {
+            "pending": 0,
             "queued": 0,
             "sending": 0,
             "sent": 0,

@@ -18,7 +18,7 @@ from receiver.dingtalk import Client
 from receiver.logs import ACCESS_LOG_FORMAT, JsonFormatter, fields, formatter
 from receiver.outbox import Outbox
 from receiver.settings import Settings
-from tests.conftest import FIXTURES, ROOT, require_binary
+from tests.conftest import FIXTURES, ROOT, plan_pending, require_binary
 from tests.fakes.dingtalk import APP_SECRET, FakeDingTalk
 from tests.procs import http, serve, wait_for_log
 
@@ -141,6 +141,7 @@ def test_state_changes_logged_with_ids_without_payloads_or_secrets(
         == 200
     )
 
+    assert plan_pending(client.application) == 3
     worker = Worker(Outbox(settings.data_dir), Client(settings), clock=lambda: 0.0)
     # sent, dead, retry: in that order, since a message in retry holds back the later
     # messages to the same person, and all three go to the same person.
@@ -168,9 +169,10 @@ def test_state_changes_logged_with_ids_without_payloads_or_secrets(
     # One line per state change, with its ids.
     lines = [json.loads(json_fmt.format(r)) for r in info if r.name.startswith("receiver")]
     events = [line.get("event") for line in lines]
-    assert events.count("enqueued") == 3
+    assert events.count("accepted") == events.count("enqueued") == 3
     by_event = {line["event"]: line for line in lines if "event" in line}
     assert by_event["enqueued"]["ids"] and by_event["enqueued"]["source"] == "alertmanager"
+    assert by_event["enqueued"]["pending"] == by_event["accepted"]["id"] == 3
     assert {"retry_scheduled", "dead_lettered", "sent"} <= set(events)
     ids = {by_event[e]["id"] for e in ("retry_scheduled", "dead_lettered", "sent")}
     assert ids == {1, 2, 3}
@@ -207,10 +209,11 @@ def test_serve_logs_json_lines_from_every_process(
     assert (
         post["method"] == "POST" and post["status"] == 200 and post["logger"] == "gunicorn.access"
     )
+    accepted = next(line for line in lines if line.get("event") == "accepted")
     enqueued = next(line for line in lines if line.get("event") == "enqueued")
     sent = next(line for line in lines if line.get("event") == "sent")
-    assert sent["id"] in enqueued["ids"]
-    assert sent["process"] != enqueued["process"]  # the delivery process and a web worker
+    assert enqueued["pending"] == accepted["id"] and sent["id"] in enqueued["ids"]
+    assert accepted["process"] != enqueued["process"] == sent["process"]  # web, then delivery
     assert any(line["logger"] == "gunicorn.error" for line in lines)
     started = next(line for line in lines if line.get("event") == "delivery_process_started")
     assert started["pid"] == sent["process"]  # a `pid=` field is not the emitting process

@@ -26,6 +26,7 @@ def box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Outbox:
     box.mark_sent(ids[0], [1001])
     box.mark_retry(ids[1], delay_s=60, error="DingTalk …: HTTP 500", errcode=None)
     box.mark_dead(ids[2], error="DingTalk errcode 40035: 缺少参数", errcode=40035)
+    box.accept(b"{}", source="grafana", receiver=None, group_key="g")  # not planned yet
     return box
 
 
@@ -37,8 +38,11 @@ def run(*args: str) -> tuple[int, str]:
 def test_list(box: Outbox) -> None:
     code, out = run("list")
     assert code == 0
-    assert out.splitlines()[0] == "queued=0 sending=0 sent=1 retry=1 dead=1"
-    assert len(out.splitlines()) == 4
+    assert out.splitlines()[0] == "pending=1 queued=0 sending=0 sent=1 retry=1 dead=1"
+    assert len(out.splitlines()) == 5
+    assert "p1 pending attempts=0" in out.splitlines()[1] and "(route tree)" in out
+    code, out = run("list", "--state", "pending")
+    assert code == 0 and len(out.splitlines()) == 2 and "grafana" in out
     code, out = run("list", "--state", "dead")
     assert code == 0 and "carol" in out and "[40035]" in out and "alice" not in out
 

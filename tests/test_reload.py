@@ -16,13 +16,17 @@ PAYLOAD = (FIXTURES / "alertmanager/firing-1.json").read_bytes()  # team=db -> r
 
 
 def db_userids(srv: Serve, data: Path, n: int = 6) -> set[str]:
-    """Post n alerts (spread over the workers) and return who the db receiver paged."""
+    """Post n alerts (spread over the workers) and return who the db receiver paged.
+
+    The delivery process routes what the web workers accepted, so this waits for it.
+    """
     from receiver.outbox import Outbox
 
     box = Outbox(str(data))
     before = {i.id for i in box.items()}
     for _ in range(n):
         assert http("POST", srv.url + "/alertmanager", PAYLOAD)[0] == 200
+    assert wait_until(lambda: box.counts()["pending"] == 0), srv.text()
     return {u for i in box.items() if i.id not in before for u in i.userids}
 
 
