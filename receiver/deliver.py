@@ -304,8 +304,8 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
     outbox = Outbox(settings.data_dir, synchronous="NORMAL")  # see Outbox: accept stays FULL
     planner = Planner(State(settings, fallback=True, outbox=outbox))
     sender = make_sender(settings)
-    limits = Limits(
-        outbox.path,
+    limits = Limits(  # its own file: its writes never hold up a webhook's commit
+        os.path.join(settings.data_dir, "limits.sqlite3"),
         rate=settings.send_rate,
         per_minute=settings.recipients_per_minute,
         daily=settings.user_daily_limit,

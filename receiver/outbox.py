@@ -197,6 +197,10 @@ class Outbox:
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         return self._db.transaction()
 
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read: it does not hold up the web workers' commits (WAL)."""
+        return self._db.transaction(write=False)
+
     def _log(self, db: sqlite3.Connection, item_id: int, outcome: str, errcode: int | None = None,
              error: str | None = None) -> None:  # fmt: skip
         db.execute(
@@ -245,14 +249,14 @@ class Outbox:
     def due_pending(self, *, limit: int = 20, now: float | None = None) -> list[Pending]:
         """Pending webhooks to plan, oldest first."""
         now = time.time() if now is None else now
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT * FROM pending WHERE next_attempt_at<=? ORDER BY id LIMIT ?", (now, limit)
             ).fetchall()
         return [_pending(r) for r in rows]
 
     def pending(self, limit: int = 1000) -> list[Pending]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute("SELECT * FROM pending ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [_pending(r) for r in rows]
 
@@ -288,11 +292,13 @@ class Outbox:
         handles a batch in id order and gives back what follows a failure).
         """
         now = time.time() if now is None else now
+        with self._read() as db:  # most polls find nothing: look before taking the write lock
+            if not db.execute(
+                f"SELECT 1 FROM outbox WHERE {_DUE} LIMIT 1", {"now": now}
+            ).fetchone():
+                return []
         with self._tx() as db:
-            if db.execute(f"SELECT 1 FROM outbox WHERE {_DUE} LIMIT 1", {"now": now}).fetchone():
-                chosen = self._pick(db, now, limit)
-            else:
-                chosen = []
+            chosen = self._pick(db, now, limit)
             if not chosen:
                 return []
             marks = ",".join("?" * len(chosen))
@@ -400,7 +406,7 @@ class Outbox:
         return cur.rowcount
 
     def owners(self) -> set[str]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute("SELECT DISTINCT owner FROM outbox WHERE state='sending'").fetchall()
         return {r["owner"] for r in rows if r["owner"]}
 
@@ -444,6 +450,11 @@ class Outbox:
     # -- send-result follow-up ---------------------------------------------------------------
     def claim_followups(self, *, limit: int = 10, lease_s: float = 120.0) -> list[Item]:
         now = time.time()
+        with self._read() as db:
+            if not db.execute(
+                "SELECT 1 FROM outbox WHERE followup_at<=? LIMIT 1", (now,)
+            ).fetchone():
+                return []
         with self._tx() as db:
             rows = db.execute(
                 "UPDATE outbox SET followup_at=? WHERE id IN (SELECT id FROM outbox"
@@ -504,12 +515,12 @@ class Outbox:
 
     # -- inspection ------------------------------------------------------------------------
     def get(self, item_id: int) -> Item | None:
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute("SELECT * FROM outbox WHERE id=?", (item_id,)).fetchone()
         return Item.from_row(row) if row else None
 
     def history(self, item_id: int) -> list[dict[str, Any]]:
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT at, outcome, errcode, error FROM attempts WHERE item_id=? ORDER BY id",
                 (item_id,),
@@ -517,7 +528,7 @@ class Outbox:
         return [dict(r) for r in rows]
 
     def items(self, state: str | None = None, limit: int = 1000) -> list[Item]:
-        with self._tx() as db:
+        with self._read() as db:
             if state:
                 rows = db.execute(
                     "SELECT * FROM outbox WHERE state=? ORDER BY id LIMIT ?", (state, limit)
@@ -528,7 +539,7 @@ class Outbox:
 
     def stats(self) -> tuple[dict[str, int], float | None]:
         """Counts by state, and when the oldest pending, queued or retrying item was accepted."""
-        with self._tx() as db:
+        with self._read() as db:
             row = db.execute(
                 "SELECT MIN(t) AS oldest FROM (SELECT MIN(received_at) AS t FROM pending UNION ALL"
                 " SELECT MIN(created_at) FROM outbox WHERE state IN ('queued','retry'))"
@@ -537,7 +548,7 @@ class Outbox:
 
     def counts(self) -> dict[str, int]:
         """Items by state, and `pending`: accepted webhooks not planned into items yet."""
-        with self._tx() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state"
                 " UNION ALL SELECT 'pending', COUNT(*) FROM pending"

@@ -55,14 +55,18 @@ def _begin_immediate(db: sqlite3.Connection) -> None:
 
 @contextmanager
 def transaction(
-    db: sqlite3.Connection, *, close: bool = True, what: str = "outbox"
+    db: sqlite3.Connection, *, close: bool = True, what: str = "outbox", write: bool = True
 ) -> Iterator[sqlite3.Connection]:
     """One IMMEDIATE transaction on `db`; sqlite errors -> OutboxUnavailable naming `what`.
 
     `close=False` keeps the connection for the next transaction of the same thread.
+    `write=False`: a read, which in WAL mode neither takes nor waits for the write lock.
     """
     try:
-        _begin_immediate(db)
+        if write:
+            _begin_immediate(db)
+        else:
+            db.execute("BEGIN")
         yield db
         db.execute("COMMIT")
     except sqlite3.Error as e:
@@ -116,10 +120,10 @@ class ThreadConnections:
         self._local = threading.local()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         db = self._connection()
         try:
-            with transaction(db, close=False, what=self.what) as tx:
+            with transaction(db, close=False, what=self.what, write=write) as tx:
                 yield tx
         except OutboxUnavailable:
             self._drop()

@@ -65,6 +65,26 @@ def test_unwritable_outbox_raises_outbox_unavailable(tmp_path: Path) -> None:
         Outbox(str(tmp_path)).enqueue([entry("a")], source="alertmanager", group_key="g")
 
 
+def test_reads_and_empty_polls_do_not_wait_for_the_write_lock(tmp_path: Path) -> None:
+    """Delivery's polls and /readyz must not queue behind (or hold up) a webhook's commit."""
+    import sqlite3
+    import time
+
+    box = Outbox(str(tmp_path))
+    box.enqueue([entry("a")], source="alertmanager", group_key="g")
+    writer = sqlite3.connect(box.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process is committing
+    try:
+        start = time.monotonic()
+        assert box.counts()["queued"] == 1 and len(box.items()) == 1
+        assert box.due_pending() == [] and box.claim_followups() == []
+        assert box.claim(now=0) == []  # nothing due: no write lock needed to say so
+        assert time.monotonic() - start < 1  # a write would have waited 5 s, then failed
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_worker_sends_and_records_task_ids(
     live_settings: Settings, fake_dingtalk: FakeDingTalk
 ) -> None:
