@@ -128,6 +128,7 @@ class Worker:
         self.owner = process_owner()
         self.stopping = threading.Event()
         self._last_purge = 0.0
+        self._claimed_at = 0.0  # time.monotonic() of the last claim
 
     def run_once(self) -> int:
         """Plan what was accepted, then claim and handle one batch; return how much was done."""
@@ -137,6 +138,7 @@ class Worker:
     def send_batch(self) -> int:
         """Claim and handle one batch; return how many items were handled."""
         items = self.outbox.claim(limit=10, lease_s=self.lease_s, owner=self.owner)
+        self._claimed_at = time.monotonic()
         behind: set[str] = set()  # recipients of an item in this batch that did not go out
         for n, item in enumerate(items):
             if self.stopping.is_set():
@@ -153,7 +155,11 @@ class Worker:
 
     def handle(self, item: Item) -> bool:
         """Send one item; True if it went out (or is dead), False if it is still pending."""
-        if not self.outbox.renew(item.id, self.owner, self.lease_s):
+        # Renew before working on an item, unless the claim is recent: a lease this young
+        # is ours (only a dead owner's or an expired lease is taken), and a write saved
+        # per item is a write that does not hold up a webhook's commit.
+        fresh = time.monotonic() - self._claimed_at < self.lease_s / 4
+        if not fresh and not self.outbox.renew(item.id, self.owner, self.lease_s):
             log.warning("lease_lost id=%d", item.id)
             return False
         if self.limits is not None:

@@ -36,6 +36,19 @@ def test_a_failure_gives_back_later_items_of_the_batch_for_that_user(
     assert [r.body["userid_list"] for r in fake_dingtalk.delivered() if r.body] == ["b"]
 
 
+def test_an_old_claim_is_renewed_first_and_a_lost_lease_is_not_sent(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    enqueue(box, "a")
+    worker = Worker(box, Client(live_settings), lease_s=60)
+    (item,) = box.claim(owner="elsewhere:1:1", lease_s=60)  # not this worker's lease
+    worker._claimed_at = 0.0  # its own claim long ago: the lease must be checked
+    assert worker.handle(item) is False
+    assert fake_dingtalk.delivered() == [] and f"lease_lost id={item.id}" in caplog.text
+    assert box.get(item.id).owner == "elsewhere:1:1"  # type: ignore[union-attr]
+
+
 def test_users_past_the_daily_limit_are_held_for_tomorrow(
     live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
 ) -> None:
