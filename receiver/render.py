@@ -41,6 +41,28 @@ DEFAULT_TEMPLATE = DEFAULT_TEMPLATES["markdown"]
 __all__ = ["Message", "Renderer", "context", "msg_size", "notification_id"]
 
 
+# What `getattr` finds on a plain dict: its methods, nothing else.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, with a faster `a.labels` on a plain dict.
+
+    The sandbox tries the attribute first and the key only after catching the
+    AttributeError; a template reads dict keys this way about 25 times per alert,
+    and the exceptions were a third of its time. For a name that is no attribute
+    of dict, looking the key up directly gives the same result.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 def _capped(values: dict[str, str], cap: int | None) -> dict[str, str]:
     return values if cap is None else {k: cut(v, cap) for k, v in values.items()}
 
@@ -185,7 +207,7 @@ class Renderer:
         return problems
 
     def _env(self, loader: FileSystemLoader | DictLoader) -> SandboxedEnvironment:
-        env = SandboxedEnvironment(
+        env = _Sandbox(
             loader=loader,
             undefined=ChainableUndefined,
             autoescape=False,
