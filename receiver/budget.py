@@ -21,6 +21,9 @@ MIN_BUDGET = 256
 TITLE_CHARS = 64  # DingTalk's limit for an action_card title; used for every type
 BUTTON_CHARS = 20
 VALUE_CAP = 256  # characters per label/annotation value once a message is too big
+# An alert rarely renders to fewer bytes (the default templates: 200-300), so a group
+# of more than budget // ALERT_BYTES_AT_LEAST alerts is not rendered whole at first.
+ALERT_BYTES_AT_LEAST = 100
 
 
 def msg_size(msg: dict[str, Any]) -> int:
@@ -71,17 +74,20 @@ def fit(build: Callable[[int, int | None], Parts], total: int, budget: int) -> t
             built[(k, cap)] = build(k, cap)
         return built[(k, cap)]
 
-    full = build_once(total, None)
-    if total == 0 or full.size() <= budget:
-        return full, total
+    # The whole group, or for a big one the first few alerts: rendering all of a
+    # 500-alert group only to learn that it is far too big is most of the work.
+    first = min(total, budget // ALERT_BYTES_AT_LEAST)
+    at_first = build_once(first, None).size()
+    if first == total and (total == 0 or at_first <= budget):
+        return build_once(total, None), total
     # Alerts are about the same size: a straight line through two renders guesses
     # how many fit, and the search from there takes about four renders, not
     # log2(total) + 2.
-    guess = max(1, min(total - 1, total * budget // full.size()))
+    guess = max(1, min(total, first * budget // at_first))
     at_guess = build_once(guess, None).size()
-    if at_guess < full.size():
-        per_alert = (full.size() - at_guess) / (total - guess)
-        guess = max(1, min(total - 1, guess + int((budget - at_guess) // per_alert)))
+    per_alert = (at_first - at_guess) / (first - guess) if guess != first else 0
+    if per_alert > 0:
+        guess = max(1, min(total, guess + int((budget - at_guess) // per_alert)))
     for cap in (None, VALUE_CAP):
         k = _largest_from(_fits(build_once, cap, budget), 1, total, guess)
         if k:

@@ -57,14 +57,18 @@ LANGUAGES = tuple(WORDS)
 # CommonMark escapes any ASCII punctuation with a backslash. These are the ones that
 # start emphasis, code, links, HTML (DingTalk renders <font>) or tables anywhere in a
 # line; the second set only matters at the start of one (headings, lists, quotes).
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+_MD_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~"})
 _MD_LINE_START = re.compile(r"^(\s*)([-+=#>]|\d+\.)")
+_BREAK = re.compile(r"[\r\n\u2028\u2029]")
 _NEWLINES = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
 
 
 def oneline(value: Any) -> str:
     """Fold line breaks (and the blanks around them) into one space."""
-    return _NEWLINES.sub(" ", str(value)).strip()
+    text = str(value)
+    if _BREAK.search(text):  # most values have none: skip the slower substitution
+        text = _NEWLINES.sub(" ", text)
+    return text.strip()
 
 
 def md(value: Any) -> str:
@@ -73,7 +77,7 @@ def md(value: Any) -> str:
     A label value with *, _, #, [ or a newline then shows as written and cannot
     start a heading, a list, a link or emphasis, or end the line it sits on.
     """
-    text = _MD_SPECIAL.sub(r"\\\1", oneline(value))
+    text = oneline(value).translate(_MD_ESCAPES)
     return _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 

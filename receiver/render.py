@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +41,28 @@ DEFAULT_TEMPLATE = DEFAULT_TEMPLATES["markdown"]
 __all__ = ["Message", "Renderer", "context", "msg_size", "notification_id"]
 
 
+# What `getattr` finds on a plain dict: its methods, nothing else.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, with a faster `a.labels` on a plain dict.
+
+    The sandbox tries the attribute first and the key only after catching the
+    AttributeError; a template reads dict keys this way about 25 times per alert,
+    and the exceptions were a third of its time. For a name that is no attribute
+    of dict, looking the key up directly gives the same result.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 def _capped(values: dict[str, str], cap: int | None) -> dict[str, str]:
     return values if cap is None else {k: cut(v, cap) for k, v in values.items()}
 
@@ -66,22 +88,19 @@ def _alert_ctx(a: Alert, n: Notification, cap: int | None) -> dict[str, Any]:
     }
 
 
-def context(
-    n: Notification, alerts: Sequence[Alert] | None = None, cap: int | None = None
-) -> dict[str, Any]:
+def context(n: Notification, alerts: list[dict[str, Any]], cap: int | None) -> dict[str, Any]:
     """The template context: Alertmanager's template data shape, for both sources.
 
-    `alerts` (default: all of them) are the ones shown; `cap` cuts every label and
-    annotation value to that many characters.
+    `alerts` are the contexts (`_alert_ctx`) of the alerts shown; `cap` cuts every
+    label and annotation value to that many characters.
     """
-    shown = [_alert_ctx(a, n, cap) for a in (n.alerts if alerts is None else alerts)]
     return {
         "source": n.source,
         "status": n.status,
         "receiver": n.receiver,
-        "alerts": shown,
-        "firing": [a for a in shown if a["status"] == "firing"],
-        "resolved": [a for a in shown if a["status"] == "resolved"],
+        "alerts": alerts,
+        "firing": [a for a in alerts if a["status"] == "firing"],
+        "resolved": [a for a in alerts if a["status"] == "resolved"],
         "groupLabels": n.group_labels,
         "commonLabels": _capped(n.common_labels, cap),
         "commonAnnotations": _capped(n.common_annotations, cap),
@@ -188,7 +207,7 @@ class Renderer:
         return problems
 
     def _env(self, loader: FileSystemLoader | DictLoader) -> SandboxedEnvironment:
-        env = SandboxedEnvironment(
+        env = _Sandbox(
             loader=loader,
             undefined=ChainableUndefined,
             autoescape=False,
@@ -235,9 +254,15 @@ class Renderer:
         btns = buttons(n, ordered, self.words) if msgtype == "action_card" else ()
         stamp = self._stamp(msgtype, now, nid)
 
+        extras = self._extras(n, now, title, nid)
+        alert_ctxs: dict[int | None, list[dict[str, Any]]] = {}
+
         def build(k: int, cap: int | None) -> Parts:
+            # Each alert's context is made once per cap, however many builds show it.
+            done = alert_ctxs.setdefault(cap, [])
+            done += (_alert_ctx(a, n, cap) for a in ordered[len(done) : k])
             hidden = len(ordered) - k + n.truncated_alerts
-            ctx = context(n, ordered[:k], cap) | self._extras(n, now, title, nid, hidden)
+            ctx = context(n, done[:k], cap) | extras | {"hiddenAlerts": hidden}
             body = self._body(attempt, msgtype, ctx).strip()
             more, plain = self._more(n, msgtype, hidden)
             return Parts(msgtype, title, _clean(body), _clean(more), stamp, btns, _clean(plain))
@@ -253,9 +278,7 @@ class Renderer:
             fallback=attempt.failed,
         )
 
-    def _extras(
-        self, n: Notification, now: datetime, title: str, nid: str, hidden: int
-    ) -> dict[str, Any]:
+    def _extras(self, n: Notification, now: datetime, title: str, nid: str) -> dict[str, Any]:
         return {
             "silenceURL": group_silence_url(n, n.alerts),
             "title": title,
@@ -264,7 +287,6 @@ class Renderer:
             "t": self.words,
             "keyLabels": list(KEY_LABELS),
             "notificationID": nid,
-            "hiddenAlerts": hidden,
             "moreURL": more_url(n),
             "receiverURL": self.external_url,
         }

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.budget import msg_size, shrink
+from receiver.budget import VALUE_CAP, Parts, fit, msg_size, shrink
 from receiver.ingest import parse_alertmanager
 from receiver.model import Alert, Notification
 from receiver.render import Renderer, notification_id
@@ -91,6 +91,38 @@ def test_a_single_alert_is_always_shown(summary: str, budget: int) -> None:
     m = RENDERER.render(replace(n), max_bytes=budget)
     assert m.size <= budget
     assert m.shown == 1 and m.hidden == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 600), max_size=300),
+    base=st.integers(0, 400),
+    budget=st.integers(256, 4096),
+)
+def test_fit_shows_the_most_alerts_then_the_longest_values(
+    sizes: list[int], base: int, budget: int
+) -> None:
+    """Alert i renders to sizes[i] bytes, or to `cap` when cut: fit finds the best k, cap."""
+
+    def build(k: int, cap: int | None) -> Parts:
+        shown = sum(s if cap is None else min(s, cap) for s in sizes[:k])
+        return Parts("text", "", "x" * (base + shown), "", "")
+
+    def fits(k: int, cap: int | None) -> bool:
+        return build(k, cap).size() <= budget
+
+    def most(cap: int | None) -> int:
+        return max((k for k in range(1, len(sizes) + 1) if fits(k, cap)), default=0)
+
+    parts, k = fit(build, len(sizes), budget)
+    expected: tuple[int, int | None]
+    if not sizes or most(None):
+        expected = (most(None), None)
+    elif most(VALUE_CAP):
+        expected = (most(VALUE_CAP), VALUE_CAP)
+    else:  # one alert, its values cut as little as fits
+        expected = (1, max((c for c in range(VALUE_CAP) if fits(1, c)), default=0))
+    assert (k, parts) == (expected[0], build(*expected))
 
 
 def _text(msg: dict[str, Any]) -> str:

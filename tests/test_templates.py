@@ -20,6 +20,7 @@ INJECTIONS = [
     "{{ self._TemplateReference__context.cycler.__init__.__globals__.os.popen('id').read() }}",
     "{{ lipsum.__globals__['os'].popen('id').read() }}",
     "{{ alerts.__class__.__base__.__subclasses__() }}",
+    "{{ alerts[0].labels.__class__.__base__.__subclasses__() }}",
 ]
 
 
@@ -110,6 +111,18 @@ def test_context_shape(tmp_path: Path) -> None:
         "0|a1b2c3d4e5f60002|11:14|None|zh|"
     )
     assert "|0|2026-11-28 11:19:15" in text
+
+
+def test_dict_keys_read_as_attributes_but_methods_stay_methods(tmp_path: Path) -> None:
+    tpl = (
+        "{% for a in alerts %}{{ a.labels.alertname }}|{{ a.labels.nope }}|"
+        "{{ a.labels.nope.deeper }}|{{ a.labels.items() | list | length }}|"
+        "{{ a.values is callable }}|{{ a['values'] }}|{{ t.firing }}{% endfor %}"
+    )
+    r, calls = custom(tmp_path, "d.md.j2", tpl)
+    text = body(r.render(am("am-firing-1"), template="d.md.j2", now=NOW).msg)
+    assert calls == []
+    assert text.startswith("HighLatency|||6|True|{}|告警\n")
 
 
 def test_grafana_context(tmp_path: Path) -> None:
