@@ -121,3 +121,34 @@ def test_mutations_of_valid_payloads(case: tuple[Callable[[bytes], Notification]
 @pytest.mark.parametrize(("parse", "doc"), VALID)
 def test_unmutated_fixtures_parse(parse: Callable[[bytes], Notification], doc: Any):
     assert isinstance(parse(json.dumps(doc).encode()), Notification)
+
+
+timestamps = st.builds(
+    lambda date, sep, time, frac, zone: f"{date}{sep}{time}{frac}{zone}",
+    st.dates().map(str) | st.text("0123456789-W", max_size=10),
+    st.sampled_from(["T", "t", " ", ""]),
+    st.times().map(lambda t: t.strftime("%H:%M:%S")) | st.text("0123456789:", max_size=8),
+    st.just("") | st.text("0123456789", min_size=1, max_size=12).map(lambda d: "." + d),
+    st.sampled_from(["Z", "z", "+08:00", "-05:30", "+0800", "", " ", "Z "]),
+)
+
+
+@given(timestamps)
+def test_the_fast_time_path_agrees_with_the_normalising_one(value: str) -> None:
+    """parse_time tries datetime.fromisoformat first; it must accept and read the same."""
+    from receiver.ingest import _parse_time_slow, parse_time
+
+    try:
+        fast: Any = parse_time(value, "$")
+    except PayloadError as e:
+        fast = str(e)
+    try:
+        slow: Any = _parse_time_slow(value, "$")
+        if slow.tzinfo is None:
+            slow = f"$: time without a zone: {value!r}"
+    except PayloadError as e:
+        slow = str(e)
+    if value.startswith("0001-01-01"):
+        assert fast is None
+    else:
+        assert fast == slow
