@@ -80,6 +80,17 @@ def test_edits_reach_every_worker_and_bad_edits_keep_paging(tmp_path: Path) -> N
         assert db_userids(srv, data, n=9) == {"user0099"}
         assert "config_invalid_using_last_good" in srv.text()
 
+        # 3b. So does the delivery process, which routes what the web workers accepted.
+        delivery = next(
+            p
+            for p in descendants(srv.proc.pid)
+            if b"deliver" in Path(f"/proc/{p}/cmdline").read_bytes()
+        )
+        os.kill(delivery, signal.SIGKILL)
+        wait_for_log(srv, "delivery_process_died")
+        assert db_userids(srv, data, n=3) == {"user0099"}
+        assert srv.text().count("config_invalid_using_last_good") >= 2
+
         # 4. SIGHUP: the arbiter checks the file and says so; it never restarts the
         # workers onto a broken file, and a good one reaches every worker.
         srv.proc.send_signal(signal.SIGHUP)
