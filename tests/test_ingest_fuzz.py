@@ -148,7 +148,7 @@ def test_the_fast_time_path_agrees_with_the_normalising_one(value: str) -> None:
             slow = f"$: time without a zone: {value!r}"
     except PayloadError as e:
         slow = str(e)
-    if value.startswith("0001-01-01"):
+    if not value or value.startswith("0001-01-01"):  # absent, or Go's zero time
         assert fast is None
     else:
         assert fast == slow
