@@ -31,7 +31,9 @@ from .errors import ConfigError, DingTalkError, OutboxUnavailable
 from .followup import FollowUp
 from .limits import Limits, next_day
 from .outbox import Item, Outbox
+from .planner import Planner
 from .settings import Settings
+from .state import State
 
 log = logging.getLogger(__name__)
 
@@ -304,9 +306,6 @@ def make_sender(settings: Settings) -> Sender:
 
 
 def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
-    from .planner import Planner
-    from .state import State
-
     outbox = Outbox(settings.data_dir, synchronous="NORMAL")  # see Outbox: accept stays FULL
     planner = Planner(State(settings, fallback=True, outbox=outbox))
     sender = make_sender(settings)

@@ -1,4 +1,5 @@
-"""What a web worker holds, and how it picks up a new routing.yaml without going down.
+"""What a web worker (and the delivery process, which plans with it) holds, and how
+it picks up a new routing.yaml without going down.
 
 Every worker polls the routing file's digest about once a second (from a
 thread, and before a request), so an edit reaches every gunicorn worker within
