@@ -40,7 +40,9 @@ class Poster:
 
     def __init__(self, url: str) -> None:
         self.parts = urlsplit(url)
-        self.conn = http.client.HTTPConnection(self.parts.hostname, self.parts.port, timeout=30)
+        self.conn = http.client.HTTPConnection(
+            self.parts.hostname or "127.0.0.1", self.parts.port, timeout=30
+        )
 
     def post(self, body: bytes) -> float | None:
         self.conn.request("POST", "/alertmanager", body, {"Content-Type": "application/json"})
@@ -96,7 +98,9 @@ def arrivals(fake: FakeDingTalk, phase: str) -> dict[int, float]:
     return first
 
 
-def figures(fake: FakeDingTalk, phase: str, accepted: dict[int, float], secs: float) -> dict:
+def figures(
+    fake: FakeDingTalk, phase: str, accepted: dict[int, float], secs: float
+) -> dict[str, Any]:
     got = arrivals(fake, phase)
     lat = [(got[n] - t) * 1000 for n, t in accepted.items() if n in got]
     return {

@@ -59,12 +59,12 @@ def payload(n: int, tag: str = "ingest") -> dict[str, Any]:
 
 
 class BareFlask:
-    def __init__(self, log_path: Path, workers: int) -> None:
+    def __init__(self, log_path: Path, workers: int, data_dir: Path) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.bareflask", "--listen", self.url[7:],
-             "--workers", str(workers)],
+             "--workers", str(workers), "--data", str(data_dir)],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_http(self.url + "/healthz", proc=self.proc)
@@ -80,9 +80,9 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
     body.write_text(json.dumps(payload(10)))
     workers = Settings.from_env().workers
     env = receiver_env(tmp / "ingest-data", fake_url, routing)
-    bare = BareFlask(tmp / "bare.log", workers)
+    bare = BareFlask(tmp / "bare.log", workers, tmp / "bare-data")
     srv = Serve(env, tmp / "serve-ingest.log", workers=workers, cwd=ROOT)
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "receiver": []}
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "durable": [], "receiver": []}
     drains: list[float | None] = []
     try:
         for url in (bare.url, srv.url):  # warm up both: imports, first connections
@@ -90,6 +90,7 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
         drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))
         for _ in range(ROUNDS):
             runs["bare"].append(load.run(bare.url + "/alertmanager", body, THROUGHPUT_S, CONNS))
+            runs["durable"].append(load.run(bare.url + "/durable", body, THROUGHPUT_S, CONNS))
             runs["receiver"].append(load.run(srv.url + "/alertmanager", body, THROUGHPUT_S, CONNS))
             drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))
         paced = {
@@ -115,7 +116,7 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
             "runs": rs,
         }
 
-    bare_t, recv_t = total("bare"), total("receiver")
+    bare_t, durable_t, recv_t = total("bare"), total("durable"), total("receiver")
     return {
         "generator": load.generator(),
         "workers": workers,
@@ -125,6 +126,8 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
             "bare": bare_t,
             "receiver": recv_t,
             "ratio": round(recv_t["rps"] / bare_t["rps"], 3),
+            "durable": durable_t,
+            "ratio_durable": round(recv_t["rps"] / durable_t["rps"], 3),
         },  # fmt: skip
         "paced": {"rate": PACED_RATE, **paced},
         "drain_s": drains,

@@ -56,7 +56,7 @@ def _python(url: str, body: bytes, seconds: float, conns: int, rate: float) -> d
     interval = 1 / rate if rate else 0.0
 
     def client() -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=5)
         while True:
             with lock:
                 slot[0] = max(slot[0] + interval, time.monotonic()) if interval else 0

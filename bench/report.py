@@ -46,6 +46,8 @@ def table(r: dict[str, Any]) -> str:
         ("measurement", "receiver", "baseline", "ratio"),
         ("1 ingest req/s (10 alerts, max load)", _f(th["receiver"]["rps"]),
          _f(th["bare"]["rps"]) + " bare Flask", _f(th["ratio"], 3)),
+        ("1 ingest req/s, vs bare Flask + fsynced insert", _f(th["receiver"]["rps"]),
+         _f(th["durable"]["rps"]) + " bare + insert", _f(th["ratio_durable"], 3)),
         ("1 ingest p50/p99 ms at max load",
          f"{_f(th['receiver']['p50_ms'])}/{_f(th['receiver']['p99_ms'])}",
          f"{_f(th['bare']['p50_ms'])}/{_f(th['bare']['p99_ms'])}", ""),

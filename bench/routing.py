@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ TEAMS, SERVICES = 50, 19
 
 
 def _route(
-    matchers: list[str], receiver: str, indent: str, cont: bool = False, routes: list[str] = ()
+    matchers: list[str], receiver: str, indent: str, cont: bool = False, routes: Sequence[str] = ()
 ) -> list[str]:
     quoted = ", ".join("'" + m.replace("'", "''") + "'" for m in matchers)
     lines = [f"{indent}- receiver: {receiver}", f"{indent}  matchers: [{quoted}]"]
