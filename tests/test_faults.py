@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import ROOT, require_binary
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk, Request
-from tests.procs import ALERTMANAGER, Serve, alertmanager, http, serve, wait_for_log
+from tests.procs import ALERTMANAGER, Serve, alertmanager, descendants, http, serve, wait_for_log
 
 pytestmark = pytest.mark.e2e
 
@@ -207,6 +207,31 @@ def test_kill9_with_200_queued_then_restart_delivers_all(
         assert wait_outbox(srv2, "sent", 200)["sent"] == 200
     # The killed process's lease was taken back at once, not after it ran out.
     assert "lease_recovered" in srv2.text()
+
+
+def test_kill9_with_webhooks_not_yet_planned_then_restart_delivers_all(
+    tmp_path: Path, fake: FakeDingTalk
+) -> None:
+    """A 2xx'd webhook that was never routed or rendered survives a crash of everything."""
+    import signal
+
+    e = env(tmp_path, fake)
+    srv = Serve(e, tmp_path / "serve.log", workers=2)
+    try:
+        wait_for_log(srv, "delivery_started")
+        (delivery,) = [
+            p for p in descendants(srv.proc.pid)
+            if b" deliver " in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
+        ]  # fmt: skip
+        os.kill(delivery, signal.SIGSTOP)  # frozen: nothing accepted gets planned
+        expected = post_alerts(srv, 60)
+        assert outbox_counts(srv)["pending"] == 60 and fake.delivered() == []
+    finally:
+        srv.kill9()
+    with serve(e, tmp_path / "serve2.log") as srv2:
+        assert fake.wait_for(all_delivered(expected), 30), srv2.text()
+        assert received(fake.delivered()) == expected  # all 60, each once, in order
+        assert wait_outbox(srv2, "sent", 60)["pending"] == 0
 
 
 def test_unwritable_outbox_answers_503_and_alertmanager_retries(
