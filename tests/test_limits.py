@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def test_recipients_per_minute(tmp_path: Path) -> None:
     wait = limits.reserve(100, now=T0 + 20)
     assert 39.9 < wait <= 40  # room again when the first 100 are a minute old
     assert limits.reserve(100, now=T0 + 60.01) == 0
+
+
+def test_the_minute_total_survives_a_restart_and_an_upgrade(tmp_path: Path) -> None:
+    path = str(tmp_path / "l.sqlite3")
+    assert Limits(path, rate=1000, per_minute=250).reserve(100, now=T0) == 0
+    assert Limits(path, rate=1000, per_minute=250).reserve(100, now=T0 + 1) == 0
+    with sqlite3.connect(path) as db:  # a file from before the total was kept
+        db.execute("DROP TABLE send_total")
+    limits = Limits(path, rate=1000, per_minute=250)
+    assert 57.9 < limits.reserve(100, now=T0 + 2) <= 58  # 200 of 250 sent; room at T0 + 60
+    assert limits.reserve(100, now=T0 + 60.01) == 0  # the first 100 aged out of the total
+    assert limits.reserve(100, now=T0 + 60.02) > 0
 
 
 def test_daily_cap_per_user_with_a_warning_at_80_percent(tmp_path: Path) -> None:
