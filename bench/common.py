@@ -62,17 +62,34 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def serve_rss(arbiter: int) -> dict[str, Any]:
-    """RSS of a gunicorn arbiter, each of its workers, and serve's delivery process."""
+def serve_processes(arbiter: int) -> tuple[list[int], int | None]:
+    """The gunicorn workers under `arbiter`, and serve's delivery process if it has one."""
     from tests.procs import descendants
 
     kids = descendants(arbiter)
     delivery = [p for p in kids if " deliver " in cmdline(p) + " "]
-    workers = [p for p in kids if p not in delivery]
+    return [p for p in kids if p not in delivery], (delivery[0] if delivery else None)
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User plus system CPU seconds the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def serve_rss(arbiter: int) -> dict[str, Any]:
+    """RSS of a gunicorn arbiter, each of its workers, and serve's delivery process."""
+    workers, delivery = serve_processes(arbiter)
     return {
         "arbiter": rss_mb(arbiter),
         "workers": [rss_mb(p) for p in workers],
-        "delivery": rss_mb(delivery[0]) if delivery else None,
+        "delivery": rss_mb(delivery) if delivery else None,
     }
 
 

@@ -18,7 +18,7 @@ from receiver.settings import Settings
 from tests.procs import Serve, free_port, wait_http
 
 from . import load
-from .common import ROOT, receiver_env, serve_rss, wait_drained
+from .common import ROOT, cpu_s, receiver_env, serve_processes, serve_rss, wait_drained
 
 ROUNDS = 2
 THROUGHPUT_S = 6
@@ -88,11 +88,21 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
         for url in (bare.url, srv.url):  # warm up both: imports, first connections
             load.run(url + "/alertmanager", body, 1, CONNS)
         drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))
+        bare_pids, _ = serve_processes(bare.proc.pid)
+        web_pids, delivery = serve_processes(srv.proc.pid)
+        delivery_pids = [delivery] if delivery else []
         for _ in range(ROUNDS):
-            runs["bare"].append(load.run(bare.url + "/alertmanager", body, THROUGHPUT_S, CONNS))
-            runs["durable"].append(load.run(bare.url + "/durable", body, THROUGHPUT_S, CONNS))
+            for name, path in (("bare", "/alertmanager"), ("durable", "/durable")):
+                before = cpu_s(bare_pids)
+                runs[name].append(load.run(bare.url + path, body, THROUGHPUT_S, CONNS))
+                runs[name][-1]["cpu_s"] = {"workers": cpu_s(bare_pids) - before}
+            before, before_delivery = cpu_s(web_pids), cpu_s(delivery_pids)
             runs["receiver"].append(load.run(srv.url + "/alertmanager", body, THROUGHPUT_S, CONNS))
-            drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))
+            web = cpu_s(web_pids) - before
+            drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))  # delivery: all it accepted
+            runs["receiver"][-1]["cpu_s"] = {
+                "workers": web, "delivery": cpu_s(delivery_pids) - before_delivery
+            }  # fmt: skip
         paced = {
             "bare": load.run(bare.url + "/alertmanager", body, PACED_S, CONNS, PACED_RATE),
             "receiver": load.run(srv.url + "/alertmanager", body, PACED_S, CONNS, PACED_RATE),
@@ -107,8 +117,12 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
         rs = runs[name]
         reqs = sum(r["requests"] for r in rs)
         secs = sum(r["seconds"] for r in rs)
+        cpu = {k: sum(r["cpu_s"][k] for r in rs) for k in rs[0]["cpu_s"]}
         return {
             "rps": round(reqs / secs, 1),
+            # CPU per request, summed over the runs: unlike req/s, it does not depend on
+            # how the connections fell between the workers, or on the neighbours.
+            "cpu_ms_per_request": {k: round(1000 * v / reqs, 3) for k, v in cpu.items()},
             "p50_ms": max(r["p50_ms"] for r in rs),
             "p99_ms": max(r["p99_ms"] for r in rs),
             "requests": reqs,
@@ -128,8 +142,14 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
             "ratio": round(recv_t["rps"] / bare_t["rps"], 3),
             "durable": durable_t,
             "ratio_durable": round(recv_t["rps"] / durable_t["rps"], 3),
+            "cpu_ratio": round(cpu_ms(bare_t) / cpu_ms(recv_t), 3),
         },  # fmt: skip
         "paced": {"rate": PACED_RATE, **paced},
         "drain_s": drains,
         "rss_mb_after": rss,
     }
+
+
+def cpu_ms(totals: dict[str, Any]) -> float:
+    """CPU ms per request of a server's processes: its workers, and delivery if it has one."""
+    return float(sum(totals["cpu_ms_per_request"].values()))

@@ -48,6 +48,11 @@ def table(r: dict[str, Any]) -> str:
          _f(th["bare"]["rps"]) + " bare Flask", _f(th["ratio"], 3)),
         ("1 ingest req/s, vs bare Flask + fsynced insert", _f(th["receiver"]["rps"]),
          _f(th["durable"]["rps"]) + " bare + insert", _f(th["ratio_durable"], 3)),
+        ("1 CPU ms per request: web workers + delivery",
+         "+".join(_f(v, 3) for v in th["receiver"]["cpu_ms_per_request"].values()),
+         f"{_f(th['bare']['cpu_ms_per_request']['workers'], 3)} bare, "
+         f"{_f(th['durable']['cpu_ms_per_request']['workers'], 3)} + insert",
+         _f(th["cpu_ratio"], 3)),
         ("1 ingest p50/p99 ms at max load",
          f"{_f(th['receiver']['p50_ms'])}/{_f(th['receiver']['p99_ms'])}",
          f"{_f(th['bare']['p50_ms'])}/{_f(th['bare']['p99_ms'])}", ""),

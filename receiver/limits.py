@@ -5,8 +5,8 @@
 - messages per user per day (`RECEIVER_USER_DAILY_LIMIT`, DingTalk's 500), with a
   warning at 80 %. DingTalk's day is China time, whatever RECEIVER_TIMEZONE says.
 
-The counters live in the outbox's SQLite file, so every process on the host shares
-them and a restart does not forget them. A department counts as one recipient: its
+The counters live in `limits.sqlite3` in the data directory, so every process on the
+host shares them and a restart does not forget them. A department counts as one recipient: its
 size is not known here.
 """
 
