@@ -30,7 +30,8 @@ CREATE INDEX IF NOT EXISTS send_log_at ON send_log (at);
 CREATE TABLE IF NOT EXISTS send_total (
     id INTEGER PRIMARY KEY CHECK (id = 1), recipients INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO send_total VALUES (1, (SELECT COALESCE(SUM(recipients), 0) FROM send_log));
+INSERT INTO send_total VALUES (1, (SELECT COALESCE(SUM(recipients), 0) FROM send_log))
+    ON CONFLICT (id) DO UPDATE SET recipients=excluded.recipients;
 CREATE TABLE IF NOT EXISTS user_day (
     day TEXT NOT NULL, userid TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, userid)
 )
@@ -88,7 +89,8 @@ class Limits:
                 return max(0.001, float(row["first"]) + self.window - now)
             # The minute's total is kept, not summed: at a high send rate the log holds
             # tens of thousands of rows, and summing them on every call was a fifth of
-            # the delivery process's CPU (bench/README.md).
+            # the delivery process's CPU (bench/README.md). It is summed afresh when a
+            # process starts, so a file an older version wrote to cannot leave it wrong.
             total = db.execute("SELECT recipients FROM send_total").fetchone()[0]
             if total and total + recipients > self.per_minute:
                 for r in db.execute("SELECT at, recipients FROM send_log ORDER BY at"):
