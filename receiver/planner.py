@@ -59,7 +59,7 @@ class Planner:
             entries = plan(table, self.state.renderer, n, now=at, receiver=p.receiver)
         # Whatever went wrong, the alert was accepted: keep it, say why, try again later.
         except Exception as e:
-            delay = min(RETRY_CAP_S, RETRY_BASE_S * 2.0**p.attempts)
+            delay = min(RETRY_CAP_S, RETRY_BASE_S * 2.0 ** min(p.attempts, 20))  # not 2.0**1024
             self.state.outbox.defer(p.id, error=f"{type(e).__name__}: {e}", delay_s=delay)
             metrics.plan_failures.inc()
             log.error("plan_failed pending=%d attempt=%d retry_in=%.0fs error=%s: %s",

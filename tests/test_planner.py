@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -75,3 +76,19 @@ def test_a_webhook_becomes_items_once(settings: Settings) -> None:
     ids = [i.id for i in box.items()]
     assert ids and box.expand(pending, []) is None  # a second planner's work is discarded
     assert [i.id for i in box.items()] == ids and box.counts()["pending"] == 0
+
+
+def test_a_webhook_that_fails_for_a_week_still_backs_off_and_does_not_stop_delivery(
+    settings: Settings,
+) -> None:
+    """At the 10-minute cap, ~1024 failed plans take a week; 2.0**1024 must not overflow."""
+    app = create_app(settings)
+    post(app)
+    box = Outbox(settings.data_dir)
+    with sqlite3.connect(box.path) as db:  # a body that no longer parses, failing since long ago
+        db.execute("UPDATE pending SET body=?, attempts=1024", (b"{not json",))
+    assert Planner(app.extensions["receiver"]).run_once() == 1
+    (pending,) = box.pending()
+    assert pending.attempts == 1025 and (pending.last_error or "").startswith("PayloadError")
+    assert box.due_pending(now=time.time() + 590) == []
+    assert box.due_pending(now=time.time() + 601) != []
