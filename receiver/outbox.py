@@ -488,12 +488,13 @@ class Outbox:
     def requeue(self, item_id: int | None = None) -> int:
         """Make a dead or retrying item (or, with None, every dead item) due now."""
         now = time.time()
-        where = "id=? AND state IN ('dead','retry','queued')" if item_id else "state='dead'"
+        one = item_id is not None  # not `if item_id`: an id of 0 must not mean every dead item
+        where = "id=? AND state IN ('dead','retry','queued')" if one else "state='dead'"
         with self._tx() as db:
             ids = [
                 r["id"]
                 for r in db.execute(
-                    f"SELECT id FROM outbox WHERE {where}", (item_id,) if item_id else ()
+                    f"SELECT id FROM outbox WHERE {where}", (item_id,) if one else ()
                 )
             ]
             for i in ids:

@@ -217,3 +217,13 @@ def test_an_outbox_from_the_first_schema_is_migrated(tmp_path: Path) -> None:
     db.close()
     (item,) = Outbox(str(tmp_path)).claim()
     assert item.userids == ("a",) and item.due_since == 1 and item.hold_reason is None
+
+
+def test_requeue_of_item_0_is_not_requeue_of_every_dead_item(tmp_path: Path) -> None:
+    """`outbox retry 0` names an item that does not exist; it must not resend all dead items."""
+    box = Outbox(str(tmp_path))
+    (a,) = box.enqueue([entry("a")], source="am", group_key="g")
+    box.claim()
+    box.mark_dead(a, error="DingTalk errcode 40035: bad", errcode=40035)
+    assert box.requeue(0) == 0
+    assert box.counts()["dead"] == 1
