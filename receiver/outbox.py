@@ -529,13 +529,16 @@ class Outbox:
         return [dict(r) for r in rows]
 
     def items(self, state: str | None = None, limit: int = 1000) -> list[Item]:
+        """By id; without `state`, unfinished items first, so a week of sent ones hides none."""
         with self._read() as db:
             if state:
                 rows = db.execute(
                     "SELECT * FROM outbox WHERE state=? ORDER BY id LIMIT ?", (state, limit)
                 ).fetchall()
             else:
-                rows = db.execute("SELECT * FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
+                rows = db.execute(
+                    "SELECT * FROM outbox ORDER BY state='sent', id LIMIT ?", (limit,)
+                ).fetchall()
         return [Item.from_row(r) for r in rows]
 
     def stats(self) -> tuple[dict[str, int], float | None]:

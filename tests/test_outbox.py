@@ -227,3 +227,16 @@ def test_requeue_of_item_0_is_not_requeue_of_every_dead_item(tmp_path: Path) -> 
     box.mark_dead(a, error="DingTalk errcode 40035: bad", errcode=40035)
     assert box.requeue(0) == 0
     assert box.counts()["dead"] == 1
+
+
+def test_items_lists_what_waits_before_a_week_of_sent_items(tmp_path: Path) -> None:
+    """`outbox list` shows `limit` items: a long sent history must not hide the dead one."""
+    box = Outbox(str(tmp_path))
+    sent = box.enqueue([entry(u) for u in "abc"], source="am", group_key="g")
+    (dead,) = box.enqueue([entry("d")], source="am", group_key="g")
+    box.claim()
+    for i in sent:
+        box.mark_sent(i, [i])
+    box.mark_dead(dead, error="DingTalk errcode 40035: bad", errcode=40035)
+    assert [i.id for i in box.items(limit=2)][0] == dead
+    assert [i.id for i in box.items()] == [dead, *sent]  # then by id, as before
