@@ -32,6 +32,12 @@ class ConfigProblem:
         return f"{self.file}:{self.line}: {self.message}"
 
 
+def not_utf8(file: str, raw: bytes, e: UnicodeDecodeError) -> ConfigProblem:
+    """Where a file stops being UTF-8 (say, a comment saved in GBK): its line, and what to do."""
+    line = raw.count(b"\n", 0, e.start) + 1
+    return ConfigProblem(file, line, f"not UTF-8 (byte 0x{raw[e.start]:02x}); save it as UTF-8")
+
+
 class ConfigError(ReceiverError):
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = list(problems)

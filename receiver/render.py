@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .budget import MIN_BUDGET, TITLE_CHARS, Parts, fit, hard_fit, msg_size
 from .builtin import BUILTIN_TEMPLATES
-from .errors import ConfigProblem
+from .errors import ConfigProblem, not_utf8
 from .filters import KEY_LABELS, WORDS, cut, filters, oneline
 from .links import buttons, group_silence_url, more_url, silence_url
 from .model import Alert, Notification
@@ -179,6 +180,7 @@ class Renderer:
         self.words = WORDS[language]
         self.external_url = (external_url or "").rstrip("/")
         self.on_fallback = on_fallback
+        self.templates_dir = templates_dir
         self.env = self._env(FileSystemLoader(templates_dir))
         self.builtin = self._env(DictLoader(BUILTIN_TEMPLATES))
 
@@ -204,6 +206,10 @@ class Renderer:
                 self.env.get_template(name)
             except TemplateSyntaxError as e:
                 problems.append(ConfigProblem(e.filename or name, e.lineno, e.message or str(e)))
+            except UnicodeDecodeError as e:
+                path = os.path.join(self.templates_dir, name)
+                with open(path, "rb") as fh:
+                    problems.append(not_utf8(path, fh.read(), e))
         return problems
 
     def _env(self, loader: FileSystemLoader | DictLoader) -> SandboxedEnvironment:

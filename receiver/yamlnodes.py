@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import ConfigProblem
+from .errors import ConfigProblem, not_utf8
 
 _STR_TAGS = {"str", "int", "float"}
 
@@ -145,10 +145,13 @@ def construct(node: Node) -> Any:
 
 def compose(path: str, reader: Reader) -> Node | None:
     try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.compose(fh, Loader=yaml.SafeLoader)
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        return yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
     except OSError as e:
         reader.error(0, f"cannot read: {e.strerror}")
+    except UnicodeDecodeError as e:
+        reader.problems.append(not_utf8(path, raw, e))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         reader.error(mark.line + 1 if mark else 0, f"invalid YAML: {e.problem or e}")

@@ -162,3 +162,15 @@ def test_check_config_reports_a_template_syntax_error_at_its_line(tmp_path: Path
     )
     assert result.exit_code == 1
     assert f"{templates / 'oncall.md.j2'}:3: " in result.output
+
+
+def test_check_config_reports_a_template_that_is_not_utf8(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "oncall.md.j2").write_bytes(b"### {{ title }}\n\n" + "值班".encode("gbk"))
+    result = CliRunner().invoke(
+        main,
+        ["check-config", "--routing", str(ROOT / "routing.yaml"), "--templates", str(templates)],
+    )
+    assert result.exit_code == 1, result.output
+    assert f"{templates / 'oncall.md.j2'}:3: " in result.output and "UTF-8" in result.output

@@ -218,3 +218,12 @@ def test_docs_example_loads(tmp_path: Path) -> None:
     for block in blocks:
         table = load(tmp_path, block)
         assert table.match({"team": "db", "severity": "page"}) == ["db"]
+
+
+def test_a_file_that_is_not_utf8_is_a_problem_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"  # a comment saved in GBK, as a Windows editor may
+    text = b"receivers: [{name: a}]\nroute: {receiver: a}\n# " + "值班表".encode("gbk") + b"\n"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError) as e:
+        load_routing(str(path))
+    assert str(e.value).startswith(f"{path}:3: ") and "UTF-8" in str(e.value), e.value
