@@ -74,6 +74,9 @@ class Limits:
         """Take room for one call to `recipients`; or return how long to wait first."""
         now = time.time() if now is None else now
         with self._tx() as db:
+            # A call logged in the future means the clock was set back: count it as made
+            # now, or it would hold up every send (and the minute) for as long as the jump.
+            db.execute("UPDATE send_log SET at=? WHERE at>?", (now, now))
             aged = db.execute(
                 "DELETE FROM send_log WHERE at<=? RETURNING recipients", (now - 60,)
             ).fetchall()

@@ -63,3 +63,13 @@ def test_the_day_is_china_time() -> None:
     midnight = datetime(2026, 11, 29, 0, 0, tzinfo=DINGTALK_DAY).timestamp()
     assert next_day(T0) == midnight
     assert day_of(midnight - 1) == "2026-11-28" and day_of(midnight) == "2026-11-29"
+
+
+def test_a_clock_set_back_does_not_hold_sends_for_the_jump(tmp_path: Path) -> None:
+    limits = Limits(str(tmp_path / "l.sqlite3"), rate=10, per_minute=250)
+    for i in range(10):
+        assert limits.reserve(20, now=T0 + i * 0.01) == 0
+    back = T0 - 3600  # NTP steps the clock back an hour
+    assert limits.reserve(20, now=back) <= 1.0  # at most one window, not an hour
+    assert limits.reserve(20, now=back + 1.1) == 0
+    assert 0 < limits.reserve(100, now=back + 2) <= 60  # the minute is full: at most a minute
