@@ -98,7 +98,8 @@ class Limits:
             if total and total + recipients > self.per_minute:
                 for r in db.execute("SELECT at, recipients FROM send_log ORDER BY at"):
                     total -= r["recipients"]  # wait until enough of the minute has aged out
-                    if total + recipients <= self.per_minute:
+                    # A call bigger than the whole minute's room goes alone, in an empty minute.
+                    if total <= 0 or total + recipients <= self.per_minute:
                         return max(0.001, float(r["at"]) + 60 - now)
             db.execute("INSERT INTO send_log (at, recipients) VALUES (?,?)", (now, recipients))
             db.execute("UPDATE send_total SET recipients=recipients+?", (recipients,))

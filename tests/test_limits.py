@@ -73,3 +73,11 @@ def test_a_clock_set_back_does_not_hold_sends_for_the_jump(tmp_path: Path) -> No
     assert limits.reserve(20, now=back) <= 1.0  # at most one window, not an hour
     assert limits.reserve(20, now=back + 1.1) == 0
     assert 0 < limits.reserve(100, now=back + 2) <= 60  # the minute is full: at most a minute
+
+
+def test_a_call_bigger_than_the_minute_waits_for_an_empty_minute(tmp_path: Path) -> None:
+    limits = Limits(str(tmp_path / "l.sqlite3"), rate=1000, per_minute=50)
+    assert limits.reserve(40, now=T0) == 0
+    wait = limits.reserve(120, now=T0 + 1)  # 100 userids and 20 departments: one call
+    assert 58.9 < wait <= 59  # alone, once the 40 are a minute old; not on top of them
+    assert limits.reserve(120, now=T0 + 60.01) == 0
