@@ -26,7 +26,7 @@ from typing import Protocol
 
 from . import health, metrics
 from .budget import msg_size, shrink
-from .dingtalk import Client, SendResult, is_too_long
+from .dingtalk import ERRCODES, Client, SendResult, is_too_long
 from .errors import ConfigError, DingTalkError, OutboxUnavailable
 from .followup import FollowUp
 from .limits import Limits, next_day
@@ -44,6 +44,9 @@ BACKOFF_CAP_S = 300.0
 GIVE_UP_AFTER_S = 24 * 3600.0
 PURGE_EVERY_S = 600.0
 WHITELIST_ERRCODE = 60020
+# A refusal for size comes as HTTP 413 or a bad-parameter errcode. A code the table gives
+# another meaning is that, whatever its errmsg says: 90020's says 超过 (the monthly quota).
+SIZE_ERRCODES = frozenset({40035, 400002})
 
 
 class Sender(Protocol):
@@ -221,7 +224,9 @@ class Worker:
     def _failed(self, item: Item, e: DingTalkError) -> bool:
         age = self.clock() - item.due_since
         errclass = type(e).__name__.removesuffix("Error").lower()
-        smaller = shrink(item.msg, msg_size(item.msg) * 3 // 4) if is_too_long(e) else None
+        about_size = e.errcode is None or e.errcode in SIZE_ERRCODES or e.errcode not in ERRCODES
+        too_long = is_too_long(e) and about_size
+        smaller = shrink(item.msg, msg_size(item.msg) * 3 // 4) if too_long else None
         if smaller is not None:  # cut it and send it again, rather than lose it for its size
             self.outbox.mark_retry(item.id, delay_s=0, error=str(e), errcode=e.errcode,
                                    owner=self.owner, msg=smaller)  # fmt: skip

@@ -1,0 +1,36 @@
+"""Delivery edge cases found in review: each one lost, mangled or stalled an alert."""
+
+from __future__ import annotations
+
+from receiver.deliver import Worker
+from receiver.dingtalk import Client
+from receiver.outbox import Outbox
+from receiver.pipeline import Entry
+from receiver.settings import Settings
+from tests.fakes.dingtalk import FakeDingTalk
+
+MSG = {"msgtype": "text", "text": {"content": "磁盘满了\n" + "x" * 600 + "\n11:37:27 #a1b2c3"}}
+
+
+def enqueue(box: Outbox, *userids: str) -> int:
+    return box.enqueue([Entry("ops", MSG, userids)], source="alertmanager", group_key="g")[0]
+
+
+def test_a_quota_error_that_says_exceeded_is_not_cut_as_too_long(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    # DingTalk's own wording for 90020 (dingtalk.com help 1061621972) says 超过.
+    quota = (
+        "您的企业本月api调用量已超过限制,调用量:10001次,额度:10000次,"
+        "请登录开发者后台-资源管理-查看用量明细"
+    )
+    box = Outbox(live_settings.data_dir)
+    item_id = enqueue(box, "a")
+    fake_dingtalk.fail("asyncsend_v2", times=10, body={"errcode": 90020, "errmsg": quota})
+    worker = Worker(box, Client(live_settings))
+    for _ in range(3):
+        worker.run_once()
+    item = box.get(item_id)
+    assert item is not None and item.state == "dead" and item.errcode == 90020
+    assert item.msg == MSG  # the alert is whole, for `outbox retry --dead` once the quota resets
+    assert len(fake_dingtalk.sends()) == 1
