@@ -20,14 +20,15 @@ import signal
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
 from . import health, metrics
 from .budget import msg_size, shrink
-from .dingtalk import ERRCODES, Client, SendResult, is_too_long
-from .errors import ConfigError, DingTalkError, OutboxUnavailable
+from .dingtalk import ERRCODES, Client, SendResult, is_too_long, redact
+from .errors import ConfigError, DingTalkError, OutboxUnavailable, RetryableError
 from .followup import FollowUp
 from .limits import Limits, next_day
 from .outbox import Item, Outbox
@@ -177,6 +178,11 @@ class Worker:
             results = self.sender.async_send(list(item.userids), item.msg, list(item.departments))
         except DingTalkError as e:
             return self._failed(item, e)
+        except Exception as e:  # a reply nobody foresaw: retry it, never let it kill the loop
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            what = f"unexpected {type(e).__name__}: {e} at {where.filename}:{where.lineno}"
+            log.error("send_failed_unexpectedly id=%d error=%s", item.id, redact(what))
+            return self._failed(item, RetryableError(redact(what)))
         task_ids = [r.task_id for r in results]
         self.outbox.mark_sent(item.id, task_ids, followup_after_s=self.followup_delay_s)
         metrics.sends.labels("sent", "").inc()

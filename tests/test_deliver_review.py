@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from receiver.deliver import Worker
 from receiver.dingtalk import Client
 from receiver.outbox import Outbox
@@ -34,3 +36,15 @@ def test_a_quota_error_that_says_exceeded_is_not_cut_as_too_long(
     assert item is not None and item.state == "dead" and item.errcode == 90020
     assert item.msg == MSG  # the alert is whole, for `outbox retry --dead` once the quota resets
     assert len(fake_dingtalk.sends()) == 1
+
+
+def test_an_unexpected_reply_does_not_kill_the_worker(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    first, other = enqueue(box, "a"), enqueue(box, "b")
+    fake_dingtalk.fail("asyncsend_v2", times=1, body={"errcode": 0, "request_id": "r-1"})
+    Worker(box, Client(live_settings), backoff_min_s=0, backoff_max_s=0).run_once()
+    states = {i.id: i.state for i in box.items()}
+    assert states == {first: "retry", other: "sent"}
+    assert f"retry_scheduled id={first}" in caplog.text and "KeyError" in caplog.text
