@@ -224,7 +224,9 @@ class Worker:
             if self.stopping.wait(min(wait, self.lease_s / 2)):
                 self.outbox.release(item.id, self.owner)
                 return False
-            self.outbox.renew(item.id, self.owner, self.lease_s)
+            if not self.outbox.renew(item.id, self.owner, self.lease_s):
+                log.warning("lease_lost id=%d", item.id)  # another process has it: don't send
+                return False
         return True
 
     def _failed(self, item: Item, e: DingTalkError) -> bool:

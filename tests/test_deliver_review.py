@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import pytest
 
 from receiver.deliver import Worker
 from receiver.dingtalk import Client
+from receiver.limits import Limits
 from receiver.outbox import Outbox
 from receiver.pipeline import Entry
 from receiver.settings import Settings
@@ -48,3 +53,26 @@ def test_an_unexpected_reply_does_not_kill_the_worker(
     states = {i.id: i.state for i in box.items()}
     assert states == {first: "retry", other: "sent"}
     assert f"retry_scheduled id={first}" in caplog.text and "KeyError" in caplog.text
+
+
+def test_a_lease_lost_while_waiting_for_the_limiter_is_not_sent(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    enqueue(box, "a")
+    limits = Limits(str(Path(live_settings.data_dir) / "limits.sqlite3"), rate=1)
+    assert limits.reserve(1) == 0  # the one call of this second is taken: the next one waits
+    worker = Worker(box, Client(live_settings), limits=limits, lease_s=1.0)
+    (item,) = box.claim(owner=worker.owner, lease_s=1.0)
+    worker._claimed_at = time.monotonic()
+
+    def steal() -> None:  # the process was frozen past its lease; another one took the item
+        time.sleep(0.2)
+        box.claim(owner="elsewhere:1:1", lease_s=60, now=time.time() + 5)
+
+    thief = threading.Thread(target=steal)
+    thief.start()
+    assert worker.handle(item) is False
+    thief.join()
+    assert fake_dingtalk.sends() == [] and f"lease_lost id={item.id}" in caplog.text
+    assert box.get(item.id).owner == "elsewhere:1:1"  # type: ignore[union-attr]
