@@ -56,6 +56,14 @@ def wait_http(url: str, timeout: float = 20, proc: subprocess.Popen[bytes] | Non
     raise TimeoutError(url)
 
 
+def is_delivery(pid: int) -> bool:
+    """serve's delivery process: `deliver` is one of its arguments, not a part of a path."""
+    try:
+        return b"deliver" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below pid (Linux /proc), for kill -9 of a whole tree."""
     children: dict[int, list[int]] = {}

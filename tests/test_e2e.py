@@ -15,7 +15,15 @@ from receiver.routing import load_routing
 from receiver.settings import Settings
 from tests.conftest import ROOT, SIMPLE_ROUTING, env_for, require_binary
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
-from tests.procs import ALERTMANAGER, alertmanager, descendants, http, serve, wait_for_log
+from tests.procs import (
+    ALERTMANAGER,
+    alertmanager,
+    descendants,
+    http,
+    is_delivery,
+    serve,
+    wait_for_log,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -121,11 +129,7 @@ def test_a_killed_delivery_process_is_restarted(
     payload = (ROOT / "tests/fixtures/alertmanager/firing-1.json").read_bytes()
     with serve(receiver_env(tmp_path, fake_dingtalk), tmp_path / "serve.log", workers=1) as srv:
         wait_for_log(srv, "delivery_started")
-        (pid,) = [
-            p
-            for p in descendants(srv.proc.pid)
-            if b"deliver" in Path(f"/proc/{p}/cmdline").read_bytes()
-        ]
+        (pid,) = [p for p in descendants(srv.proc.pid) if is_delivery(p)]
         os.kill(pid, signal.SIGKILL)
         wait_for_log(srv, f"delivery_process_died pid={pid}; restarting")
         assert http("POST", srv.url + "/alertmanager", payload)[0] == 200

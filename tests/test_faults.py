@@ -22,7 +22,16 @@ import pytest
 
 from tests.conftest import ROOT, require_binary
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk, Request
-from tests.procs import ALERTMANAGER, Serve, alertmanager, descendants, http, serve, wait_for_log
+from tests.procs import (
+    ALERTMANAGER,
+    Serve,
+    alertmanager,
+    descendants,
+    http,
+    is_delivery,
+    serve,
+    wait_for_log,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -219,10 +228,7 @@ def test_kill9_with_webhooks_not_yet_planned_then_restart_delivers_all(
     srv = Serve(e, tmp_path / "serve.log", workers=2)
     try:
         wait_for_log(srv, "delivery_started")
-        (delivery,) = [
-            p for p in descendants(srv.proc.pid)
-            if b" deliver " in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
-        ]  # fmt: skip
+        (delivery,) = [p for p in descendants(srv.proc.pid) if is_delivery(p)]
         os.kill(delivery, signal.SIGSTOP)  # frozen: nothing accepted gets planned
         expected = post_alerts(srv, 60)
         assert outbox_counts(srv)["pending"] == 60 and fake.delivered() == []

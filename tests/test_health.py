@@ -18,7 +18,7 @@ from receiver import health
 from receiver.app import create_app
 from receiver.settings import Settings
 from tests.conftest import ROOT
-from tests.procs import descendants, http, serve
+from tests.procs import descendants, http, is_delivery, serve
 
 
 @pytest.fixture
@@ -119,8 +119,7 @@ def test_dockerfile_healthcheck_and_readiness_across_processes(tmp_path: Path) -
             status, body = http("GET", srv.url + "/readyz")
             assert status == 200 and body["delivery"]["ok"] is True, body
         # A stuck delivery worker (stopped, so it beats no more) makes every worker unready.
-        (delivery,) = [p for p in descendants(srv.proc.pid)
-                       if b"deliver" in Path(f"/proc/{p}/cmdline").read_bytes()]  # fmt: skip
+        (delivery,) = [p for p in descendants(srv.proc.pid) if is_delivery(p)]
         os.kill(delivery, signal.SIGSTOP)
         try:
             health.beat(str(tmp_path / "data"), now=time.time() - 3600)

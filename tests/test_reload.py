@@ -10,7 +10,7 @@ from pathlib import Path
 
 from receiver.settings import Settings
 from tests.conftest import FIXTURES, ROOT, SIMPLE_ROUTING, env_for
-from tests.procs import Serve, descendants, http, serve, wait_for_log
+from tests.procs import Serve, descendants, http, is_delivery, serve, wait_for_log
 
 PAYLOAD = (FIXTURES / "alertmanager/firing-1.json").read_bytes()  # team=db -> receiver db
 
@@ -70,22 +70,14 @@ def test_edits_reach_every_worker_and_bad_edits_keep_paging(tmp_path: Path) -> N
         assert 'dingtalk_receiver_config_reloads_total{outcome="failure"}' in metrics
 
         # 3. A worker that restarts while the file is broken boots on the last good table.
-        workers = [
-            p
-            for p in descendants(srv.proc.pid)
-            if b"deliver" not in Path(f"/proc/{p}/cmdline").read_bytes()
-        ]
+        workers = [p for p in descendants(srv.proc.pid) if not is_delivery(p)]
         os.kill(workers[0], signal.SIGKILL)
         time.sleep(2)
         assert db_userids(srv, data, n=9) == {"user0099"}
         assert "config_invalid_using_last_good" in srv.text()
 
         # 3b. So does the delivery process, which routes what the web workers accepted.
-        delivery = next(
-            p
-            for p in descendants(srv.proc.pid)
-            if b"deliver" in Path(f"/proc/{p}/cmdline").read_bytes()
-        )
+        delivery = next(p for p in descendants(srv.proc.pid) if is_delivery(p))
         os.kill(delivery, signal.SIGKILL)
         wait_for_log(srv, "delivery_process_died")
         assert db_userids(srv, data, n=3) == {"user0099"}
