@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
 
 from .errors import PayloadError
 from .model import Alert, Notification, Status
 
 _MAX_INT64 = 2**63 - 1  # Go int on 64-bit: the senders never exceed it
+# json.loads recurses once per level, against the interpreter's recursion limit, so how
+# deep it can go depends on the caller's stack: a web worker could accept what the
+# delivery process, parsing the stored body again, finds "nested too deeply". A fixed
+# limit far below the recursion limit gives both the same verdict.
+_MAX_DEPTH = 512
+_TOO_DEEP = f"JSON nested too deeply (more than {_MAX_DEPTH} levels)"
 _QUOTEMETA = re.compile(r"\\([\\.+*?()|\[\]{}^$])")
 
 
@@ -61,18 +68,29 @@ def decode_json(body: bytes) -> Any:
             object_pairs_hook=_unique_keys,
         )
     except RecursionError:
-        raise PayloadError("JSON nested too deeply") from None
+        raise PayloadError(_TOO_DEEP) from None
     except json.JSONDecodeError as e:
         raise PayloadError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except ValueError as e:  # int digit limit, NaN, overflow, duplicate key
         reason = "a number has too many digits" if "digits" in str(e) else str(e)[:120]
         raise PayloadError(f"invalid JSON: {reason}") from None
+    if text.count("[") + text.count("{") > _MAX_DEPTH and _depth(text) > _MAX_DEPTH:
+        raise PayloadError(_TOO_DEEP)
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         _check_surrogates(value)
     return value
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = str.maketrans("", "", " \t\n\r0123456789+-.eEtrufalsn,:")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _depth(text: str) -> int:
+    """How deeply valid JSON text nests: its brackets outside strings, without recursion."""
+    brackets = _JSON_STRING.sub("", text).translate(_NOT_A_BRACKET)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 def _check_surrogates(value: Any) -> None:

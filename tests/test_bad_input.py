@@ -55,6 +55,9 @@ def mutate_alert(body: bytes, index: int, **changes: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
+# Deep enough for the delivery process's deeper call stack to refuse what a web worker took.
+DEEP = mutate(AM)[:-1] + b',"x":' + b"[" * 600 + b"]" * 600 + b"}"
+
 # (case, endpoint, body, path expected in the error or "")
 BAD_PAYLOADS: list[tuple[str, str, bytes, str]] = [
     ("empty body", "/alertmanager", b"", ""),
@@ -66,6 +69,7 @@ BAD_PAYLOADS: list[tuple[str, str, bytes, str]] = [
     ("huge number", "/alertmanager", mutate(AM)[:-1] + b',"x":' + b"9" * 5000 + b"}", ""),
     ("absurd nesting", "/alertmanager", b"[" * 200_000 + b"]" * 200_000, ""),
     ("absurd nesting grafana", "/grafana", b'{"a":' * 100_000 + b"1" + b"}" * 100_000, ""),
+    ("deep nesting", "/alertmanager", DEEP, ""),
     ("lone surrogate", "/alertmanager", AM.replace(b'"ops', b'"\\udc00ops', 1), "$.receiver"),
     ("missing alerts", "/alertmanager", mutate(AM, alerts=None), "$"),
     ("alerts object", "/alertmanager", mutate(AM, alerts={}), "$.alerts"),

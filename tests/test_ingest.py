@@ -182,3 +182,29 @@ def test_ten_thousand_alerts_parse_quickly():
     n = parse_alertmanager(body)
     assert len(n.alerts) == 10_000
     assert time.perf_counter() - started < 2.0
+
+
+def _nested(depth: int) -> bytes:
+    """firing-4.json with `depth` levels of arrays in an extra, ignored field."""
+    head = load("alertmanager/firing-4.json").rstrip()[:-1]
+    return head + b',"extra":' + b"[" * depth + b"]" * depth + b"}"
+
+
+def _verdict_from_deeper(body: bytes, frames: int) -> str:
+    """parse_alertmanager's verdict, from a call stack `frames` deeper than the caller's."""
+    if frames:
+        return _verdict_from_deeper(body, frames - 1)
+    try:
+        parse_alertmanager(body)
+    except PayloadError as e:
+        return e.message
+    return "accepted"
+
+
+@pytest.mark.parametrize("depth", [600, 700, 800, 900])
+def test_nesting_verdict_does_not_depend_on_the_callers_stack(depth: int):
+    # The web worker validates a body, then the delivery process parses the stored body
+    # again from another call stack. A body accepted by one and "nested too deeply" in
+    # the other is a 2xx for an alert that is never delivered.
+    body = _nested(depth)
+    assert _verdict_from_deeper(body, 0) == _verdict_from_deeper(body, 300)
