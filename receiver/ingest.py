@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
@@ -161,6 +161,12 @@ def _status(obj: dict[str, Any], path: str) -> Status:
     return "firing" if value == "firing" else "resolved"
 
 
+# Shown in RECEIVER_TIMEZONE, a time a day from either end of datetime's range overflows
+# in the delivery process, which would then defer the accepted webhook for ever.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
 def parse_time(value: str, path: str) -> datetime | None:
     """RFC 3339 with any sub-second precision; Go's zero time becomes None."""
     if not value or value.startswith("0001-01-01"):
@@ -171,6 +177,8 @@ def parse_time(value: str, path: str) -> datetime | None:
         parsed = _parse_time_slow(value, path)
     if parsed.tzinfo is None:
         raise PayloadError(f"time without a zone: {value!r}", path=path)
+    if not _EARLIEST <= parsed <= _LATEST:
+        raise PayloadError(f"time out of range: {value!r}", path=path)
     return parsed
 
 

@@ -97,6 +97,18 @@ BAD_PAYLOADS: list[tuple[str, str, bytes, str]] = [
         "$.alerts[0].startsAt",
     ),  # noqa: E501
     (
+        "startsAt year 9999",
+        "/alertmanager",
+        mutate_alert(AM, 0, startsAt="9999-12-31T20:00:00Z"),
+        "$.alerts[0].startsAt",
+    ),
+    (
+        "endsAt year 9999 grafana",
+        "/grafana",
+        mutate_alert(GRAFANA, 0, endsAt="9999-12-31T23:59:59Z"),
+        "$.alerts[0].endsAt",
+    ),
+    (
         "truncatedAlerts bool",
         "/alertmanager",
         mutate(AM, truncatedAlerts=True),

@@ -147,6 +147,19 @@ BAD += [
         "without a zone",
     ),
     ("startsAt number", _alert_mutation("startsAt", 0), "$.alerts[2].startsAt", "string"),
+    # Valid RFC 3339, but no time zone can show it: rendering would overflow, for ever.
+    (
+        "startsAt year 9999",
+        _alert_mutation("startsAt", "9999-12-31T20:00:00Z"),
+        "$.alerts[2].startsAt",
+        "out of range",
+    ),
+    (
+        "endsAt near year 1",
+        _alert_mutation("endsAt", "0001-01-02T00:00:00+23:00"),
+        "$.alerts[2].endsAt",
+        "out of range",
+    ),
     ("fingerprint obj", _alert_mutation("fingerprint", {}), "$.alerts[2].fingerprint", "string"),
 ]
 
