@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import auth, health, ingest, metrics
 from .errors import ConfigError, OutboxUnavailable, PayloadError
@@ -34,7 +34,10 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     """The app. `serving` (under gunicorn) lets a worker boot on the last good routing.yaml."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # One byte more than the limit: Werkzeug refuses a Content-Length over it, but cuts a
+    # chunked body (no Content-Length) at it without a word. _accept reads one byte past
+    # the limit and refuses the body itself when that byte is there.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     state = State(settings, fallback=serving)
     app.extensions["receiver"] = state
 
@@ -65,6 +68,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         if mimetype != "application/json" and not mimetype.endswith("+json"):
             return error(415, f"Content-Type must be application/json, got {mimetype or 'none'!r}")
         body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH, before reading it all
+        if len(body) > settings.max_body_bytes:
+            raise RequestEntityTooLarge()
         if not auth.check_request(
             dict(request.headers), body, grafana=source == "grafana", token=settings.webhook_token,
             basic=settings.basic_auth, hmac_secret=settings.grafana_hmac_secret, now=time.time(),
