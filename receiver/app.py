@@ -160,6 +160,9 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> tuple[Response, int]:
-        return error(e.code or 500, e.description or e.name)
+        reply, status = error(e.code or 500, e.description or e.name)
+        # Keep the exception's headers but its HTML content type: Allow on a 405, for one.
+        reply.headers.extend((k, v) for k, v in e.get_headers() if k.lower() != "content-type")
+        return reply, status
 
     return app

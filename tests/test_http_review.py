@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from receiver.app import create_app
 from receiver.settings import Settings
 from tests.conftest import FIXTURES, env_for
 from tests.procs import Serve, serve
@@ -82,3 +83,23 @@ def test_chunked_body_over_the_limit_is_413(server: Serve, body: bytes) -> None:
     status, reply = post_chunked(server, "/alertmanager", body)
     assert status == 413, reply
     assert "error" in json.loads(reply)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/alertmanager", {"POST"}),
+        ("PUT", "/alertmanager/ops", {"POST"}),
+        ("GET", "/grafana", {"POST", "PUT"}),
+        ("GET", "/-/reload", {"POST"}),
+        ("POST", "/healthz", {"GET"}),
+    ],
+)
+def test_405_says_which_methods_are_allowed(
+    settings: Settings, method: str, path: str, allowed: set[str]
+) -> None:
+    # RFC 9110 15.5.6: a 405 MUST carry Allow. The JSON error handler dropped it.
+    r = create_app(settings).test_client().open(path, method=method)
+    assert r.status_code == 405
+    assert "error" in r.get_json()
+    assert allowed <= {m.strip() for m in r.headers.get("Allow", "").split(",")}
