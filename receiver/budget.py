@@ -167,6 +167,26 @@ def shrink(msg: dict[str, Any], budget: int) -> dict[str, Any] | None:
     return hard_fit(parts, budget).msg()
 
 
+RESENT_MARK = " ↻"
+_BODY = {"markdown": "text", "text": "content", "action_card": "markdown"}
+
+
+def resent(msg: dict[str, Any]) -> dict[str, Any] | None:
+    """A rendered `msg` whose uniqueness line ends with RESENT_MARK, for a second send.
+
+    DingTalk delivers identical content to a user once a day, so a copy sent again to
+    those it refused must differ from the first. None when it already carries the mark
+    (a message is sent again once), or is of a kind this does not know.
+    """
+    kind = str(msg.get("msgtype"))
+    if kind not in _BODY or kind not in msg:
+        return None
+    text = str(msg[kind].get(_BODY[kind], ""))
+    if text.endswith(RESENT_MARK):
+        return None
+    return {**msg, kind: {**msg[kind], _BODY[kind]: text + RESENT_MARK}}
+
+
 def hard_fit(parts: Parts, budget: int) -> Parts:
     """Make the parts fit by cutting, in order: body, buttons, more link, more, title."""
     if budget < MIN_BUDGET:

@@ -6,16 +6,24 @@ sent item is followed up `RECEIVER_FOLLOWUP_DELAY` after its send; the result is
 stored on the item (`outbox show`), logged when someone was missed, and counted in
 `dingtalk_receiver_send_result_users_total{kind}`. DingTalk keeps results for 24 h,
 so a follow-up that keeps failing is given up after that.
+
+Users DingTalk refused for one of its limits get the message again (DINGTALK.md): a
+minute later for the per-minute recipient limit, on the next DingTalk day for the
+per-user daily one. The copy's uniqueness line is marked, since DingTalk would
+suppress identical content; a copy is not sent again a second time.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import metrics
+from .budget import resent
 from .errors import DingTalkError
+from .limits import next_day
 from .outbox import Item, Outbox
 
 log = logging.getLogger(__name__)
@@ -36,6 +44,16 @@ FORBIDDEN_CODES = {
     143106: "identical content already sent today",
     143206: "identical content already sent today",
 }
+PER_MINUTE_CODES = {143103, 143104, 143203, 143204}
+PER_DAY_CODES = {143105, 143205}
+RESEND_AFTER_S = 60.0
+
+
+def _code(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 class ResultSource(Protocol):
@@ -56,10 +74,18 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class FollowUp:
-    def __init__(self, outbox: Outbox, client: ResultSource, *, retry_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: ResultSource,
+        *,
+        retry_s: float = 60.0,
+        resend_after_s: float = RESEND_AFTER_S,
+    ) -> None:
         self.outbox = outbox
         self.client = client
         self.retry_s = retry_s
+        self.resend_after_s = resend_after_s
 
     def run_once(self) -> int:
         items = self.outbox.claim_followups(limit=10)
@@ -91,7 +117,7 @@ class FollowUp:
             log.info("send_result id=%d task_ids=%s all delivered", item.id, list(item.task_ids))
             return
         codes = ",".join(
-            f"{u}:{c}({FORBIDDEN_CODES.get(int(c), 'unknown code') if c is not None else '?'})"
+            f"{u}:{c}({FORBIDDEN_CODES.get(_code(c) or 0, 'unknown code')})"
             for u, c in summary["forbidden_codes"].items()
         )
         log.warning(
@@ -101,3 +127,41 @@ class FollowUp:
             item.id, item.receiver, list(item.task_ids), ",".join(summary["invalid"]),
             ",".join(summary["forbidden"]), codes, ",".join(summary["failed"]), item.receiver,
         )  # fmt: skip
+        self.resend(item, summary["forbidden_codes"])
+
+    def resend(self, item: Item, codes: dict[str, Any]) -> None:
+        """Queue the message again for the users DingTalk refused for one of its limits."""
+        now = time.time()
+        later: dict[tuple[float, str, str], list[str]] = {}
+        for userid, value in codes.items():
+            code = _code(value)
+            if code in PER_MINUTE_CODES:
+                key = (now + self.resend_after_s, "dingtalk_per_minute",
+                       "DingTalk refused it for its per-minute recipient limit; sent again"
+                       " a minute later")  # fmt: skip
+            elif code in PER_DAY_CODES:
+                key = (next_day(now), "dingtalk_per_day",
+                       "DingTalk refused it for its per-user daily limit; sent again on the"
+                       " next DingTalk day")  # fmt: skip
+            else:
+                continue
+            later.setdefault(key, []).append(userid)
+        if not later:
+            return
+        msg = resent(item.msg)
+        if msg is None:
+            log.warning("resend_skipped id=%d: this copy was already a second send", item.id)
+            return
+        for (at, limit, reason), userids in later.items():
+            new_id = self.outbox.resend(item.id, userids, at=at, reason=reason, msg=msg)
+            if new_id is None:
+                continue
+            metrics.held.labels(limit).inc(len(userids))
+            log.warning(
+                "resend_scheduled id=%d as=%d userids=%s at=%s reason=%s",
+                item.id, new_id, ",".join(userids), _iso(at), reason,
+            )  # fmt: skip
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")

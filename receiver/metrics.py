@@ -57,7 +57,7 @@ send_result_users = Counter(
 )  # fmt: skip
 held = Counter(
     f"{NS}_held_recipients_total",
-    "Recipients held for the next day by a client-side limit.", ["limit"],
+    "Recipients held back by a limit: ours, or DingTalk's (then sent again).", ["limit"],
 )  # fmt: skip
 user_daily_quota_warnings = Counter(
     f"{NS}_user_daily_quota_warnings_total",

@@ -447,6 +447,34 @@ class Outbox:
             self._log(db, new_id, "held", error=f"from #{item_id}: {reason}")
         return new_id
 
+    def resend(self, item_id: int, userids: Iterable[str], *, at: float, reason: str,
+               msg: dict[str, Any]) -> int | None:  # fmt: skip
+        """Queue `msg` again for those of a sent item's `userids` DingTalk refused, at `at`.
+
+        Returns the new item's id; None when none of `userids` was a recipient.
+        """
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM outbox WHERE id=?", (item_id,)).fetchone()
+            if row is None:
+                return None
+            current = _split(row["userids"])
+            moving = [u for u in dict.fromkeys(userids) if u in current]
+            if not moving:
+                return None
+            cur = db.execute(
+                "INSERT INTO outbox (created_at, updated_at, state, source, receiver, group_key,"
+                " msg, userids, departments, next_attempt_at, due_since, hold_reason)"
+                " VALUES (?,?,'queued',?,?,?,?,?,'',?,?,?)",
+                (row["created_at"], now, row["source"], row["receiver"], row["group_key"],
+                 json.dumps(msg, ensure_ascii=False, separators=(",", ":")), ",".join(moving),
+                 at, at, reason),
+            )  # fmt: skip
+            new_id = int(cur.lastrowid or 0)
+            self._log(db, item_id, "resend", error=f"{','.join(moving)} -> #{new_id}: {reason}")
+            self._log(db, new_id, "held", error=f"from #{item_id}: {reason}")
+        return new_id
+
     # -- send-result follow-up ---------------------------------------------------------------
     def claim_followups(self, *, limit: int = 10, lease_s: float = 120.0) -> list[Item]:
         now = time.time()

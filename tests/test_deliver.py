@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 import pytest
 
+from receiver.budget import RESENT_MARK
 from receiver.deliver import Worker, make_worker, owner_is_dead, process_owner
 from receiver.dingtalk import ERRCODES, Client
 from receiver.followup import FollowUp
-from receiver.limits import Limits
+from receiver.limits import Limits, next_day
 from receiver.outbox import Outbox
 from receiver.pipeline import Entry
 from receiver.settings import Settings
@@ -118,6 +120,41 @@ def test_followup_records_and_logs_who_was_missed(
     assert FollowUp(box, client).run_once() == 0  # once per item
     (call,) = [r for r in fake_dingtalk.requests if r.name == "getsendresult"]
     assert call.body == {"agent_id": 424242, "task_id": 1001}
+
+
+def test_users_dingtalk_refused_for_a_limit_get_it_again_once(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    first = enqueue(box, "a", "minute", "day", "dup", "odd")
+    client = Client(live_settings)
+    worker = Worker(box, client, followup_delay_s=0)
+    worker.run_once()
+    codes = {"minute": "143103", "day": "143205", "dup": "143106", "odd": "not-a-code"}
+    fake_dingtalk.send_results[1001] = {
+        "forbidden_user_id_list": list(codes),
+        "forbidden_list": [{"code": c, "count": 1, "userid": u} for u, c in codes.items()],
+        "read_user_id_list": ["a"],
+    }
+    followup = FollowUp(box, client, resend_after_s=0)
+    assert followup.run_once() == 1
+    again = {i.userids: i for i in box.items() if i.id != first}
+    assert set(again) == {("minute",), ("day",)}  # not identical content, nor an unknown code
+    assert again[("day",)].next_attempt_at == next_day(time.time())  # DingTalk's day
+    assert "per-minute recipient limit" in str(again[("minute",)].hold_reason)
+    assert "resend_scheduled id=1 as=" in caplog.text and "odd:not-a-code(unknown" in caplog.text
+
+    worker.run_once()  # the per-minute one is due; the daily one waits for tomorrow
+    sent = fake_dingtalk.delivered()[-1].body or {}
+    assert sent["userid_list"] == "minute"
+    assert sent["msg"]["text"]["content"] == MSG["text"]["content"] + RESENT_MARK
+    fake_dingtalk.send_results[1002] = {
+        "forbidden_user_id_list": ["minute"],
+        "forbidden_list": [{"code": "143103", "count": 1, "userid": "minute"}],
+    }
+    assert followup.run_once() == 1
+    assert len(box.items()) == 3  # a copy is sent again once, not in a loop
+    assert "resend_skipped id=" in caplog.text
 
 
 def test_followup_waits_for_its_delay(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.budget import VALUE_CAP, Parts, fit, msg_size, shrink
+from receiver.budget import VALUE_CAP, Parts, fit, msg_size, resent, shrink
 from receiver.ingest import parse_alertmanager
 from receiver.model import Alert, Notification
 from receiver.render import Renderer, notification_id
@@ -146,3 +146,19 @@ def test_shrink_cuts_a_rendered_message_and_keeps_its_last_line(msgtype: str) ->
     assert len(_text(small)) > len(last_line) + 100  # the start of the body is still there
     assert _text(small).startswith(_text(msg)[:50])
     assert shrink(small, budget) is None  # it fits already
+
+
+def test_a_copy_sent_again_is_marked_on_its_uniqueness_line_once() -> None:
+    md = {"msgtype": "markdown", "markdown": {"title": "t", "text": "x\n\n###### 12:00 · ab"}}
+    card = {"msgtype": "action_card", "action_card": {"title": "t", "markdown": "x", "x": 1}}
+    again = resent(md)
+    assert again == {
+        "msgtype": "markdown",
+        "markdown": {"title": "t", "text": "x\n\n###### 12:00 · ab ↻"},
+    }
+    assert md["markdown"]["text"].endswith("ab")  # the stored message is not changed
+    assert resent(again or {}) is None  # sent again once
+    assert resent(card) == {
+        "msgtype": "action_card", "action_card": {"title": "t", "markdown": "x ↻", "x": 1}
+    }  # fmt: skip
+    assert resent({"msgtype": "oa", "oa": {}}) is None
