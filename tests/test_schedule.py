@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from receiver.schedule import Override, Schedule, parse_handoff, parse_rotation
@@ -27,6 +27,10 @@ def build(tz: ZoneInfo, rotation: str, at: time, start: date, **kw: object) -> S
 
 @settings(max_examples=150, deadline=None)
 @given(zones, rotations, handoffs, starts, instants)
+@example(  # 1h on the spring-forward night: the 02:15-03:15 shift does not exist
+    ZoneInfo("America/New_York"), "1h", time(0, 15), date(2024, 1, 1),
+    datetime(2024, 3, 10, 7, 0, tzinfo=UTC),
+)  # fmt: skip
 def test_shift_boundaries_and_order(
     tz: ZoneInfo, rotation: str, at: time, start: date, t: datetime
 ) -> None:
@@ -35,8 +39,11 @@ def test_shift_boundaries_and_order(
     assert now.start <= t < now.end <= nxt.start  # type: ignore[operator]
     assert now.end == nxt.start
     assert s.on_call(t) == now.user != nxt.user
-    # Order is kept: the next person is the next member.
-    assert MEMBERS.index(nxt.user) == (MEMBERS.index(now.user) + 1) % 3
+    # Order is kept: the next person is the next member, unless the shifts between
+    # are empty (a 1h shift wholly inside a DST gap hands off when the next one does).
+    k, after = s._index(t), s._index(now.end)
+    assert MEMBERS.index(now.user) == k % 3 and MEMBERS.index(nxt.user) == after % 3 and after > k
+    assert all(s.handoff(j) == now.end for j in range(k + 1, after + 1)), (k, after)
     # A handoff is at the wall-clock handoff time, unless that time does not exist (DST gap).
     local = now.start.astimezone(tz)
     wall = datetime.combine(local.date(), at)
