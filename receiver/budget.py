@@ -163,6 +163,8 @@ def shrink(msg: dict[str, Any], budget: int) -> dict[str, Any] | None:
     if msg_size(msg) <= budget:
         return None
     body, newline, stamp = text.rpartition("\n")
+    if len(stamp.encode()) > budget // 4:  # not a uniqueness line (or none): cut it all
+        body, newline, stamp = text, "", ""
     parts = Parts(str(kind), title, body, "", newline + stamp, buttons)
     return hard_fit(parts, budget).msg()
 

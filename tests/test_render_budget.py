@@ -148,6 +148,13 @@ def test_shrink_cuts_a_rendered_message_and_keeps_its_last_line(msgtype: str) ->
     assert shrink(small, budget) is None  # it fits already
 
 
+def test_shrink_cuts_a_message_whose_last_line_is_long() -> None:
+    msg = {"msgtype": "text", "text": {"content": "start\n" + "x" * 3000}}  # no short stamp
+    small = shrink(msg, 1000)
+    assert small is not None and msg_size(small) <= 1000
+    assert small["text"]["content"].startswith("start\nxxx")
+
+
 def test_a_copy_sent_again_is_marked_on_its_uniqueness_line_once() -> None:
     md = {"msgtype": "markdown", "markdown": {"title": "t", "text": "x\n\n###### 12:00 · ab"}}
     card = {"msgtype": "action_card", "action_card": {"title": "t", "markdown": "x", "x": 1}}
