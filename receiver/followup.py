@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from . import metrics
 from .budget import resent
-from .errors import DingTalkError
+from .errors import DingTalkError, OutboxUnavailable
 from .limits import next_day
 from .outbox import Item, Outbox
 
@@ -90,7 +90,14 @@ class FollowUp:
     def run_once(self) -> int:
         items = self.outbox.claim_followups(limit=10)
         for item in items:
-            self.follow(item)
+            try:
+                self.follow(item)
+            except OutboxUnavailable:
+                raise
+            except Exception as e:  # a reply nobody foresaw must not kill the delivery loop
+                log.error("send_result_unreadable id=%d error=%s: %s; giving up",
+                          item.id, type(e).__name__, e)  # fmt: skip
+                self.outbox.record_followup(item.id, None, error=f"{type(e).__name__}: {e}")
         return len(items)
 
     def follow(self, item: Item) -> None:

@@ -157,6 +157,21 @@ def test_users_dingtalk_refused_for_a_limit_get_it_again_once(
     assert "resend_skipped id=" in caplog.text
 
 
+def test_an_unreadable_send_result_is_given_up_not_fatal(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    item_id = enqueue(box, "a")
+    client = Client(live_settings)
+    Worker(box, client, followup_delay_s=0).run_once()
+    fake_dingtalk.send_results[1001] = ["not", "an object"]  # type: ignore[assignment]
+    assert FollowUp(box, client).run_once() == 1
+    item = box.get(item_id)
+    assert item is not None and item.followup_at is None
+    assert "send_result_unreadable id=1" in caplog.text
+    assert FollowUp(box, client).run_once() == 0
+
+
 def test_followup_waits_for_its_delay(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> None:
     box = Outbox(live_settings.data_dir)
     enqueue(box, "a")
