@@ -56,7 +56,12 @@ def check_webhook_auth(headers: Mapping[str, str], *, token: str | None, basic: 
     scheme = scheme.lower()
     ok = False
     if scheme == "bearer" and token:
-        ok = _same(credentials.encode("utf-8", "surrogatepass"), token.encode("utf-8"))
+        # A WSGI server hands header bytes over decoded as Latin-1 (PEP 3333), and the
+        # senders send UTF-8: the bytes are those Latin-1 gives back.
+        want = token.encode("utf-8")
+        ok = _same(credentials.encode("utf-8", "surrogatepass"), want)
+        if not ok and not credentials.isascii() and max(map(ord, credentials)) < 256:
+            ok = _same(credentials.encode("latin-1"), want)
     elif scheme == "basic" and basic:
         try:
             decoded = base64.b64decode(credentials, validate=True)

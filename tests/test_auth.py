@@ -54,6 +54,14 @@ def test_webhook_auth(headers: dict[str, str], token: str | None, basic: str | N
     assert check_webhook_auth(headers, token=token, basic=basic) is ok
 
 
+def test_a_non_ascii_token_as_a_wsgi_server_hands_it_over():
+    # WSGI servers (gunicorn) decode header bytes as Latin-1; Alertmanager sends UTF-8.
+    sent = "Bearer " + "pässwörd".encode().decode("latin-1")
+    assert check_webhook_auth({"Authorization": sent}, token="pässwörd", basic=None)
+    assert check_webhook_auth({"Authorization": "Bearer pässwörd"}, token="pässwörd", basic=None)
+    assert not check_webhook_auth({"Authorization": sent}, token="passwörd", basic=None)
+
+
 def test_signature_matches_grafana_algorithm():
     # grafana/alerting http/hmac.go: hex(HMAC-SHA256(secret, [ts + ":"] + body))
     plain = hmac.new(SECRET.encode(), BODY, hashlib.sha256).hexdigest()
