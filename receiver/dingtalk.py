@@ -127,6 +127,11 @@ def classify(errcode: int, errmsg: str, sub_code: str | None = None) -> DingTalk
     )
 
 
+def unexpected_reply(path: str, what: str) -> RetryableError:
+    """A reply DingTalk should not give: retry it, as DINGTALK.md asks of any surprise."""
+    return RetryableError(f"DingTalk {path}: unexpected reply ({what})")
+
+
 @dataclass(frozen=True)
 class SendResult:
     task_id: int
@@ -205,7 +210,10 @@ class Client(AppKeyClient):  # type: ignore[misc]
             raise RetryableError(f"DingTalk {path}: unexpected reply")
         if "punish" in result:
             raise RetryableError(f"DingTalk {path}: throttled ({result.get('punish')})")
-        errcode = int(result.get("errcode", 0) or 0)
+        try:
+            errcode = int(result.get("errcode", 0) or 0)
+        except (TypeError, ValueError):
+            raise unexpected_reply(path, "errcode is not a number") from None
         if errcode:
             sub = result.get("sub_code")
             err = classify(
@@ -224,9 +232,14 @@ class Client(AppKeyClient):  # type: ignore[misc]
                 token = self.cache.access_token.get()
                 if token is None:
                     ret = self.get_access_token()
+                    token = ret.get("access_token")
+                    try:
+                        expires_in = int(ret.get("expires_in", 7200))
+                    except (TypeError, ValueError):
+                        raise unexpected_reply("/gettoken", "no expires_in") from None
+                    if not isinstance(token, str) or not token:
+                        raise unexpected_reply("/gettoken", "no access_token")
                     metrics.token_refreshes.inc()
-                    token = str(ret["access_token"])
-                    expires_in = int(ret.get("expires_in", 7200))
                     ttl = max(60, expires_in - TOKEN_MARGIN_S)  # refresh before it runs out
                     self.cache.access_token.set(value=token, ttl=ttl)
         return str(token)
