@@ -239,9 +239,9 @@ class DirectorySync:
     def maybe_sync(self, now: float | None = None) -> bool:
         """Sync if due; True when a sync ran and succeeded. Never raises a ReceiverError."""
         now = time.time() if now is None else now
-        if not self.due(now):
-            return False
         try:
+            if not self.due(now):  # reads the store, which can fail too
+                return False
             if self._client is None:
                 from .dingtalk import Client
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 
 from receiver.dingtalk import Client
+from receiver.directory_sync import DirectorySync
 from receiver.errors import RetryableError
 from receiver.settings import Settings
 from tests.fakes.dingtalk import FakeDingTalk
@@ -41,3 +43,16 @@ def test_a_gettoken_reply_of_unexpected_shape_is_retryable_and_not_cached(
     assert client.cache.access_token.get() is None  # nothing half-read stays cached
     client.async_send(["a"], MSG)  # the next attempt fetches a real token
     assert len(fake_dingtalk.delivered()) == 1
+
+
+def test_maybe_sync_never_raises_when_the_directory_cannot_be_read(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    # The sync thread calls maybe_sync in a loop; an exception would end the thread,
+    # and with it every later sync, silently.
+    syncer = DirectorySync(live_settings.with_(directory_sync_interval=3600))
+    os.makedirs(live_settings.data_dir, exist_ok=True)
+    with open(syncer.store.path, "wb") as f:
+        f.write(b"this is not an SQLite database" * 100)
+    assert syncer.maybe_sync() is False
+    assert fake_dingtalk.requests == []  # nothing fetched that could not be stored
