@@ -284,9 +284,11 @@ class Client(AppKeyClient):  # type: ignore[misc]
             if "userid_list" not in body and "dept_id_list" not in body:
                 raise PermanentError("a work notification needs at least one userid or department")
             reply = self.call(ASYNCSEND_PATH, body)
-            results.append(
-                SendResult(int(reply["task_id"]), str(reply.get("request_id", "")), tuple(chunk))
-            )
+            try:
+                task_id = int(reply["task_id"])
+            except (KeyError, TypeError, ValueError):
+                raise unexpected_reply(ASYNCSEND_PATH, "no task_id") from None
+            results.append(SendResult(task_id, str(reply.get("request_id", "")), tuple(chunk)))
         return results
 
     def get_send_result(self, task_id: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from receiver.deliver import Worker
-from receiver.dingtalk import Client
+from receiver.dingtalk import Client, SendResult
 from receiver.limits import Limits
 from receiver.outbox import Outbox
 from receiver.pipeline import Entry
@@ -52,7 +52,22 @@ def test_an_unexpected_reply_does_not_kill_the_worker(
     Worker(box, Client(live_settings), backoff_min_s=0, backoff_max_s=0).run_once()
     states = {i.id: i.state for i in box.items()}
     assert states == {first: "retry", other: "sent"}
-    assert f"retry_scheduled id={first}" in caplog.text and "KeyError" in caplog.text
+    assert f"retry_scheduled id={first}" in caplog.text and "no task_id" in caplog.text
+
+
+class _Broken:
+    def async_send(self, *args: object) -> list[SendResult]:
+        raise TypeError("a bug nobody foresaw")
+
+
+def test_an_exception_nobody_foresaw_is_a_retry_not_a_dead_worker(
+    live_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    item = enqueue(box, "a")
+    Worker(box, _Broken(), backoff_min_s=0, backoff_max_s=0).run_once()
+    assert {i.id: i.state for i in box.items()} == {item: "retry"}
+    assert f"send_failed_unexpectedly id={item}" in caplog.text and "TypeError" in caplog.text
 
 
 def test_a_lease_lost_while_waiting_for_the_limiter_is_not_sent(
