@@ -20,7 +20,7 @@ from .config_sections import read_route, read_schedules
 from .errors import ConfigError, ConfigProblem
 from .routing import Directory, Lookup, Receiver, RoutingTable
 from .timeintervals import FIELDS, TimeInterval, parse_location
-from .yamlnodes import Reader, compose, construct, line
+from .yamlnodes import Reader, as_written, compose, line
 
 TOP = ("users", "schedules", "time_intervals", "receivers", "route")
 RECEIVER_KEYS: tuple[str, ...] = (
@@ -155,7 +155,7 @@ def read_interval(rd: Reader, node: Node, name: str) -> TimeInterval:
     keys = rd.mapping(node, f"time interval {name!r}", (*FIELDS, "location")) or {}
     fields: dict[str, Any] = {}
     for key, value in keys.items():
-        raw = construct(value)
+        raw = as_written(value)
         try:
             if key == "location":
                 fields[key] = parse_location(raw)

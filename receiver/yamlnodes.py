@@ -143,6 +143,18 @@ def construct(node: Node) -> Any:
     return _constructor.construct_object(node, deep=True)
 
 
+def as_written(node: Node) -> Any:
+    """Like `construct`, but a number is the text written: Alertmanager's go-yaml reads
+    `17:00` and `1:5` into its string fields as written, not as YAML 1.1 base-60 ints."""
+    if isinstance(node, ScalarNode) and _tag(node) in ("int", "float"):
+        return str(node.value)
+    if isinstance(node, SequenceNode):
+        return [as_written(n) for n in node.value]
+    if isinstance(node, MappingNode):
+        return {construct(k): as_written(v) for k, v in node.value}
+    return construct(node)
+
+
 def compose(path: str, reader: Reader) -> Node | None:
     try:
         with open(path, "rb") as fh:

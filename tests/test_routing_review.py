@@ -1,0 +1,50 @@
+"""Review findings: places where routing.yaml diverged from Alertmanager 0.25."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from receiver.routing import RoutingTable, load_routing
+
+
+def load(tmp_path: Path, text: str) -> RoutingTable:
+    path = tmp_path / "routing.yaml"
+    path.write_text(text)
+    return load_routing(str(path))
+
+
+# Unquoted, `10:30` and `1:5` are YAML 1.1 base-60 integers (630, 65) to PyYAML, but
+# Alertmanager's go-yaml reads them as the strings written (amtool check-config: SUCCESS).
+UNQUOTED = """\
+time_intervals:
+  - name: work
+    time_intervals:
+      - times:
+          - start_time: 10:30
+            end_time: 17:00
+        days_of_month: [1:5]
+        months: [1:3]
+        years: [2026]
+receivers:
+  - name: ops
+    users: [u1]
+  - name: db
+    users: [u2]
+route:
+  receiver: ops
+  routes:
+    - matchers: [team=db]
+      receiver: db
+      active_time_intervals: [work]
+"""
+
+
+def test_unquoted_times_and_ranges_read_as_written(tmp_path: Path) -> None:
+    table = load(tmp_path, UNQUOTED)
+    db = {"team": "db"}
+    assert table.match(db, datetime.fromisoformat("2026-02-03T10:30Z")) == ["db"]
+    assert table.match(db, datetime.fromisoformat("2026-02-03T10:29Z")) == []
+    assert table.match(db, datetime.fromisoformat("2026-02-03T17:00Z")) == []
+    assert table.match(db, datetime.fromisoformat("2026-02-06T12:00Z")) == []
+    assert table.match(db, datetime.fromisoformat("2026-04-03T12:00Z")) == []
