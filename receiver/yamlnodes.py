@@ -139,8 +139,18 @@ _constructor = yaml.SafeLoader("")
 
 
 def construct(node: Node) -> Any:
-    """The Python value PyYAML's safe loader would give for this node."""
-    return _constructor.construct_object(node, deep=True)
+    """The Python value PyYAML's safe loader would give for this node.
+
+    A node it cannot build (a list used as a mapping key) is returned as the node,
+    which no caller's type check accepts, so it is reported at its line.
+    """
+    try:
+        return _constructor.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError:
+        return node
+    finally:
+        _constructor.constructed_objects.clear()
+        _constructor.recursive_objects.clear()
 
 
 def as_written(node: Node) -> Any:
@@ -151,7 +161,7 @@ def as_written(node: Node) -> Any:
     if isinstance(node, SequenceNode):
         return [as_written(n) for n in node.value]
     if isinstance(node, MappingNode):
-        return {construct(k): as_written(v) for k, v in node.value}
+        return {(k.value if isinstance(k, ScalarNode) else k): as_written(v) for k, v in node.value}
     return construct(node)
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
+from receiver.errors import ConfigError
 from receiver.routing import RoutingTable, load_routing
 
 
@@ -48,3 +51,24 @@ def test_unquoted_times_and_ranges_read_as_written(tmp_path: Path) -> None:
     assert table.match(db, datetime.fromisoformat("2026-02-03T17:00Z")) == []
     assert table.match(db, datetime.fromisoformat("2026-02-06T12:00Z")) == []
     assert table.match(db, datetime.fromisoformat("2026-04-03T12:00Z")) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "at", "message"),
+    [
+        ("    - continue: {[a]: 1}\n", 5, "continue must be true or false"),
+        (
+            "    - mute_time_intervals: [w]\n"
+            "time_intervals: [{name: w, time_intervals: [{location: {[a]: b}}]}]\n",
+            6,
+            "location must be a time zone name",
+        ),
+    ],
+)
+def test_a_list_as_a_mapping_key_is_a_config_error_not_a_crash(
+    tmp_path: Path, body: str, at: int, message: str
+) -> None:
+    text = "receivers: [{name: ops, users: [u]}]\nroute:\n  receiver: ops\n  routes:\n" + body
+    with pytest.raises(ConfigError) as e:
+        load(tmp_path, text)
+    assert [(p.line, message in p.message) for p in e.value.problems] == [(at, True)]
