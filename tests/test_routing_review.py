@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from receiver.errors import ConfigError
+from receiver.matchers import Matcher, MatcherError
 from receiver.routing import RoutingTable, load_routing
 
 
@@ -72,3 +73,32 @@ def test_a_list_as_a_mapping_key_is_a_config_error_not_a_crash(
     with pytest.raises(ConfigError) as e:
         load(tmp_path, text)
     assert [(p.line, message in p.message) for p in e.value.problems] == [(at, True)]
+
+
+# Each row checked with `amtool config routes test` (Alertmanager 0.25, Go RE2).
+@pytest.mark.parametrize(
+    ("regex", "value", "hit"),
+    [
+        ("[[:alpha:]]+", "abc", True),
+        ("[[:alpha:]]+", ":", False),
+        ("[x[:digit:]]+", "x42", True),
+        ("[^[:space:]]+", "a b", False),
+        ("a{,2}", "a{,2}", True),
+        ("a{,2}", "aa", False),
+        ("a{2", "a{2", True),
+        ("a{2}", "aa", True),
+        ("foo\\z", "foo", True),
+        ("\\Qa.b\\E", "a.b", True),
+        ("\\Qa.b\\E", "axb", False),
+        ("[a-]", "-", True),
+        ("[]a]", "]", True),
+    ],
+)
+def test_regexes_match_as_re2_does(regex: str, value: str, hit: bool) -> None:
+    assert Matcher.make("a", "=~", regex).matches({"a": value}) is hit
+
+
+@pytest.mark.parametrize("regex", ["foo\\Z", "a*+", "(?>a)", "a{1001}", "[[:nope:]]"])
+def test_regexes_re2_refuses_are_refused(regex: str) -> None:
+    with pytest.raises(MatcherError):
+        Matcher.make("a", "=~", regex)
