@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import Any
 
 import click
 
@@ -17,15 +18,19 @@ def main() -> None:
     """Page people on DingTalk from Alertmanager and Grafana."""
 
 
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except ValueError as e:  # a malformed variable: say which, not a traceback
+        raise click.ClickException(str(e)) from None
+
+
 @main.command()
 @click.option("--listen", help="HOST:PORT to listen on [RECEIVER_LISTEN, default 127.0.0.1:8080]")
 @click.option("--workers", type=int, help="gunicorn web workers [RECEIVER_WORKERS, default 2]")
 def serve(listen: str | None, workers: int | None) -> None:
     """Run the web workers (gunicorn) and the delivery worker."""
-    try:
-        settings = Settings.from_env(listen=listen, workers=workers)
-    except ValueError as e:  # a malformed variable: say which, not a traceback
-        raise click.ClickException(str(e)) from None
+    settings = _settings(listen=listen, workers=workers)
     # Before anything imports prometheus_client: every process (gunicorn workers and
     # the delivery worker, which inherits the environment) writes its own metric files.
     metrics_dir = os.path.join(os.path.abspath(settings.data_dir), "metrics")
@@ -56,7 +61,7 @@ def send_test(userids: str, text: str) -> None:
     from .dingtalk import Client
     from .errors import DingTalkError
 
-    settings = Settings.from_env()
+    settings = _settings()
     if settings.dry_run:
         raise click.ClickException(
             "DINGTALK_APP_KEY, DINGTALK_APP_SECRET and DINGTALK_APP_AGENT_ID must all be set"
@@ -78,7 +83,7 @@ def deliver(parent_pid: int | None) -> None:
     """Run only the delivery worker (serve starts it for you)."""
     from .deliver import run_process
 
-    run_process(Settings.from_env(), parent_pid=parent_pid)
+    run_process(_settings(), parent_pid=parent_pid)
 
 
 # Each stage's module owns its commands; they import no prometheus_client, so

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .filters import LANGUAGES
 
 DEFAULT_API_BASE = "https://oapi.dingtalk.com/"
 LOG_FORMATS = ("text", "json")
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={raw!r} must be at least {minimum}")
+    return value
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -33,6 +40,8 @@ def parse_duration(text: str) -> float:
         value = float(number) * (unit or 1.0)
     except ValueError:
         raise ValueError(f"{text!r} is not a duration (like 90s, 5m, 24h, 7d)") from None
+    if not math.isfinite(value):  # float() takes "inf" and "nan"; no timer or sleep does
+        raise ValueError(f"{text!r} is not a duration (like 90s, 5m, 24h, 7d)")
     if value < 0:
         raise ValueError(f"{text!r} is negative")
     return value
@@ -56,6 +65,8 @@ def _float(env: Mapping[str, str], name: str, default: float, *, positive: bool 
         value = float(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={raw!r} is not a finite number")
     if value < 0 or (positive and value == 0):
         raise ValueError(f"{name}={raw!r} must be {'positive' if positive else 'zero or more'}")
     return value
@@ -101,6 +112,21 @@ class Settings:
             raise ValueError(
                 f"RECEIVER_LOG_FORMAT={self.log_format!r}: expected one of {', '.join(LOG_FORMATS)}"
             )
+        # What a web worker or the delivery process would otherwise fail on only once
+        # gunicorn runs them: a traceback per worker boot, or a restart every second.
+        if self.workers < 1:
+            raise ValueError(f"RECEIVER_WORKERS / --workers={self.workers}: must be at least 1")
+        if self.language not in LANGUAGES:
+            raise ValueError(
+                f"RECEIVER_LANGUAGE={self.language!r}: expected one of {', '.join(LANGUAGES)}"
+            )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"RECEIVER_TIMEZONE={self.timezone!r} is not a known time zone"
+                " (like Asia/Shanghai or UTC)"
+            ) from None
 
     @property
     def dry_run(self) -> bool:
@@ -125,7 +151,7 @@ class Settings:
             "templates": s("RECEIVER_TEMPLATES") or "templates",
             "data_dir": s("RECEIVER_DATA_DIR") or "data",
             "listen": s("RECEIVER_LISTEN") or "127.0.0.1:8080",
-            "workers": _int(env, "RECEIVER_WORKERS", 2),
+            "workers": _int(env, "RECEIVER_WORKERS", 2, minimum=1),
             "webhook_token": s("RECEIVER_WEBHOOK_TOKEN"),
             "basic_auth": s("RECEIVER_BASIC_AUTH"),
             "grafana_hmac_secret": s("RECEIVER_GRAFANA_HMAC_SECRET"),
@@ -133,8 +159,8 @@ class Settings:
             "timezone": s("RECEIVER_TIMEZONE") or "Asia/Shanghai",
             "language": s("RECEIVER_LANGUAGE") or "zh",
             "external_url": s("RECEIVER_EXTERNAL_URL"),
-            "max_body_bytes": _int(env, "RECEIVER_MAX_BODY_BYTES", 1_048_576),
-            "max_message_bytes": _int(env, "RECEIVER_MAX_MESSAGE_BYTES", 2048),
+            "max_body_bytes": _int(env, "RECEIVER_MAX_BODY_BYTES", 1_048_576, minimum=1),
+            "max_message_bytes": _int(env, "RECEIVER_MAX_MESSAGE_BYTES", 2048, minimum=1),
             "directory_sync_interval": _duration(
                 env, "RECEIVER_DIRECTORY_SYNC_INTERVAL", 6 * 3600.0
             ),
@@ -145,8 +171,8 @@ class Settings:
             "backoff_min": _duration(env, "RECEIVER_RETRY_BACKOFF_MIN", 1.0),
             "backoff_max": _duration(env, "RECEIVER_RETRY_BACKOFF_MAX", 300.0),
             "send_rate": _float(env, "RECEIVER_SEND_RATE", 10.0, positive=True),
-            "recipients_per_minute": _int(env, "RECEIVER_RECIPIENTS_PER_MINUTE", 5000),
-            "user_daily_limit": _int(env, "RECEIVER_USER_DAILY_LIMIT", 500),
+            "recipients_per_minute": _int(env, "RECEIVER_RECIPIENTS_PER_MINUTE", 5000, minimum=1),
+            "user_daily_limit": _int(env, "RECEIVER_USER_DAILY_LIMIT", 500, minimum=1),
             "followup_delay": _duration(env, "RECEIVER_FOLLOWUP_DELAY", 60.0),
             "retention": _duration(env, "RECEIVER_RETENTION", 7 * 86400.0),
         }
