@@ -82,6 +82,17 @@ delivery_heartbeat = Gauge(
     "Last time the delivery worker polled the outbox.", multiprocess_mode="max",
 )  # fmt: skip
 
+# Counters with a known set of labels start at 0 in every process, as Prometheus's own
+# do: `increase()` sees nothing in a series that first appears at 1, so the first failed
+# reload or the first 503 would never fire the rules in examples/prometheus-rules.yml.
+for _source in ("alertmanager", "grafana"):
+    alerts_received.labels(_source)
+    for _outcome in ("accepted", "rejected", "invalid", "unavailable"):
+        payloads_received.labels(_source, _outcome)
+for _outcome in ("success", "failure"):
+    config_reloads.labels(_outcome)
+sends.labels("sent", "")
+
 
 def mark_process_dead(pid: int) -> None:
     if os.environ.get(MULTIPROC_ENV):

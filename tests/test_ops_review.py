@@ -79,3 +79,38 @@ def test_send_test_names_a_bad_setting_without_a_traceback(tmp_path: Path) -> No
     assert "RECEIVER_HTTP_TIMEOUT" in out.stderr
     assert "Traceback" not in out.stderr
 
+
+SCRAPE = "from receiver import metrics; print(metrics.exposition()[0].decode())"
+
+
+@pytest.mark.parametrize("multiprocess", [True, False])
+def test_counters_the_alert_rules_watch_are_exported_at_zero_from_the_start(
+    tmp_path: Path, multiprocess: bool
+) -> None:
+    """`increase()` needs a sample before the first increment: a series that appears at 1
+    has no increase, so the first failed reload (or the first 503) would never alert.
+    The promtool tests in examples/ feed these series from 0, as the receiver must."""
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    if multiprocess:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRAPE], env=env, cwd=ROOT, capture_output=True, text=True,
+        check=True, timeout=60,
+    ).stdout  # fmt: skip
+    from prometheus_client.parser import text_string_to_metric_families
+
+    exported = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(out)
+        for sample in family.samples
+    }
+    for name, labels in (
+        ("config_reloads_total", {"outcome": "failure"}),
+        ("config_reloads_total", {"outcome": "success"}),
+        ("payloads_received_total", {"source": "alertmanager", "outcome": "unavailable"}),
+        ("payloads_received_total", {"source": "grafana", "outcome": "accepted"}),
+        ("alerts_received_total", {"source": "alertmanager"}),
+        ("sends_total", {"outcome": "sent", "errclass": ""}),
+    ):
+        key = (f"dingtalk_receiver_{name}", tuple(sorted(labels.items())))
+        assert exported.get(key) == 0.0, f"{key} not at 0 in\n{out}"
