@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 from flask import Flask
@@ -36,10 +37,18 @@ class DeliverySupervisor:
     The child reads the same environment, so it sees the same settings.
     """
 
+    POLL_S = 1.0
+    # A process that dies soon after its start (a crash at boot) is restarted after
+    # 1 s, 2 s, 4 s … up to a minute, not every second with a traceback each time.
+    RESTART_MIN_S = 1.0
+    RESTART_MAX_S = 60.0
+    STABLE_S = 60.0  # one that lived this long starts again at RESTART_MIN_S
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.process: subprocess.Popen[bytes] | None = None
         self.stopping = threading.Event()
+        self._started = 0.0
 
     def start(self) -> None:
         self._spawn()
@@ -49,18 +58,28 @@ class DeliverySupervisor:
         # Its own session: a signal to the terminal's group reaches the arbiter, which
         # stops the workers first and then this process. If the arbiter is killed
         # outright, the worker sees its parent change and exits by itself.
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "receiver", "deliver", "--parent-pid", str(os.getpid())],
-            start_new_session=True,
-        )
+        self.process = subprocess.Popen(self._command(), start_new_session=True)
+        self._started = time.monotonic()
         log.info("delivery_process_started pid=%s", self.process.pid)
 
+    def _command(self) -> list[str]:
+        return [sys.executable, "-m", "receiver", "deliver", "--parent-pid", str(os.getpid())]
+
     def _watch(self) -> None:
-        while not self.stopping.wait(1.0):
+        delay = 0.0
+        while not self.stopping.wait(self.POLL_S):
             if self.process is not None and self.process.poll() is not None:
                 # No exit code: gunicorn's SIGCHLD handler reaps every child of the
                 # arbiter, this one too, so poll() can only tell that it is gone.
-                log.error("delivery_process_died pid=%s; restarting", self.process.pid)
+                lived = time.monotonic() - self._started
+                stable = lived >= self.STABLE_S
+                delay = self.RESTART_MIN_S if stable else min(
+                    max(delay * 2, self.RESTART_MIN_S), self.RESTART_MAX_S
+                )  # fmt: skip
+                log.error("delivery_process_died pid=%s; restarting in %.0fs",
+                          self.process.pid, delay)  # fmt: skip
+                if self.stopping.wait(max(delay - self.POLL_S, 0)):
+                    break
                 self._spawn()
 
     def stop(self, timeout: float = 30.0) -> None:

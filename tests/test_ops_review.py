@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from receiver.server import DeliverySupervisor
 from receiver.settings import Settings
 from tests.conftest import ROOT
 
@@ -114,3 +116,31 @@ def test_counters_the_alert_rules_watch_are_exported_at_zero_from_the_start(
     ):
         key = (f"dingtalk_receiver_{name}", tuple(sorted(labels.items())))
         assert exported.get(key) == 0.0, f"{key} not at 0 in\n{out}"
+
+
+class _CrashingAtBoot(DeliverySupervisor):
+    POLL_S = 0.02
+    RESTART_MIN_S = 0.1
+    RESTART_MAX_S = 0.4
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.spawned: list[float] = []
+
+    def _command(self) -> list[str]:
+        self.spawned.append(time.monotonic())
+        return [sys.executable, "-c", "pass"]  # dies at once, as a crash at boot does
+
+
+def test_a_delivery_process_that_dies_at_boot_is_restarted_with_backoff(
+    settings: Settings,
+) -> None:
+    sup = _CrashingAtBoot(settings)
+    sup.start()
+    time.sleep(2.0)
+    sup.stop()
+    gaps = [b - a for a, b in zip(sup.spawned, sup.spawned[1:], strict=False)]
+    # Without backoff it restarts every poll (dozens of times in 2 s); with it, the
+    # gaps grow 0.1, 0.2, 0.4 and stay at the cap. A slow machine only lengthens them.
+    assert 2 <= len(sup.spawned) <= 9, gaps
+    assert gaps[-1] >= 0.35, gaps
