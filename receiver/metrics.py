@@ -68,6 +68,11 @@ limit_waits = Counter(
     "Seconds the delivery worker waited for the send rate or per-minute limits.",
 )
 config_reloads = Counter(f"{NS}_config_reloads_total", "Config reloads, by outcome.", ["outcome"])
+config_last_reload_ok = Gauge(
+    f"{NS}_config_last_reload_successful",
+    "1 if routing.yaml as it is on disk loaded in every process; 0 while one refuses it"
+    " (the previous table keeps running).", multiprocess_mode="livemin",
+)  # fmt: skip
 config_last_reload = Gauge(
     f"{NS}_config_last_reload_success_timestamp_seconds",
     "When the running routing table was loaded.", multiprocess_mode="max",
@@ -91,6 +96,9 @@ for _source in ("alertmanager", "grafana"):
         payloads_received.labels(_source, _outcome)
 for _outcome in ("success", "failure"):
     config_reloads.labels(_outcome)
+# Every process that imports this has a value file, the arbiter too, which loads no
+# table: 1 there, so that only a process that refuses the file pulls the minimum to 0.
+config_last_reload_ok.set(1)
 sends.labels("sent", "")
 
 

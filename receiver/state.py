@@ -56,6 +56,7 @@ class State:
             log.error("config_invalid_using_last_good problems=%s", _join(e))
             self.table = config.load(last_good, self.directory)
             self._refused = self._digest
+        metrics.config_last_reload_ok.set(0 if self._refused else 1)
         self.renderer = self._renderer()
         self._loaded()
 
@@ -90,6 +91,7 @@ class State:
             result = config.reload(self.settings.routing, self.table, self.directory)
             if not result.ok:
                 metrics.config_reloads.labels("failure").inc()
+                metrics.config_last_reload_ok.set(0)
                 if digest != self._refused:
                     log.error("config_reload_failed reason=%s problems=%s", reason,
                               "; ".join(map(str, result.problems)))  # fmt: skip
@@ -99,6 +101,7 @@ class State:
             self.renderer = self._renderer()
             self._loaded()
             metrics.config_reloads.labels("success").inc()
+            metrics.config_last_reload_ok.set(1)
             log.info("config_reloaded reason=%s routing=%s", reason, self.settings.routing)
 
     def start_watching(self) -> None:

@@ -144,3 +144,58 @@ def test_a_delivery_process_that_dies_at_boot_is_restarted_with_backoff(
     # gaps grow 0.1, 0.2, 0.4 and stay at the cap. A slow machine only lengthens them.
     assert 2 <= len(sup.spawned) <= 9, gaps
     assert gaps[-1] >= 0.35, gaps
+
+
+def test_last_reload_successful_follows_the_file_on_disk(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from receiver.errors import ConfigError
+    from receiver.state import State
+
+    def ok() -> float | None:
+        return REGISTRY.get_sample_value("dingtalk_receiver_config_last_reload_successful")
+
+    routing = tmp_path / "routing.yaml"
+    good = Path(settings.routing).read_text()
+    routing.write_text(good)
+    state = State(settings.with_(routing=str(routing)))
+    assert ok() == 1
+    routing.write_text(good + "\nbogus: 1\n")
+    with pytest.raises(ConfigError):
+        state.reload("file_changed")
+    assert ok() == 0  # until it loads again, however long ago the failure was
+    routing.write_text(good)
+    state.reload("file_changed")
+    assert ok() == 1
+
+
+def test_last_reload_successful_under_serve_is_the_minimum_of_its_processes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from tests.conftest import env_for
+    from tests.procs import Serve, http, serve
+
+    routing = tmp_path / "routing.yaml"
+    good = Path(settings.routing).read_text()
+    routing.write_text(good)
+    env = env_for(settings.with_(routing=str(routing)))
+
+    def ok(srv: Serve) -> list[str]:
+        _, text = http("GET", srv.url + "/metrics")
+        name = "dingtalk_receiver_config_last_reload_successful"
+        return [line for line in str(text).splitlines() if line.startswith(name)]
+
+    def wait_for(srv: Serve, want: str) -> None:
+        deadline = time.monotonic() + 30
+        while ok(srv) != [want] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ok(srv) == [want]
+
+    with serve(env, tmp_path / "serve.log") as srv:  # the arbiter loads no table: still 1
+        wait_for(srv, "dingtalk_receiver_config_last_reload_successful 1.0")
+        routing.write_text(good + "\nbogus: 1\n")
+        wait_for(srv, "dingtalk_receiver_config_last_reload_successful 0.0")
+        routing.write_text(good)
+        wait_for(srv, "dingtalk_receiver_config_last_reload_successful 1.0")
