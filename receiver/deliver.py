@@ -369,6 +369,9 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
             log.error("config_invalid problems=%s; delivery retries in %.0fs", problems, delay)
         if stop.wait(delay):
             return
+        if parent_pid is not None and os.getppid() != parent_pid:  # serve was killed
+            log.error("delivery_orphaned parent=%d; exiting", parent_pid)
+            return
         delay = min(delay * 2, 30.0)
     worker.stopping = stop
     start_directory_sync(settings, stop)

@@ -8,6 +8,7 @@ call in flight. Anything still queued stays in the outbox for the next start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -20,7 +21,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from . import config, metrics
+from . import config, health, metrics
 from .app import create_app
 from .errors import ConfigError
 from .logs import ACCESS_LOG_FORMAT, logconfig_dict
@@ -51,6 +52,10 @@ class DeliverySupervisor:
         self._started = 0.0
 
     def start(self) -> None:
+        # A heartbeat left by the last run would make /readyz say ready before this
+        # run's delivery process has polled once.
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(health.heartbeat_path(self.settings.data_dir))
         self._spawn()
         threading.Thread(target=self._watch, name="delivery-watch", daemon=True).start()
 

@@ -199,3 +199,30 @@ def test_last_reload_successful_under_serve_is_the_minimum_of_its_processes(
         wait_for(srv, "dingtalk_receiver_config_last_reload_successful 0.0")
         routing.write_text(good)
         wait_for(srv, "dingtalk_receiver_config_last_reload_successful 1.0")
+
+
+def test_serve_forgets_the_last_runs_heartbeat(settings: Settings) -> None:
+    from receiver import health
+
+    os.makedirs(settings.data_dir, exist_ok=True)
+    assert health.beat(settings.data_dir)  # as a previous run left it, seconds ago
+    sup = _CrashingAtBoot(settings)  # a delivery process that never polls
+    sup.start()
+    try:
+        assert health.heartbeat_age(settings.data_dir) is None  # so /readyz says not ready
+    finally:
+        sup.stop()
+
+
+def test_a_delivery_process_whose_serve_died_stops_retrying_its_start(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from tests.conftest import env_for
+
+    env = {**os.environ, **env_for(settings), "RECEIVER_ROUTING": str(tmp_path / "missing.yaml")}
+    not_its_parent = str(os.getpid() + 100000)  # as if serve had died and it was adopted
+    proc = subprocess.run(
+        [sys.executable, "-m", "receiver", "deliver", "--parent-pid", not_its_parent],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "config_invalid" in proc.stderr and "delivery_orphaned" in proc.stderr, proc.stderr
