@@ -97,18 +97,54 @@ def show(item_id: int) -> None:
         click.echo(f"  {_when(h['at'])} {h['outcome']}{code} {h['error'] or ''}".rstrip())
 
 
+def _pending_id(value: str) -> int | None:
+    """The N of a pending webhook's id `pN`, as `outbox list` shows it; None for an item id."""
+    if value[:1] in ("p", "P") and value[1:].isdigit():
+        return int(value[1:])
+    if not value.isdigit():
+        raise click.BadParameter(f"{value!r}: an item id (12) or a pending id (p3)")
+    return None
+
+
 @outbox.command()
-@click.argument("item_id", type=int, required=False)
+@click.argument("item_id", required=False)
 @click.option("--dead", is_flag=True, help="every dead item")
-def retry(item_id: int | None, dead: bool) -> None:
-    """Send an item (or every dead item) again, now. Its give-up age starts afresh."""
+def retry(item_id: str | None, dead: bool) -> None:
+    """Send an item (or every dead item) again, now. Its give-up age starts afresh.
+
+    A pending id (p3) is routed and rendered again at the next poll: after a fix to
+    routing.yaml, say, that makes it plannable.
+    """
     if (item_id is None) == (not dead):
         raise click.UsageError("give an ID or --dead, not both")
+    pending = _pending_id(item_id) if item_id is not None else None
     with _outbox() as box:
-        n = box.requeue(item_id)
+        if pending is not None:
+            if not box.replan(pending):
+                raise click.ClickException(f"no pending webhook p{pending}")
+            click.echo(f"replanning p{pending}")
+            return
+        n = box.requeue(int(item_id) if item_id is not None else None)
     if item_id is not None and n == 0:
         raise click.ClickException(f"item {item_id} is not dead, retrying or queued")
     click.echo(f"requeued {n}")
+
+
+@outbox.command()
+@click.argument("pending_id")
+def drop(pending_id: str) -> None:
+    """Delete a pending webhook (p3) that can never be planned. Its alerts are not sent."""
+    n = _pending_id(pending_id)
+    if n is None:
+        raise click.BadParameter(f"{pending_id!r}: only a pending webhook (p3) can be dropped")
+    with _outbox() as box:
+        p = box.drop_pending(n)
+    if p is None:
+        raise click.ClickException(f"no pending webhook p{n}")
+    click.echo(
+        f"dropped p{p.id}: {p.source} {p.receiver or '(route tree)'} accepted"
+        f" {_when(p.received_at)}, {p.attempts} attempts; last error: {p.last_error or '-'}"
+    )
 
 
 @outbox.command()

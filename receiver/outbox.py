@@ -276,6 +276,21 @@ class Outbox:
                 (time.time() + delay_s, error, pending_id),
             )
 
+    def replan(self, pending_id: int) -> bool:
+        """Plan a pending webhook at the next poll, its backoff started afresh."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE pending SET attempts=0, next_attempt_at=? WHERE id=?",
+                (time.time(), pending_id),
+            )
+        return cur.rowcount == 1
+
+    def drop_pending(self, pending_id: int) -> Pending | None:
+        """Delete a pending webhook an operator gave up on; what it was, or None."""
+        with self._tx() as db:
+            row = db.execute("DELETE FROM pending WHERE id=? RETURNING *", (pending_id,)).fetchone()
+        return _pending(row) if row is not None else None
+
     # -- delivery path ---------------------------------------------------------------------
     def claim(
         self,

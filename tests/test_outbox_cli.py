@@ -64,6 +64,24 @@ def test_retry_one_and_all_dead(box: Outbox) -> None:
     assert run("retry")[0] == 2
 
 
+def test_a_pending_webhook_that_cannot_be_planned_can_be_replanned_or_dropped(
+    box: Outbox,
+) -> None:
+    (p,) = box.pending()
+    box.defer(p.id, error="KeyError: unknown receiver 'gone'", delay_s=600)
+    assert box.due_pending() == []
+    assert run("retry", f"p{p.id}") == (0, f"replanning p{p.id}\n")
+    (again,) = box.due_pending()  # at the next poll, its backoff started afresh
+    assert again.id == p.id and again.attempts == 0
+    assert run("retry", "p99")[0] == 1
+    assert run("retry", "x1")[0] == 2
+    code, out = run("drop", f"p{p.id}")
+    assert code == 0 and out.startswith(f"dropped p{p.id}: grafana (route tree) accepted")
+    assert box.pending() == [] and box.counts()["pending"] == 0
+    assert run("drop", f"p{p.id}")[0] == 1  # gone
+    assert run("drop", "3")[0] == 2  # an item is never dropped: it is retried or purged
+
+
 def test_purge(box: Outbox) -> None:
     assert run("purge", "--sent-older-than", "7d") == (0, "purged 0\n")
     assert run("purge", "--sent-older-than", "0s") == (0, "purged 1\n")
