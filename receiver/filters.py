@@ -58,7 +58,9 @@ LANGUAGES = tuple(WORDS)
 # start emphasis, code, links, HTML (DingTalk renders <font>) or tables anywhere in a
 # line; the second set only matters at the start of one (headings, lists, quotes).
 _MD_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~"})
-_MD_LINE_START = re.compile(r"^(\s*)([-+=#>]|\d+\.)")
+_MD_LINE_START = re.compile(r"^(\s*)([-+=#>])")
+# An ordered list marker: "\1." would show its backslash (digits are no escape).
+_MD_ORDERED = re.compile(r"^(\s*\d+)([.)])(?=\s|$)")
 _BREAK = re.compile(r"[\r\n\u2028\u2029]")
 _NEWLINES = re.compile(r"\s*[\r\n\u2028\u2029]+\s*")
 
@@ -78,7 +80,8 @@ def md(value: Any) -> str:
     start a heading, a list, a link or emphasis, or end the line it sits on.
     """
     text = oneline(value).translate(_MD_ESCAPES)
-    return _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    text = _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+    return _MD_ORDERED.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
 def mdurl(value: Any) -> str:

@@ -156,7 +156,7 @@ def test_md() -> None:
     assert md("[x](http://e.com)") == "\\[x\\](http://e.com)"
     assert md("<font color=red>") == "\\<font color=red\\>"
     assert md("# h\n- item\r\n> q") == "\\# h - item \\> q"
-    assert md("- x") == "\\- x" and md("12. x") == "\\12. x" and md("a-b #1") == "a-b #1"
+    assert md("- x") == "\\- x" and md("12. x") == "12\\. x" and md("a-b #1") == "a-b #1"
     assert md("back\\slash") == "back\\\\slash"
     assert md("中文🔥") == "中文🔥"
 
