@@ -12,13 +12,15 @@ import hashlib
 import logging
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import ChainableUndefined, DictLoader, FileSystemLoader, TemplateSyntaxError
+from jinja2 import ChainableUndefined, DictLoader, FileSystemLoader, TemplateSyntaxError, nodes
+from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import SandboxedEnvironment
 
 from .budget import MIN_BUDGET, TITLE_CHARS, Parts, fit, hard_fit, msg_size
@@ -45,6 +47,39 @@ __all__ = ["Message", "Renderer", "context", "msg_size", "notification_id"]
 # What `getattr` finds on a plain dict: its methods, nothing else.
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 
+# What one render of a template may do: loop iterations plus calls, and characters
+# of output or of one repeated string or list. The default templates use a few
+# hundred steps and a few thousand characters; past these a template is runaway
+# (a loop in a loop over range(100000)) and fails, so the built-in one is used.
+MAX_TEMPLATE_STEPS = 1_000_000
+MAX_TEMPLATE_CHARS = 1_000_000
+
+
+class TemplateLimitError(Exception):
+    """A template ran past MAX_TEMPLATE_STEPS or MAX_TEMPLATE_CHARS."""
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.left = MAX_TEMPLATE_STEPS
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise TemplateLimitError(f"more than {MAX_TEMPLATE_STEPS} loop steps and calls")
+
+
+# The steps left to the template being rendered; None (no limit) for the built-in.
+_steps: ContextVar[_Steps | None] = ContextVar("template_steps", default=None)
+
+
+def _counted(items: Iterable[Any]) -> Iterator[Any]:
+    steps = _steps.get()
+    for item in items:
+        if steps is not None:
+            steps.take()
+        yield item
+
 
 class _Sandbox(SandboxedEnvironment):
     """Jinja's sandbox, with a faster `a.labels` on a plain dict.
@@ -54,6 +89,31 @@ class _Sandbox(SandboxedEnvironment):
     and the exceptions were a third of its time. For a name that is no attribute
     of dict, looking the key up directly gives the same result.
     """
+
+    intercepted_binops = frozenset({"*"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """The template, each `for` loop counting its steps (`_counted`)."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, "_counted", [], [], None, None, lineno=loop.lineno)
+        return tree
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        steps = _steps.get()
+        if steps is not None:
+            steps.take()
+            if isinstance(__obj, LoopContext) and args:  # a recursive loop's loop(items)
+                args = (_counted(args[0]), *args[1:])
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*" and _steps.get() is not None:
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    if len(seq) * times > MAX_TEMPLATE_CHARS:
+                        raise TemplateLimitError(f"a repeat longer than {MAX_TEMPLATE_CHARS}")
+        return super().call_binop(context, operator, left, right)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
@@ -221,6 +281,7 @@ class Renderer:
             lstrip_blocks=True,
         )
         env.filters.update(filters(self.tz))
+        env.filters["_counted"] = _counted
         return env
 
     def title(self, n: Notification) -> str:
@@ -299,8 +360,9 @@ class Renderer:
 
     def _body(self, attempt: _Attempt, msgtype: str, ctx: dict[str, Any]) -> str:
         if not attempt.failed:
+            token = _steps.set(_Steps())
             try:
-                return self.env.get_template(attempt.name).render(ctx)
+                return self._limited(self.env.get_template(attempt.name).generate(ctx))
             # A user's template can raise anything (1/0, a bad filter argument, the
             # sandbox's SecurityError); the alert must still go out, so catch it all.
             except Exception as e:
@@ -314,7 +376,20 @@ class Renderer:
                 )
                 if self.on_fallback is not None:
                     self.on_fallback(attempt.name)
+            finally:
+                _steps.reset(token)
         return self.builtin.get_template(msgtype).render(ctx)
+
+    @staticmethod
+    def _limited(chunks: Iterator[str]) -> str:
+        """The output, or TemplateLimitError once it passes MAX_TEMPLATE_CHARS."""
+        out, size = [], 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > MAX_TEMPLATE_CHARS:
+                raise TemplateLimitError(f"more than {MAX_TEMPLATE_CHARS} characters of output")
+            out.append(chunk)
+        return "".join(out)
 
     def _more(self, n: Notification, msgtype: str, hidden: int) -> tuple[str, str]:
         """The "…N more" line, with and without its link ("" when nothing is hidden)."""
