@@ -3,10 +3,10 @@
 Handoffs are wall-clock times in the schedule's timezone: a daily rotation with
 `handoff: "10:00"` changes at 10:00 local time every day, so across a DST change
 that shift is an hour shorter or longer. `<N>h` rotations step N wall-clock
-hours from the first handoff. A handoff that falls in a DST gap happens at the
-first instant after it; one in a repeated hour happens at its first occurrence. A
-shift wholly inside a gap (`1h` on the spring-forward night) is therefore empty,
-and its member's turn is skipped.
+hours from the first handoff. A handoff that falls in a DST gap moves forward by
+the gap (02:30 becomes 03:30); one in a repeated hour happens at its first
+occurrence. A shift wholly inside a gap (`1h` on the spring-forward night) is
+therefore empty, and its member's turn is skipped.
 
 The first handoff is the first `handoff` moment on or after `start` (00:00 local);
 there `members[0]` takes over. Before it, the rotation is extended backwards, so
