@@ -449,14 +449,7 @@ class Outbox:
                 self._log(db, item_id, "held", error=reason)
                 return item_id
             keep = [u for u in current if u not in set(moving)]
-            cur = db.execute(
-                "INSERT INTO outbox (created_at, updated_at, state, source, receiver, group_key,"
-                " msg, userids, departments, next_attempt_at, due_since, hold_reason)"
-                " VALUES (?,?,'queued',?,?,?,?,?,'',?,?,?)",
-                (row["created_at"], now, row["source"], row["receiver"], row["group_key"],
-                 row["msg"], ",".join(moving), until, until, reason),
-            )  # fmt: skip
-            new_id = int(cur.lastrowid or 0)
+            new_id = self._held_copy(db, row, moving, until, reason, row["msg"])
             db.execute("UPDATE outbox SET userids=? WHERE id=?", (",".join(keep), item_id))
             self._log(db, item_id, "split", error=f"{','.join(moving)} -> #{new_id}: {reason}")
             self._log(db, new_id, "held", error=f"from #{item_id}: {reason}")
@@ -468,7 +461,6 @@ class Outbox:
 
         Returns the new item's id; None when none of `userids` was a recipient.
         """
-        now = time.time()
         with self._tx() as db:
             row = db.execute("SELECT * FROM outbox WHERE id=?", (item_id,)).fetchone()
             if row is None:
@@ -477,18 +469,24 @@ class Outbox:
             moving = [u for u in dict.fromkeys(userids) if u in current]
             if not moving:
                 return None
-            cur = db.execute(
-                "INSERT INTO outbox (created_at, updated_at, state, source, receiver, group_key,"
-                " msg, userids, departments, next_attempt_at, due_since, hold_reason)"
-                " VALUES (?,?,'queued',?,?,?,?,?,'',?,?,?)",
-                (row["created_at"], now, row["source"], row["receiver"], row["group_key"],
-                 json.dumps(msg, ensure_ascii=False, separators=(",", ":")), ",".join(moving),
-                 at, at, reason),
-            )  # fmt: skip
-            new_id = int(cur.lastrowid or 0)
+            text = json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+            new_id = self._held_copy(db, row, moving, at, reason, text)
             self._log(db, item_id, "resend", error=f"{','.join(moving)} -> #{new_id}: {reason}")
             self._log(db, new_id, "held", error=f"from #{item_id}: {reason}")
         return new_id
+
+    @staticmethod
+    def _held_copy(db: sqlite3.Connection, row: sqlite3.Row, userids: list[str], until: float,
+                   reason: str, msg: str) -> int:  # fmt: skip
+        """A new queued item: `row`'s message `msg` to `userids`, held until `until`."""
+        cur = db.execute(
+            "INSERT INTO outbox (created_at, updated_at, state, source, receiver, group_key,"
+            " msg, userids, departments, next_attempt_at, due_since, hold_reason)"
+            " VALUES (?,?,'queued',?,?,?,?,?,'',?,?,?)",
+            (row["created_at"], time.time(), row["source"], row["receiver"], row["group_key"],
+             msg, ",".join(userids), until, until, reason),
+        )  # fmt: skip
+        return int(cur.lastrowid or 0)
 
     # -- send-result follow-up ---------------------------------------------------------------
     def claim_followups(self, *, limit: int = 10, lease_s: float = 120.0) -> list[Item]:
