@@ -122,11 +122,14 @@ class Limits:
 
     def count_sent(self, userids: Iterable[str], now: float | None = None) -> list[str]:
         """Count one message to each userid; return those that just reached 80 % of the cap."""
-        day = day_of(time.time() if now is None else now)
+        now = time.time() if now is None else now
+        day = day_of(now)
         warn_at = max(1, int(self.daily * WARN_FRACTION))
         crossed = []
         with self._tx() as db:
-            db.execute("DELETE FROM user_day WHERE day<?", (day_of(time.time() - 2 * 86400),))
+            # One clock for the whole call: a purge on the real clock deleted a caller's
+            # rows whenever its `now` was two days behind it (a red CI from 2026-11-30 on).
+            db.execute("DELETE FROM user_day WHERE day<?", (day_of(now - 2 * 86400),))
             for u in userids:
                 row = db.execute(
                     "INSERT INTO user_day (day, userid, n) VALUES (?,?,1)"
