@@ -28,8 +28,8 @@ SHARED = (
 
 def serve_options(workers: int | None = None) -> dict[str, Any]:
     """The gunicorn options `dingtalk-receiver serve` runs with."""
-    from receiver.server import ReceiverServer
     from receiver.settings import Settings
+    from receiver.web.server import ReceiverServer
 
     settings = Settings.from_env(workers=workers)
     cfg = ReceiverServer(settings).cfg

@@ -6,8 +6,8 @@ import json
 import time
 from typing import Any
 
-from receiver.ingest import parse_alertmanager
-from receiver.render import Renderer, msg_size
+from receiver.ingest.alertmanager import parse_alertmanager
+from receiver.messages.render import Renderer, msg_size
 
 from .common import TEMPLATES
 from .ingest import payload

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from receiver.routing import Route, RoutingTable, load_routing
+from receiver.routing import load_routing
+from receiver.routing.table import Route, RoutingTable
 
 LABEL_SETS = 10_000
 LINEAR_SETS = 2_000  # the scan is slow; its per-alert time is steady well before this

@@ -1,3 +1,3 @@
-from .cli import main
+from receiver.cli.main import main
 
 main()

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .filters import LANGUAGES
-
 DEFAULT_API_BASE = "https://oapi.dingtalk.com/"
+LANGUAGES = ("zh", "en")  # RECEIVER_LANGUAGE; receiver.messages.filters has the words of each
 LOG_FORMATS = ("text", "json")
 
 

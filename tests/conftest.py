@@ -71,7 +71,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
 
 def plan_pending(app: Flask) -> int:
     """What the delivery process does first: route and render accepted webhooks into items."""
-    from receiver.planner import Planner
+    from receiver.delivery.planner import Planner
 
     return Planner(app.extensions["receiver"]).run_once()
 

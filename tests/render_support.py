@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from receiver.ingest import parse_alertmanager, parse_time
+from receiver.ingest.alertmanager import parse_alertmanager, parse_time
+from receiver.messages.render import Renderer
 from receiver.model import Alert, Notification
-from receiver.render import Renderer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "render"
 TEMPLATES = str(Path(__file__).parent.parent / "templates")

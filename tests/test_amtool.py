@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from receiver.matchers import quote
-from receiver.routing import Route, RoutingTable, load_routing
+from receiver.routing import load_routing
+from receiver.routing.matchers import quote
+from receiver.routing.table import Route, RoutingTable
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 ROOT = Path(__file__).resolve().parent.parent

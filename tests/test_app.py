@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from receiver import health
-from receiver.app import create_app
-from receiver.outbox import Outbox
+from receiver.delivery import health
+from receiver.delivery.outbox import Outbox
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from tests.conftest import FIXTURES, plan_pending
 
 FIRING = (FIXTURES / "alertmanager/firing-1.json").read_bytes()

@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from receiver.auth import (
+from receiver.ingest.auth import (
     check_grafana_hmac,
     check_request,
     check_webhook_auth,

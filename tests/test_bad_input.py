@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from receiver.app import create_app
-from receiver.auth import grafana_signature
+from receiver.ingest.auth import grafana_signature
 from receiver.settings import Settings
+from receiver.web.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"

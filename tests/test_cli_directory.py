@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from receiver import routing
-from receiver.cli import main
-from receiver.directory import DirectoryStore
+from receiver.cli.main import main
+from receiver.directory.store import DirectoryStore
 from receiver.settings import Settings
 from tests.conftest import ROOT, env_for
 from tests.fakes import directory as people

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from receiver.cli import main
-from receiver.render import msg_size
+from receiver.cli.main import main
+from receiver.messages.render import msg_size
 from tests.render_support import FIXTURES, TEMPLATES
 
 ROUTING = """\

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from receiver.cli import main
+from receiver.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = str(ROOT / "routing.yaml")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from receiver.cli import main
+from receiver.cli.main import main
 from receiver.settings import Settings
 from tests.conftest import env_for
 from tests.fakes.dingtalk import FakeDingTalk

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from receiver.errors import ConfigError
-from receiver.routing import Lookup, RoutingTable, load_routing
+from receiver.routing import load_routing
+from receiver.routing.table import Lookup, RoutingTable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -188,7 +189,7 @@ def test_userids_keep_their_text(tmp_path: Path) -> None:
 
 
 def test_reload_keeps_the_running_table_on_error(tmp_path: Path) -> None:
-    from receiver.config import fingerprint, reload
+    from receiver.routing.loader import fingerprint, reload
 
     good = "receivers: [{name: a}]\nroute: {receiver: a}\n"
     table = load(tmp_path, good)

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from receiver.budget import RESENT_MARK
-from receiver.deliver import Worker, make_worker, owner_is_dead, process_owner
-from receiver.dingtalk import ERRCODES, Client
-from receiver.followup import FollowUp
-from receiver.limits import Limits, next_day
-from receiver.outbox import Outbox
-from receiver.pipeline import Entry
+from receiver.delivery.followup import FollowUp
+from receiver.delivery.limits import Limits, next_day
+from receiver.delivery.outbox import Outbox
+from receiver.delivery.pipeline import Entry
+from receiver.delivery.worker import Worker, make_worker, owner_is_dead, process_owner
+from receiver.dingtalk.client import ERRCODES, Client
+from receiver.messages.budget import RESENT_MARK
 from receiver.settings import Settings
 from tests.conftest import ROOT
 from tests.fakes.dingtalk import FakeDingTalk
@@ -222,9 +222,9 @@ def test_delivery_settings_from_the_environment() -> None:
 def test_a_message_refused_as_too_long_is_cut_and_sent_not_killed(
     live_settings: Settings, fake_dingtalk: FakeDingTalk
 ) -> None:
-    from receiver.budget import msg_size
-    from receiver.ingest import parse_alertmanager
-    from receiver.render import Renderer
+    from receiver.ingest.alertmanager import parse_alertmanager
+    from receiver.messages.budget import msg_size
+    from receiver.messages.render import Renderer
 
     n = parse_alertmanager((ROOT / "tests/fixtures/alertmanager/firing-4.json").read_bytes())
     msg = Renderer(str(ROOT / "templates")).render(n).msg

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from receiver.deliver import Worker
-from receiver.dingtalk import Client, SendResult
-from receiver.limits import Limits
-from receiver.outbox import Outbox
-from receiver.pipeline import Entry
+from receiver.delivery.limits import Limits
+from receiver.delivery.outbox import Outbox
+from receiver.delivery.pipeline import Entry
+from receiver.delivery.worker import Worker
+from receiver.dingtalk.client import Client, SendResult
 from receiver.settings import Settings
 from tests.fakes.dingtalk import FakeDingTalk
 

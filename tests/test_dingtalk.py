@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from receiver.dingtalk import ASYNCSEND_PATH, Client, classify, redact
+from receiver.dingtalk.client import ASYNCSEND_PATH, Client, classify, redact
 from receiver.errors import PermanentError, RetryableError, TokenError
 from receiver.settings import Settings
 from tests.conftest import ROOT

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from receiver.dingtalk import Client
-from receiver.directory_sync import DirectorySync
+from receiver.dingtalk.client import Client
+from receiver.directory.sync import DirectorySync
 from receiver.errors import RetryableError
 from receiver.settings import Settings
 from tests.fakes.dingtalk import FakeDingTalk
@@ -50,7 +50,9 @@ def test_maybe_sync_never_raises_when_the_directory_cannot_be_read(
 ) -> None:
     # The sync thread calls maybe_sync in a loop; an exception would end the thread,
     # and with it every later sync, silently.
-    syncer = DirectorySync(live_settings.with_(directory_sync_interval=3600))
+    syncer = DirectorySync(
+        live_settings.with_(directory_sync_interval=3600), lambda: Client(live_settings)
+    )
     os.makedirs(live_settings.data_dir, exist_ok=True)
     with open(syncer.store.path, "wb") as f:
         f.write(b"this is not an SQLite database" * 100)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.directory import (
+from receiver.directory.store import (
     Department,
     DirectoryStore,
     User,

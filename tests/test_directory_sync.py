@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from receiver.dingtalk import Client
-from receiver.directory import DirectoryStore, SyncStats
-from receiver.directory_sync import DirectorySync, Progress, spacing, sync
+from receiver.dingtalk.client import Client
+from receiver.directory.store import DirectoryStore, SyncStats
+from receiver.directory.sync import DirectorySync, Progress, spacing, sync
 from receiver.errors import PermanentError, RetryableError
 from receiver.settings import Settings
 from tests.fakes import directory as people
@@ -38,7 +38,7 @@ def run(store: DirectoryStore, client: Client, **kw: Any) -> SyncStats:
 def test_walks_the_tree_and_pages_every_department(
     store: DirectoryStore, client: Client, fake_dingtalk: FakeDingTalk
 ) -> None:
-    stats = store.sync(client, sleep=no_sleep, min_interval=0)
+    stats = sync(store, client, sleep=no_sleep, min_interval=0)
 
     assert (stats.departments, stats.users) == (6, people.TOTAL_USERS)
     walked = [r.body["dept_id"] for r in fake_dingtalk.requests if r.name == "listsub" and r.body]
@@ -217,7 +217,7 @@ def test_maybe_sync_runs_when_due(
     live_settings: Settings, client: Client, fake_dingtalk: FakeDingTalk
 ) -> None:
     quick = live_settings.with_(directory_sync_interval=3600, directory_qps=0)
-    syncer = DirectorySync(quick, sleep=no_sleep)
+    syncer = DirectorySync(quick, lambda: Client(quick), sleep=no_sleep)
     assert syncer.store.synced_at() is None
     assert syncer.maybe_sync() is True
     synced = syncer.store.synced_at()
@@ -233,7 +233,7 @@ def test_maybe_sync_failure_keeps_the_directory_and_backs_off(
     live_settings: Settings, client: Client, fake_dingtalk: FakeDingTalk
 ) -> None:
     quick = live_settings.with_(directory_sync_interval=6 * 3600, directory_qps=0)
-    syncer = DirectorySync(quick, sleep=no_sleep)
+    syncer = DirectorySync(quick, lambda: Client(quick), sleep=no_sleep)
     assert syncer.maybe_sync() is True
     synced = syncer.store.synced_at()
     assert synced is not None
@@ -254,7 +254,7 @@ def test_maybe_sync_is_off_without_credentials_or_interval(
     settings: Settings, live_settings: Settings, fake_dingtalk: FakeDingTalk, interval: float
 ) -> None:
     chosen = live_settings if interval == 0 else settings  # settings: dry run
-    syncer = DirectorySync(chosen.with_(directory_sync_interval=interval))
+    syncer = DirectorySync(chosen.with_(directory_sync_interval=interval), lambda: Client(chosen))
     assert syncer.enabled is False
     assert syncer.maybe_sync() is False
     assert fake_dingtalk.requests == []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.outbox import Outbox
+from receiver.delivery.outbox import Outbox
 from receiver.routing import load_routing
 from receiver.settings import Settings
 from tests.conftest import ROOT, SIMPLE_ROUTING, env_for, require_binary

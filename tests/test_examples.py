@@ -19,12 +19,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from receiver.app import create_app
-from receiver.deliver import Worker
-from receiver.dingtalk import Client
-from receiver.outbox import Outbox
+from receiver.delivery.outbox import Outbox
+from receiver.delivery.worker import Worker
+from receiver.dingtalk.client import Client
 from receiver.routing import load_routing
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from tests.conftest import FIXTURES, ROOT, plan_pending, require_binary
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
 from tests.procs import ALERTMANAGER, alertmanager, http, serve

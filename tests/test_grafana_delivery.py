@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from receiver.app import create_app
-from receiver.outbox import Outbox
+from receiver.delivery.outbox import Outbox
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from tests.conftest import FIXTURES, plan_pending
 
 CASES = [

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from receiver import health
-from receiver.app import create_app
+from receiver.delivery import health
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from tests.conftest import ROOT
 from tests.procs import descendants, http, is_delivery, serve
 

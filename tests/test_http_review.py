@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.app import create_app
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from tests.conftest import FIXTURES, env_for
 from tests.procs import Serve, serve
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from receiver.errors import PayloadError
-from receiver.ingest import decode_json, parse_alertmanager, unquote_meta
+from receiver.ingest.alertmanager import decode_json, parse_alertmanager, unquote_meta
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

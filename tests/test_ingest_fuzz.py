@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from receiver.errors import PayloadError
-from receiver.ingest import parse_alertmanager
-from receiver.ingest_grafana import parse_grafana
+from receiver.ingest.alertmanager import parse_alertmanager
+from receiver.ingest.grafana import parse_grafana
 from receiver.model import Notification
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -136,7 +136,7 @@ timestamps = st.builds(
 @given(timestamps)
 def test_the_fast_time_path_agrees_with_the_normalising_one(value: str) -> None:
     """parse_time tries datetime.fromisoformat first; it must accept and read the same."""
-    from receiver.ingest import _parse_time_slow, parse_time
+    from receiver.ingest.alertmanager import _parse_time_slow, parse_time
 
     try:
         fast: Any = parse_time(value, "$")

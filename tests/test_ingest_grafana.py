@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from receiver.errors import PayloadError
-from receiver.ingest_grafana import parse_grafana
+from receiver.ingest.grafana import parse_grafana
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grafana"
 

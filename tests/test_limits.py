@@ -6,7 +6,7 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from receiver.limits import DINGTALK_DAY, Limits, day_of, next_day
+from receiver.delivery.limits import DINGTALK_DAY, Limits, day_of, next_day
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=DINGTALK_DAY).timestamp()
 

@@ -12,19 +12,19 @@ from typing import Any
 
 import pytest
 
-from receiver.app import create_app
-from receiver.deliver import Worker
-from receiver.dingtalk import Client
+from receiver.delivery.outbox import Outbox
+from receiver.delivery.worker import Worker
+from receiver.dingtalk.client import Client
 from receiver.logs import ACCESS_LOG_FORMAT, JsonFormatter, fields, formatter
-from receiver.outbox import Outbox
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from tests.conftest import FIXTURES, ROOT, plan_pending, require_binary
 from tests.fakes.dingtalk import APP_SECRET, FakeDingTalk
 from tests.procs import http, serve, wait_for_log
 
 
 def record(
-    msg: str, args: Any = (), name: str = "receiver.deliver", **extra: Any
+    msg: str, args: Any = (), name: str = "receiver.delivery.worker", **extra: Any
 ) -> logging.LogRecord:
     rec = logging.LogRecord(name, logging.INFO, __file__, 1, msg, args, None)
     rec.__dict__.update(extra)
@@ -79,7 +79,10 @@ def test_json_line_shape() -> None:
     assert "\n" not in out
     line = json.loads(out)
     assert line["event"] == "dead_lettered" and line["id"] == 9 and line["level"] == "INFO"
-    assert line["logger"] == "receiver.deliver" and line["msg"] == "dead_lettered id=9 error=x\ny"
+    assert (
+        line["logger"] == "receiver.delivery.worker"
+        and line["msg"] == "dead_lettered id=9 error=x\ny"
+    )
     assert line["group_key"] == '{}:{alertname="A"}'
     assert "RuntimeError: boom" in line["exc"]
     assert line["ts"].endswith("+00:00")
@@ -92,7 +95,7 @@ def test_format_setting() -> None:
         Settings.from_env({"RECEIVER_LOG_FORMAT": "yaml"})
     assert isinstance(formatter("json"), JsonFormatter)
     text = formatter("text").format(record("sent id=%d", (1,)))
-    assert text.endswith(" INFO receiver.deliver sent id=1")
+    assert text.endswith(" INFO receiver.delivery.worker sent id=1")
 
 
 class Capture(logging.Handler):

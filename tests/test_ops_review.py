@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.server import DeliverySupervisor
 from receiver.settings import Settings
+from receiver.web.server import DeliverySupervisor
 from tests.conftest import ROOT
 
 
@@ -151,8 +151,8 @@ def test_last_reload_successful_follows_the_file_on_disk(
 ) -> None:
     from prometheus_client import REGISTRY
 
+    from receiver.delivery.state import State
     from receiver.errors import ConfigError
-    from receiver.state import State
 
     def ok() -> float | None:
         return REGISTRY.get_sample_value("dingtalk_receiver_config_last_reload_successful")
@@ -202,7 +202,7 @@ def test_last_reload_successful_under_serve_is_the_minimum_of_its_processes(
 
 
 def test_serve_forgets_the_last_runs_heartbeat(settings: Settings) -> None:
-    from receiver import health
+    from receiver.delivery import health
 
     os.makedirs(settings.data_dir, exist_ok=True)
     assert health.beat(settings.data_dir)  # as a previous run left it, seconds ago

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from receiver.deliver import DryRunSender, Worker, backoff
-from receiver.dingtalk import Client
+from receiver.delivery.outbox import Outbox
+from receiver.delivery.pipeline import Entry
+from receiver.delivery.worker import DryRunSender, Worker, backoff
+from receiver.dingtalk.client import Client
 from receiver.errors import OutboxUnavailable
-from receiver.outbox import Outbox
-from receiver.pipeline import Entry
 from receiver.settings import Settings
 from tests.fakes.dingtalk import FakeDingTalk
 
@@ -204,7 +204,7 @@ def test_requeue_dead_and_purge_sent(tmp_path: Path) -> None:
 def test_an_outbox_from_the_first_schema_is_migrated(tmp_path: Path) -> None:
     import sqlite3
 
-    from receiver.outbox import SCHEMA
+    from receiver.delivery.outbox import SCHEMA
 
     db = sqlite3.connect(tmp_path / "outbox.sqlite3")
     db.executescript(SCHEMA)

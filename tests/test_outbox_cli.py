@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from receiver.cli import main
-from receiver.outbox import Outbox
-from receiver.pipeline import Entry
+from receiver.cli.main import main
+from receiver.delivery.outbox import Outbox
+from receiver.delivery.pipeline import Entry
 
 MSG = {"msgtype": "text", "text": {"content": "磁盘满了"}}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from receiver.ingest import parse_alertmanager
-from receiver.pipeline import plan
-from receiver.render import Renderer
+from receiver.delivery.pipeline import plan
+from receiver.ingest.alertmanager import parse_alertmanager
+from receiver.messages.render import Renderer
 from receiver.routing import load_routing
 from tests.conftest import FIXTURES, ROOT
 

@@ -9,10 +9,10 @@ from datetime import datetime
 from pathlib import Path
 
 from receiver import metrics
-from receiver.app import create_app
-from receiver.outbox import Outbox
-from receiver.planner import Planner
+from receiver.delivery.outbox import Outbox
+from receiver.delivery.planner import Planner
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from tests.conftest import FIXTURES
 
 FIRING = (FIXTURES / "alertmanager/firing-1.json").read_bytes()

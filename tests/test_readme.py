@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from receiver.cli import main
-from receiver.outbox import Outbox
-from receiver.pipeline import Entry
+from receiver.cli.main import main
+from receiver.delivery.outbox import Outbox
+from receiver.delivery.pipeline import Entry
 from receiver.settings import Settings
 from tests.conftest import ROOT
 
@@ -87,7 +87,7 @@ def test_cli_examples_run(line: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_readme_payload_error_example_is_real(settings: Settings) -> None:
-    from receiver.app import create_app
+    from receiver.web.app import create_app
 
     example = re.search(r'\{"error": "(\$\.alerts\[0\][^"]+)"\}', README)
     assert example

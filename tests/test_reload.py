@@ -20,7 +20,7 @@ def db_userids(srv: Serve, data: Path, n: int = 6) -> set[str]:
 
     The delivery process routes what the web workers accepted, so this waits for it.
     """
-    from receiver.outbox import Outbox
+    from receiver.delivery.outbox import Outbox
 
     box = Outbox(str(data))
     before = {i.id for i in box.items()}

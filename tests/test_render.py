@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from receiver.render import msg_size, notification_id
+from receiver.messages.render import msg_size, notification_id
 from tests.render_support import NOW, am, body, grafana, renderer
 
 PROM = (

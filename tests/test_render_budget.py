@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.budget import VALUE_CAP, Parts, fit, msg_size, resent, shrink
-from receiver.ingest import parse_alertmanager
+from receiver.ingest.alertmanager import parse_alertmanager
+from receiver.messages.budget import VALUE_CAP, Parts, fit, msg_size, resent, shrink
+from receiver.messages.render import Renderer, notification_id
 from receiver.model import Alert, Notification
-from receiver.render import Renderer, notification_id
 from tests.conftest import ROOT
 from tests.render_support import renderer
 

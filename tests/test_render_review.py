@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.filters import md
-from receiver.render import Renderer
+from receiver.messages.filters import md
+from receiver.messages.render import Renderer
 from tests.render_support import NOW, am, body
 
 

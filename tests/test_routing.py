@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from receiver.delivery.pipeline import plan
+from receiver.messages.render import Renderer
 from receiver.model import Alert, Notification
-from receiver.pipeline import plan
-from receiver.render import Renderer
-from receiver.routing import RoutingTable, draw_tree, load_routing
+from receiver.routing import load_routing
+from receiver.routing.table import RoutingTable, draw_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 

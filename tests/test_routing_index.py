@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.matchers import Matcher
-from receiver.routing import INDEX_MIN_CHILDREN, Route
+from receiver.routing.matchers import Matcher
+from receiver.routing.table import INDEX_MIN_CHILDREN, Route
 
 VALUES = ["", "a", "b", "c"]
 matcher = st.builds(

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.matchers import Matcher, MatcherError, format_matchers, parse_matcher, parse_matchers
+from receiver.routing.matchers import (
+    Matcher,
+    MatcherError,
+    format_matchers,
+    parse_matcher,
+    parse_matchers,
+)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from receiver.errors import ConfigError
-from receiver.matchers import Matcher, MatcherError
-from receiver.routing import RoutingTable, load_routing
+from receiver.routing import load_routing
+from receiver.routing.matchers import Matcher, MatcherError
+from receiver.routing.table import RoutingTable
 
 
 def load(tmp_path: Path, text: str) -> RoutingTable:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from receiver.timeintervals import FIELDS, TimeInterval, parse_location
+from receiver.routing.timeintervals import FIELDS, TimeInterval, parse_location
 
 SH = ZoneInfo("Asia/Shanghai")
 

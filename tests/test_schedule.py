@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from receiver.schedule import Override, Schedule, parse_handoff, parse_rotation
+from receiver.routing.schedule import Override, Schedule, parse_handoff, parse_rotation
 
 ZONES = ["UTC", "Asia/Shanghai", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
 MEMBERS = ("a", "b", "c")

@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 from jinja2 import Environment
 
-from receiver.filters import cut, cut_bytes, format_duration, join_labels, md, mdurl, oneline
-from receiver.render import Renderer
+from receiver.messages.filters import (
+    cut,
+    cut_bytes,
+    format_duration,
+    join_labels,
+    md,
+    mdurl,
+    oneline,
+)
+from receiver.messages.render import Renderer
 from tests.render_support import NOW, TEMPLATES, am, body, grafana
 
 INJECTIONS = [
@@ -58,7 +66,7 @@ def test_runtime_error_falls_back_with_the_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     r, calls = custom(tmp_path, "div.md.j2", "a\nb\n{{ 1 // 0 }}\n")
-    with caplog.at_level(logging.WARNING, logger="receiver.render"):
+    with caplog.at_level(logging.WARNING, logger="receiver.messages.render"):
         m = r.render(am("am-firing-4"), template="div.md.j2", now=NOW)
     assert calls == ["div.md.j2"]  # counted once per message, not once per fitting attempt
     assert "template=div.md.j2 line=3 error=ZeroDivisionError" in caplog.text

@@ -8,9 +8,9 @@ import threading
 import time
 from pathlib import Path
 
-from receiver.dingtalk import Client, shared_storage
+from receiver.dingtalk.client import Client, shared_storage
+from receiver.dingtalk.tokenstore import SqliteKv
 from receiver.settings import Settings
-from receiver.tokenstore import SqliteKv
 from tests.fakes.dingtalk import FakeDingTalk
 
 MSG = {"msgtype": "text", "text": {"content": "x"}}

@@ -1,0 +1,97 @@
+"""The `dingtalk-receiver` command line: thin shells around the same loaders `serve` uses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import click
+
+from receiver.logs import setup_logging
+from receiver.settings import Settings
+
+
+@click.group()
+@click.version_option(package_name="dingtalk-receiver")
+def main() -> None:
+    """Page people on DingTalk from Alertmanager and Grafana."""
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except ValueError as e:  # a malformed variable: say which, not a traceback
+        raise click.ClickException(str(e)) from None
+
+
+@main.command()
+@click.option("--listen", help="HOST:PORT to listen on [RECEIVER_LISTEN, default 127.0.0.1:8080]")
+@click.option("--workers", type=int, help="gunicorn web workers [RECEIVER_WORKERS, default 2]")
+def serve(listen: str | None, workers: int | None) -> None:
+    """Run the web workers (gunicorn) and the delivery worker."""
+    settings = _settings(listen=listen, workers=workers)
+    # Before anything imports prometheus_client: every process (gunicorn workers and
+    # the delivery worker, which inherits the environment) writes its own metric files.
+    metrics_dir = os.path.join(os.path.abspath(settings.data_dir), "metrics")
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
+    from receiver.directory.store import DirectoryStore
+    from receiver.errors import ConfigError
+    from receiver.routing import load_routing
+    from receiver.web.server import serve as run
+
+    setup_logging()
+    try:
+        load_routing(settings.routing, DirectoryStore(settings.data_dir))
+    except ConfigError as e:
+        raise click.ClickException(f"invalid configuration:\n{e}") from None
+    run(settings)
+
+
+@main.command("send-test")
+@click.option("--to", "userids", required=True, help="DingTalk userid(s), comma-separated")
+@click.option("--text", default="dingtalk-receiver test message", show_default=True)
+def send_test(userids: str, text: str) -> None:
+    """Send one real work notification now, to check the credentials and the IP whitelist."""
+    from datetime import datetime
+
+    from receiver.dingtalk.client import Client
+    from receiver.errors import DingTalkError
+
+    settings = _settings()
+    if settings.dry_run:
+        raise click.ClickException(
+            "DINGTALK_APP_KEY, DINGTALK_APP_SECRET and DINGTALK_APP_AGENT_ID must all be set"
+        )
+    # The time makes the content unique: DingTalk drops identical content sent twice a day.
+    content = f"{text}\n{datetime.now().astimezone().isoformat(timespec='seconds')}"
+    msg = {"msgtype": "text", "text": {"content": content}}
+    try:
+        results = Client(settings).async_send([u for u in userids.split(",") if u], msg)
+    except DingTalkError as e:
+        raise click.ClickException(str(e)) from None
+    for r in results:
+        click.echo(f"sent: task_id={r.task_id} request_id={r.request_id} to={','.join(r.userids)}")
+
+
+@main.command(hidden=True)
+@click.option("--parent-pid", type=int, help="exit when this process is gone")
+def deliver(parent_pid: int | None) -> None:
+    """Run only the delivery worker (serve starts it for you)."""
+    from receiver.delivery.worker import run_process
+
+    run_process(_settings(), parent_pid=parent_pid)
+
+
+# Each stage's module owns its commands; they import no prometheus_client, so
+# `serve` can still point it at the multiprocess folder before it is first imported.
+from receiver.cli.directory import COMMANDS as _DIRECTORY_COMMANDS  # noqa: E402
+from receiver.cli.outbox import outbox  # noqa: E402
+from receiver.cli.render import render_command  # noqa: E402
+from receiver.cli.routing import COMMANDS as _ROUTING_COMMANDS  # noqa: E402
+
+for _command in (*_ROUTING_COMMANDS, *_DIRECTORY_COMMANDS, render_command, outbox):
+    main.add_command(_command)

@@ -1,0 +1,160 @@
+"""`dingtalk-receiver outbox`: see what is queued, retrying, dead or sent, and act on it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import click
+
+from receiver.delivery.outbox import COUNTED, Item, Outbox
+from receiver.errors import OutboxUnavailable
+from receiver.settings import Settings, parse_duration
+
+
+@contextmanager
+def _outbox() -> Iterator[Outbox]:
+    try:
+        yield Outbox(Settings.from_env().data_dir)
+    except OutboxUnavailable as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds") if ts else "-"
+
+
+def _recipients(item: Item) -> str:
+    return ",".join([*item.userids, *(f"dept:{d}" for d in item.departments)])
+
+
+@click.group("outbox")
+def outbox() -> None:
+    """Show queued, retrying, dead and sent messages, and act on them."""
+
+
+@outbox.command("list")
+@click.option("--state", type=click.Choice(COUNTED), help="only items in this state")
+@click.option("--limit", type=int, default=200, show_default=True)
+def list_items(state: str | None, limit: int) -> None:
+    """One line per item: id, state, attempts, age, receiver, recipients, last error.
+
+    `pending` lines (ids p1, p2 …) are accepted webhooks that the delivery process
+    has not routed and rendered into items yet.
+    """
+    with _outbox() as box:
+        counts = box.counts()
+        pending = box.pending(limit) if state in (None, "pending") else []
+        items = box.items(state, limit=limit) if state != "pending" else []
+    click.echo(" ".join(f"{s}={n}" for s, n in counts.items()))
+    now = time.time()
+    for p in pending:
+        error = f"  {p.last_error}" if p.last_error else ""
+        click.echo(
+            f"{'p' + str(p.id):>6} pending attempts={p.attempts} age={now - p.received_at:.0f}s"
+            f" {p.source} {p.receiver or '(route tree)'}{error}"
+        )
+    for i in items:
+        error = f"  [{i.errcode}] {i.last_error}" if i.last_error and i.state != "sent" else ""
+        held = f"  held: {i.hold_reason}" if i.hold_reason else ""
+        click.echo(
+            f"{i.id:>6} {i.state:<7} attempts={i.attempts} age={now - i.created_at:.0f}s"
+            f" {i.receiver} -> {_recipients(i)}{held}{error}"
+        )
+
+
+@outbox.command()
+@click.argument("item_id", type=int)
+def show(item_id: int) -> None:
+    """The message, its recipients, every attempt and every error."""
+    with _outbox() as box:
+        item = box.get(item_id)
+        if item is None:
+            raise click.ClickException(f"no item {item_id}")
+        history = box.history(item_id)
+    click.echo(f"id:          {item.id}")
+    click.echo(
+        f"state:       {item.state}" + (f" (held: {item.hold_reason})" if item.hold_reason else "")
+    )
+    click.echo(f"receiver:    {item.receiver}  (source {item.source}, group {item.group_key})")
+    click.echo(f"recipients:  {_recipients(item)}")
+    click.echo(f"accepted:    {_when(item.created_at)}")
+    if item.state in ("queued", "retry"):
+        click.echo(f"next try:    {_when(item.next_attempt_at)}")
+    click.echo(f"sent:        {_when(item.sent_at)}  task_ids={list(item.task_ids)}")
+    if item.last_error:
+        click.echo(f"last error:  [{item.errcode}] {item.last_error}")
+    if item.send_result is not None:
+        click.echo("send result: " + json.dumps(item.send_result, ensure_ascii=False))
+    click.echo("message:")
+    click.echo(json.dumps(item.msg, ensure_ascii=False, indent=2))
+    click.echo(f"history ({item.attempts} attempts):")
+    for h in history:
+        code = f" [{h['errcode']}]" if h["errcode"] is not None else ""
+        click.echo(f"  {_when(h['at'])} {h['outcome']}{code} {h['error'] or ''}".rstrip())
+
+
+def _pending_id(value: str) -> int | None:
+    """The N of a pending webhook's id `pN`, as `outbox list` shows it; None for an item id."""
+    if value[:1] in ("p", "P") and value[1:].isdigit():
+        return int(value[1:])
+    if not value.isdigit():
+        raise click.BadParameter(f"{value!r}: an item id (12) or a pending id (p3)")
+    return None
+
+
+@outbox.command()
+@click.argument("item_id", required=False)
+@click.option("--dead", is_flag=True, help="every dead item")
+def retry(item_id: str | None, dead: bool) -> None:
+    """Send an item (or every dead item) again, now. Its give-up age starts afresh.
+
+    A pending id (p3) is routed and rendered again at the next poll: after a fix to
+    routing.yaml, say, that makes it plannable.
+    """
+    if (item_id is None) == (not dead):
+        raise click.UsageError("give an ID or --dead, not both")
+    pending = _pending_id(item_id) if item_id is not None else None
+    with _outbox() as box:
+        if pending is not None:
+            if not box.replan(pending):
+                raise click.ClickException(f"no pending webhook p{pending}")
+            click.echo(f"replanning p{pending}")
+            return
+        n = box.requeue(int(item_id) if item_id is not None else None)
+    if item_id is not None and n == 0:
+        raise click.ClickException(f"item {item_id} is not dead, retrying or queued")
+    click.echo(f"requeued {n}")
+
+
+@outbox.command()
+@click.argument("pending_id")
+def drop(pending_id: str) -> None:
+    """Delete a pending webhook (p3) that can never be planned. Its alerts are not sent."""
+    n = _pending_id(pending_id)
+    if n is None:
+        raise click.BadParameter(f"{pending_id!r}: only a pending webhook (p3) can be dropped")
+    with _outbox() as box:
+        p = box.drop_pending(n)
+    if p is None:
+        raise click.ClickException(f"no pending webhook p{n}")
+    click.echo(
+        f"dropped p{p.id}: {p.source} {p.receiver or '(route tree)'} accepted"
+        f" {_when(p.received_at)}, {p.attempts} attempts; last error: {p.last_error or '-'}"
+    )
+
+
+@outbox.command()
+@click.option("--sent-older-than", "older", required=True, help="a duration: 90s, 12h, 7d")
+def purge(older: str) -> None:
+    """Delete sent items (and their history) sent longer ago than this."""
+    try:
+        seconds = parse_duration(older)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--sent-older-than") from None
+    with _outbox() as box:
+        n = box.purge_sent(seconds)
+    click.echo(f"purged {n}")

@@ -1,0 +1,240 @@
+"""Commands over the routing table: check-config, routes test/diff, oncall.
+
+Each one loads routing.yaml through `load_routing`, the loader serve uses.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+from datetime import UTC, datetime, tzinfo
+
+import click
+
+from receiver.directory.store import open_directory
+from receiver.errors import ConfigError, ConfigProblem, PayloadError
+from receiver.messages.render import Renderer
+from receiver.routing import load_routing
+from receiver.routing.matchers import MatcherError, parse_matcher
+from receiver.routing.table import RoutingTable, draw_tree
+from receiver.settings import Settings
+
+SAMPLES = "tests/fixtures/alertmanager/*.json"
+
+routing_option = click.option(
+    "--routing",
+    "routing_path",
+    envvar="RECEIVER_ROUTING",
+    default="routing.yaml",
+    show_default=True,
+    help="The routing table.",
+)
+at_option = click.option(
+    "--at", "at", default=None, metavar="ISO8601", help="Evaluate at this time (default: now)."
+)
+
+
+def parse_at(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint="--at") from None
+    return t if t.tzinfo else t.astimezone()  # a naive time is the machine's local time
+
+
+def load_or_exit(path: str, *, warnings: bool = False) -> RoutingTable:
+    try:
+        directory = open_directory(Settings.from_env().data_dir)
+        table = load_routing(path, directory, strict_lookups=True)
+    except ConfigError as e:
+        for p in e.problems:
+            click.echo(str(p), err=True)
+        sys.exit(1)
+    for w in table.warnings if warnings else ():
+        click.echo(str(w), err=True)
+    return table
+
+
+def template_problems(table: RoutingTable, templates: str) -> list[ConfigProblem]:
+    if not os.path.isdir(templates):
+        return [ConfigProblem(templates, 0, "the templates directory does not exist")]
+    return Renderer(templates).check_templates() + [
+        ConfigProblem(
+            table.path, r.template_line, f"template {r.template!r} not found in {templates}"
+        )
+        for r in table.receivers.values()
+        if r.template and not os.path.isfile(os.path.join(templates, r.template))
+    ]
+
+
+@click.command("check-config")
+@routing_option
+@click.option("--templates", envvar="RECEIVER_TEMPLATES", default="templates", show_default=True)
+def check_config(routing_path: str, templates: str) -> None:
+    """Validate routing.yaml and templates as serve loads them. Exit 0 if valid, else 1."""
+    table = load_or_exit(routing_path, warnings=True)
+    problems = template_problems(table, templates)
+    for p in problems:
+        click.echo(str(p), err=True)
+    if problems:
+        sys.exit(1)
+    routes = sum(1 for _ in table.route.walk())
+    click.echo(
+        f"{routing_path}: OK ({len(table.receivers)} receivers, {routes} routes, "
+        f"{len(table.schedules)} schedules, {len(table.warnings)} warnings)"
+    )
+
+
+@click.group("routes")
+def routes() -> None:
+    """Test the route tree, and compare two versions of it."""
+
+
+def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    """LABEL=VALUE arguments, with matcher syntax for the value (as amtool reads them)."""
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        try:
+            m = parse_matcher(pair)
+        except MatcherError as e:
+            raise click.BadParameter(str(e)) from None
+        if m.op != "=":
+            raise click.BadParameter(f"{pair!r}: use LABEL=VALUE")
+        labels[m.name] = m.value
+    return labels
+
+
+@routes.command("test")
+@routing_option
+@at_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--verify-receivers", default=None, help="Expected receivers, comma-separated.")
+@click.option("--tree", is_flag=True, help="Draw the route tree first.")
+@click.argument("labels", nargs=-1)
+def routes_test(
+    routing_path: str,
+    at: str | None,
+    as_json: bool,
+    verify_receivers: str | None,
+    tree: bool,
+    labels: tuple[str, ...],
+) -> None:
+    """Which receivers and people an alert with LABEL=VALUE… reaches."""
+    table = load_or_exit(routing_path)
+    now = parse_at(at)
+    alert = parse_labels(labels)
+    names = table.match(alert, now)
+    rc = table.recipients_of(names, now)
+    if as_json:
+        out = {"receivers": names, "userids": list(rc.userids), "departments": list(rc.departments)}
+        click.echo(json.dumps(out, ensure_ascii=False))
+    else:
+        if tree:
+            click.echo("\n".join(draw_tree(table.route)))
+        click.echo(",".join(names))
+        for r in table.routes(alert):
+            if not table.notifies(r, now):
+                click.echo(f"  {r.receiver}: matched, but muted or inactive at {now.isoformat()}")
+        for name in names:
+            one = table.recipients(name, now)
+            on_call = [
+                f"{s} on call: {table.on_call(s, now)}" for s in table.receivers[name].schedules
+            ]
+            click.echo(
+                f"  {name}: {_who(one.userids, one.departments)}"
+                + "".join(f"; {o}" for o in on_call)
+            )
+        click.echo(f"userids: {', '.join(rc.userids) or '-'}")
+        click.echo(f"departments: {', '.join(map(str, rc.departments)) or '-'}")
+    if verify_receivers is not None and verify_receivers != ",".join(names):
+        click.echo("WARNING: Expected receivers did not match resolved receivers.", err=True)
+        sys.exit(1)
+
+
+def _who(userids: tuple[str, ...], departments: tuple[int, ...]) -> str:
+    parts = [f"userids {', '.join(userids)}" if userids else "", ""]
+    if departments:
+        parts[1] = f"departments {', '.join(map(str, departments))}"
+    return "; ".join(p for p in parts if p) or "no one"
+
+
+@routes.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option(
+    "--payload", "payloads", multiple=True, help="Alertmanager webhook JSON (repeatable)."
+)
+@at_option
+def routes_diff(old: str, new: str, payloads: tuple[str, ...], at: str | None) -> None:
+    """Whose pager changes from OLD to NEW routing.yaml, for these payloads.
+
+    Without --payload, the bundled samples (tests/fixtures/alertmanager/*.json).
+    Exit 0 if nothing changes, 1 if some alert reaches other receivers or people.
+    """
+    from receiver.ingest.alertmanager import parse_alertmanager
+
+    before, after = load_or_exit(old), load_or_exit(new)
+    now = parse_at(at)
+    files = list(payloads) or sorted(glob.glob(SAMPLES))
+    if not files:
+        raise click.UsageError("no payloads: pass --payload FILE")
+    changed = total = 0
+    for path in files:
+        try:
+            with open(path, "rb") as fh:
+                n = parse_alertmanager(fh.read())
+        except (OSError, PayloadError) as e:
+            raise click.UsageError(f"{path}: {e}") from None
+        for alert in n.alerts:
+            total += 1
+            a, b = before.match(alert.labels, now), after.match(alert.labels, now)
+            ua = before.recipients_of(a, now).userids
+            ub = after.recipients_of(b, now).userids
+            if a == b and ua == ub:
+                continue
+            changed += 1
+            labels = ",".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
+            click.echo(f"{os.path.basename(path)}: {{{labels}}}")
+            if a != b:
+                click.echo(f"  receivers: {','.join(a) or '-'} -> {','.join(b) or '-'}")
+            for u in ub:
+                if u not in ua:
+                    click.echo(f"  + {u}")
+            for u in ua:
+                if u not in ub:
+                    click.echo(f"  - {u}")
+    click.echo(f"{changed} of {total} alerts change")
+    sys.exit(1 if changed else 0)
+
+
+@click.command("oncall")
+@click.argument("schedule", required=False)
+@routing_option
+@at_option
+def oncall(schedule: str | None, routing_path: str, at: str | None) -> None:
+    """Who is on call now (or --at), and who is next."""
+    table = load_or_exit(routing_path)
+    now = parse_at(at)
+    if schedule is not None and schedule not in table.schedules:
+        raise click.BadParameter(f"no schedule {schedule!r}", param_hint="SCHEDULE")
+    for name in [schedule] if schedule else sorted(table.schedules):
+        s = table.schedules[name]
+        click.echo(f"{name} ({s.tz})")
+        for label, shift in zip(("now", "next"), s.shifts(now, 2), strict=False):
+            userids = ",".join(table.resolve(shift.user)) or "no userid"
+            kind = " (override)" if s.rotation_user(shift.start) != shift.user else ""
+            until = _fmt(shift.end, s.tz) if shift.end else "-"
+            click.echo(
+                f"  {label:<4} {shift.user} [{userids}]{kind}  {_fmt(shift.start, s.tz)} → {until}"
+            )
+
+
+def _fmt(t: datetime, tz: tzinfo) -> str:
+    return t.astimezone(tz).strftime("%Y-%m-%d %H:%M %a")
+
+
+COMMANDS = (check_config, routes, oncall)

@@ -1,0 +1,141 @@
+"""Client-side limits, so that DingTalk never throttles us (DINGTALK.md, "silent rules").
+
+- calls per second to asyncsend_v2 (`RECEIVER_SEND_RATE`);
+- recipients per minute (`RECEIVER_RECIPIENTS_PER_MINUTE`, DingTalk's 5,000);
+- messages per user per day (`RECEIVER_USER_DAILY_LIMIT`, DingTalk's 500), with a
+  warning at 80 %. DingTalk's day is China time, whatever RECEIVER_TIMEZONE says.
+
+The counters live in `limits.sqlite3` in the data directory, so every process on the
+host shares them and a restart does not forget them. A department counts as one recipient: its
+size is not known here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from receiver.storage.sqlite import side_transaction
+
+DINGTALK_DAY = ZoneInfo("Asia/Shanghai")
+WARN_FRACTION = 0.8
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS send_log (at REAL NOT NULL, recipients INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS send_log_at ON send_log (at);
+CREATE TABLE IF NOT EXISTS send_total (
+    id INTEGER PRIMARY KEY CHECK (id = 1), recipients INTEGER NOT NULL
+);
+INSERT INTO send_total VALUES (1, (SELECT COALESCE(SUM(recipients), 0) FROM send_log))
+    ON CONFLICT (id) DO UPDATE SET recipients=excluded.recipients;
+CREATE TABLE IF NOT EXISTS user_day (
+    day TEXT NOT NULL, userid TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, userid)
+)
+"""
+
+
+def day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, DINGTALK_DAY).date().isoformat()
+
+
+def next_day(ts: float) -> float:
+    """The start of the next DingTalk day after `ts`."""
+    local = datetime.fromtimestamp(ts, DINGTALK_DAY)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time())
+    return midnight.replace(tzinfo=DINGTALK_DAY).timestamp()
+
+
+class Limits:
+    def __init__(
+        self,
+        path: str,
+        *,
+        rate: float = 10.0,
+        per_minute: int = 5000,
+        daily: int = 500,
+    ) -> None:
+        self.path = path
+        self.window = max(1.0, 1.0 / rate)
+        self.calls_per_window = max(1, round(rate * self.window))
+        self.per_minute = per_minute
+        self.daily = daily
+        with self._tx() as db:
+            for stmt in SCHEMA.split(";"):
+                db.execute(stmt)
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return side_transaction(self.path, "limits")
+
+    def reserve(self, recipients: int, now: float | None = None) -> float:
+        """Take room for one call to `recipients`; or return how long to wait first."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            # A call logged in the future means the clock was set back: count it as made
+            # now, or it would hold up every send (and the minute) for as long as the jump.
+            db.execute("UPDATE send_log SET at=? WHERE at>?", (now, now))
+            aged = db.execute(
+                "DELETE FROM send_log WHERE at<=? RETURNING recipients", (now - 60,)
+            ).fetchall()
+            if aged:
+                db.execute(
+                    "UPDATE send_total SET recipients=recipients-?", (sum(r[0] for r in aged),)
+                )
+            row = db.execute(
+                "SELECT COUNT(*) AS n, MIN(at) AS first FROM send_log WHERE at>?",
+                (now - self.window,),
+            ).fetchone()
+            if row["n"] >= self.calls_per_window:
+                return max(0.001, float(row["first"]) + self.window - now)
+            # The minute's total is kept, not summed: at a high send rate the log holds
+            # tens of thousands of rows, and summing them on every call was a fifth of
+            # the delivery process's CPU (bench/README.md). It is summed afresh when a
+            # process starts, so a file an older version wrote to cannot leave it wrong.
+            total = db.execute("SELECT recipients FROM send_total").fetchone()[0]
+            if total and total + recipients > self.per_minute:
+                for r in db.execute("SELECT at, recipients FROM send_log ORDER BY at"):
+                    total -= r["recipients"]  # wait until enough of the minute has aged out
+                    # A call bigger than the whole minute's room goes alone, in an empty minute.
+                    if total <= 0 or total + recipients <= self.per_minute:
+                        return max(0.001, float(r["at"]) + 60 - now)
+            db.execute("INSERT INTO send_log (at, recipients) VALUES (?,?)", (now, recipients))
+            db.execute("UPDATE send_total SET recipients=recipients+?", (recipients,))
+        return 0.0
+
+    def over_daily(self, userids: Iterable[str], now: float | None = None) -> list[str]:
+        """The userids that already had their daily number of messages today."""
+        ids = list(userids)
+        if not ids:
+            return []
+        day = day_of(time.time() if now is None else now)
+        with self._tx() as db:
+            marks = ",".join("?" * len(ids))
+            rows = db.execute(
+                f"SELECT userid FROM user_day WHERE day=? AND n>=? AND userid IN ({marks})",
+                (day, self.daily, *ids),
+            ).fetchall()
+        over = {r["userid"] for r in rows}
+        return [u for u in ids if u in over]
+
+    def count_sent(self, userids: Iterable[str], now: float | None = None) -> list[str]:
+        """Count one message to each userid; return those that just reached 80 % of the cap."""
+        now = time.time() if now is None else now
+        day = day_of(now)
+        warn_at = max(1, int(self.daily * WARN_FRACTION))
+        crossed = []
+        with self._tx() as db:
+            # One clock for the whole call: a purge on the real clock deleted a caller's
+            # rows whenever its `now` was two days behind it (a red CI from 2026-11-30 on).
+            db.execute("DELETE FROM user_day WHERE day<?", (day_of(now - 2 * 86400),))
+            for u in userids:
+                row = db.execute(
+                    "INSERT INTO user_day (day, userid, n) VALUES (?,?,1)"
+                    " ON CONFLICT (day, userid) DO UPDATE SET n=n+1 RETURNING n",
+                    (day, u),
+                ).fetchone()
+                if row["n"] == warn_at:
+                    crossed.append(u)
+        return crossed

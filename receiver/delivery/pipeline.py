@@ -1,0 +1,99 @@
+"""From one accepted Notification to the outbox entries it produces. Pure.
+
+ingest -> routing (per alert) -> render (per receiver) -> recipients de-duplicated
+per distinct message -> entries of at most 100 userids and 20 departments each.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from receiver.messages.render import Renderer
+from receiver.model import Alert, Notification
+from receiver.routing.table import RoutingTable
+
+MAX_USERIDS_PER_CALL = 100
+MAX_DEPTS_PER_CALL = 20
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One DingTalk call's worth of work: a rendered msg and at most 100 userids."""
+
+    receiver: str
+    msg: dict[str, Any]
+    userids: tuple[str, ...]
+    departments: tuple[int, ...] = ()
+
+
+def split_by_receiver(
+    table: RoutingTable, n: Notification, now: datetime, receiver: str | None = None
+) -> dict[str, Notification]:
+    """Route each alert; give each receiver the part of the group that reaches it."""
+    by_receiver: dict[str, list[Alert]] = {}
+    for alert in n.alerts:
+        names = [receiver] if receiver else table.match(alert.labels, now)
+        for name in names:
+            by_receiver.setdefault(name, []).append(alert)
+    parts: dict[str, Notification] = {}
+    for name, alerts in by_receiver.items():
+        if not table.receivers[name].send_resolved:
+            alerts = [a for a in alerts if a.status == "firing"]
+        if not alerts:
+            continue
+        firing = any(a.status == "firing" for a in alerts)
+        parts[name] = replace(n, alerts=tuple(alerts), status="firing" if firing else "resolved")
+    return parts
+
+
+def plan(
+    table: RoutingTable,
+    renderer: Renderer,
+    n: Notification,
+    *,
+    now: datetime | None = None,
+    receiver: str | None = None,
+) -> list[Entry]:
+    now = now or datetime.now(UTC)
+    # One group per distinct message: receivers whose messages are identical share
+    # their recipients (each person once), and are cut into calls only at the end,
+    # so a storm makes the fewest calls possible: one per message per 100 people.
+    groups: dict[str, _Group] = {}
+    for name, part in split_by_receiver(table, n, now, receiver).items():
+        r = table.receivers[name]
+        recipients = table.recipients(name, now)
+        message = renderer.render(part, template=r.template, msgtype=r.msgtype, now=now)
+        key = json.dumps(message.msg, sort_keys=True, ensure_ascii=False)
+        group = groups.setdefault(key, _Group(message.msg))
+        group.receivers.setdefault(name, None)
+        group.userids.update(dict.fromkeys(recipients.userids))
+        group.departments.update(dict.fromkeys(recipients.departments))
+    return [e for g in groups.values() for e in g.entries()]
+
+
+@dataclass
+class _Group:
+    msg: dict[str, Any]
+    receivers: dict[str, None] = field(default_factory=dict)  # ordered sets
+    userids: dict[str, None] = field(default_factory=dict)
+    departments: dict[int, None] = field(default_factory=dict)
+
+    def entries(self) -> list[Entry]:
+        name = ",".join(self.receivers)
+        return _chunks(name, self.msg, list(self.userids), list(self.departments))
+
+
+def _chunks(name: str, msg: dict[str, Any], userids: list[str], depts: list[int]) -> list[Entry]:
+    out: list[Entry] = []
+    u_chunks = [
+        userids[i : i + MAX_USERIDS_PER_CALL] for i in range(0, len(userids), MAX_USERIDS_PER_CALL)
+    ]
+    d_chunks = [depts[i : i + MAX_DEPTS_PER_CALL] for i in range(0, len(depts), MAX_DEPTS_PER_CALL)]
+    for i in range(max(len(u_chunks), len(d_chunks))):
+        u = u_chunks[i] if i < len(u_chunks) else []
+        d = d_chunks[i] if i < len(d_chunks) else []
+        out.append(Entry(receiver=name, msg=msg, userids=tuple(u), departments=tuple(d)))
+    return out

@@ -1,0 +1,77 @@
+"""Accepted webhooks become outbox items here, in the delivery process: route, render, plan.
+
+A web worker only validates a payload and commits its body as `pending`, so that a
+2xx costs one parse and one insert, not a Jinja render. Here each pending webhook is
+planned as it would have been the moment it was received: time intervals, on-call
+schedules and the message's timestamp all use `received_at`. Routing and templates
+are the ones loaded now (a reload between the two applies). Its items replace it in
+one transaction, so it becomes items once, or stays pending.
+
+A webhook that cannot be planned (its receiver was removed by a reload, or a bug)
+is never dropped: it stays pending, with the error, and is tried again later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from receiver import metrics
+from receiver.delivery.outbox import Pending
+from receiver.delivery.pipeline import plan
+from receiver.delivery.state import State
+from receiver.ingest.alertmanager import parse_alertmanager
+from receiver.ingest.grafana import parse_grafana
+from receiver.model import Notification
+
+log = logging.getLogger(__name__)
+
+PARSERS: dict[str, Callable[[bytes], Notification]] = {
+    "alertmanager": parse_alertmanager,
+    "grafana": parse_grafana,
+}
+RETRY_BASE_S = 5.0
+RETRY_CAP_S = 600.0
+
+
+class Planner:
+    def __init__(self, state: State, *, limit: int = 20) -> None:
+        self.state = state
+        self.limit = limit
+
+    def run_once(self) -> int:
+        """Plan the due pending webhooks, oldest first; return how many were tried."""
+        self.state.poll()  # the delivery process follows routing.yaml edits like a web worker
+        due = self.state.outbox.due_pending(limit=self.limit)
+        for p in due:
+            self.plan_one(p)
+        return len(due)
+
+    def plan_one(self, p: Pending) -> None:
+        table = self.state.table
+        try:
+            if p.receiver is not None and p.receiver not in table.receivers:
+                raise LookupError(f"receiver {p.receiver!r} is no longer in {table.path}")
+            n = PARSERS[p.source](p.body)
+            at = datetime.fromtimestamp(p.received_at, UTC)
+            entries = plan(table, self.state.renderer, n, now=at, receiver=p.receiver)
+        # Whatever went wrong, the alert was accepted: keep it, say why, try again later.
+        except Exception as e:
+            delay = min(RETRY_CAP_S, RETRY_BASE_S * 2.0 ** min(p.attempts, 20))  # not 2.0**1024
+            self.state.outbox.defer(p.id, error=f"{type(e).__name__}: {e}", delay_s=delay)
+            metrics.plan_failures.inc()
+            log.error("plan_failed pending=%d attempt=%d retry_in=%.0fs error=%s: %s",
+                      p.id, p.attempts + 1, delay, type(e).__name__, e)  # fmt: skip
+            return
+        ids = self.state.outbox.expand(p, entries)
+        if ids is None:
+            return  # another delivery process planned it first
+        for entry in entries:
+            metrics.messages_enqueued.labels(entry.receiver).inc()
+        log.info(
+            "enqueued pending=%d source=%s receiver=%s alerts=%d messages=%d ids=%s waited_ms=%.0f",
+            p.id, p.source, p.receiver or n.receiver, len(n.alerts), len(ids), ids,
+            (time.time() - p.received_at) * 1000,
+        )  # fmt: skip

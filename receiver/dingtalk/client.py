@@ -1,0 +1,297 @@
+"""The DingTalk client: a thin `AppKeyClient` subclass that corrects dingtalk-sdk 1.3.8.
+
+This is the only module that imports dingtalk-sdk, and the one place where
+`requests` errors and DingTalk errcodes become `receiver.errors` exceptions.
+What it corrects (DINGTALK.md, "what the wrapper must correct"):
+
+- asyncsend_v2 is POSTed as a JSON body to the oapi path, never via `top_request`;
+- every call has a timeout and goes through `DINGTALK_PROXY` when set;
+- each client has its own `requests.Session` (the sdk shares one class-wide);
+- a bad token (40014/42001/40001/33001, or 88 with those sub_codes) drops the
+  cached token and retries once, without recursion;
+- tokens are cached with a safety margin before `expires_in`;
+- the access token and app secret never reach logs or exception text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+from dingtalk.client import AppKeyClient
+from dingtalk.storage.kvstorage import KvStorage
+
+from receiver import metrics
+from receiver.dingtalk.tokenstore import SqliteKv
+from receiver.errors import DingTalkError, PermanentError, RetryableError, TokenError
+from receiver.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ASYNCSEND_PATH = "/topapi/message/corpconversation/asyncsend_v2"
+GETSENDRESULT_PATH = "/topapi/message/corpconversation/getsendresult"
+MAX_USERIDS_PER_CALL = 100
+TOKEN_MARGIN_S = 300
+
+# The one classification table. docs/delivery.md shows the same table; a test holds
+# them together. Transport failures are classified in `Client._request`: network
+# errors, timeouts, HTTP 5xx and 429, a non-JSON or `punish` reply are retryable;
+# another HTTP 4xx is permanent. An errcode not listed here is permanent.
+RETRYABLE, TOKEN, PERMANENT = "retryable", "token", "permanent"
+ERRCODES: dict[int, tuple[str, str]] = {
+    -1: (RETRYABLE, "system busy"),
+    **{code: (RETRYABLE, "throttled") for code in range(90001, 90020)},
+    1430003: (RETRYABLE, "platform protection"),
+    40014: (TOKEN, "invalid access_token"),
+    42001: (TOKEN, "access_token expired"),
+    40001: (TOKEN, "bad credential"),
+    33001: (TOKEN, "bad corp"),
+    40035: (PERMANENT, "bad parameter"),
+    400002: (PERMANENT, "bad parameter"),
+    43004: (PERMANENT, "bad Content-Type (a receiver bug)"),
+    40056: (PERMANENT, "bad DINGTALK_APP_AGENT_ID"),
+    52019: (PERMANENT, "bad DINGTALK_APP_AGENT_ID"),
+    60011: (PERMANENT, "the app lacks a permission: grant it in the DingTalk developer console"),
+    60020: (
+        PERMANENT,
+        "the caller IP is not on the app's whitelist:"
+        " whitelist the egress IP or set DINGTALK_PROXY",
+    ),
+    90020: (PERMANENT, "the monthly API quota is used up"),
+}
+TOKEN_ERRCODES = frozenset(c for c, (kind, _) in ERRCODES.items() if kind == TOKEN)
+RETRYABLE_ERRCODES = frozenset(c for c, (kind, _) in ERRCODES.items() if kind == RETRYABLE)
+GATEWAY_ERRCODE = 88  # topapi's gateway error: the real reason is in sub_code
+
+_SECRET_QUERY = re.compile(r"((?:access_token|appsecret|session)=)[^&\s'\"]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Remove token and secret values from a URL or message."""
+    return _SECRET_QUERY.sub(r"\1<redacted>", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs the sdk's log records, which print URLs with `access_token=` in them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def install_log_filter() -> None:
+    """Scrub the loggers that print DingTalk URLs: the sdk's, and urllib3's at DEBUG.
+
+    A logger's filters do not see records from its children, so each one gets its own.
+    """
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "dingtalk"]
+    for name in ["dingtalk", "urllib3.connectionpool", *names]:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
+
+
+TOO_LONG_WORDS = ("too long", "too large", "exceed", "长度", "过长", "超长", "超过")
+
+
+def is_too_long(e: DingTalkError) -> bool:
+    """DingTalk refused the message for its size (HTTP 413, or an errmsg that says so)."""
+    return e.status == 413 or any(w in (e.errmsg or "").lower() for w in TOO_LONG_WORDS)
+
+
+def classify(errcode: int, errmsg: str, sub_code: str | None = None) -> DingTalkError:
+    """Turn a non-zero errcode into the exception that says what to do about it."""
+    message = f"DingTalk errcode {errcode}: {errmsg}"
+    if sub_code:
+        message += f" (sub_code {sub_code})"
+    code = errcode
+    if errcode == GATEWAY_ERRCODE and sub_code and sub_code.lstrip("-").isdigit():
+        code = int(sub_code)  # 88 is classified by its sub_code
+    kind, action = ERRCODES.get(code, (PERMANENT, ""))
+    # errcode carries the effective code (the sub_code of an 88), which is what to act on
+    if kind == TOKEN:
+        return TokenError(message, errcode=code, errmsg=errmsg)
+    if kind == RETRYABLE:
+        return RetryableError(message, errcode=code, errmsg=errmsg)
+    return PermanentError(
+        f"{message}; {action}" if action else message, errcode=code, errmsg=errmsg
+    )
+
+
+def unexpected_reply(path: str, what: str) -> RetryableError:
+    """A reply DingTalk should not give: retry it, as DINGTALK.md asks of any surprise."""
+    return RetryableError(f"DingTalk {path}: unexpected reply ({what})")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    task_id: int
+    request_id: str
+    userids: tuple[str, ...]
+
+
+def shared_storage(data_dir: str) -> Any:
+    """dingtalk-sdk's KvStorage over the SQLite token cache in RECEIVER_DATA_DIR."""
+    return KvStorage(SqliteKv(data_dir), prefix="dingtalk-receiver")
+
+
+class Client(AppKeyClient):  # type: ignore[misc]
+    """`AppKeyClient` with settings injected and the sdk's flaws corrected."""
+
+    def __init__(self, settings: Settings, storage: Any = None) -> None:
+        """`storage` defaults to the token cache every process on the host shares."""
+        if settings.dry_run:
+            raise ValueError("DingTalk credentials are not set")
+        super().__init__(
+            corp_id=settings.app_key,
+            app_key=settings.app_key,
+            app_secret=settings.app_secret,
+            storage=storage if storage is not None else shared_storage(settings.data_dir),
+            timeout=settings.http_timeout,
+            auto_retry=False,
+        )
+        self.API_BASE_URL = (
+            settings.api_base if settings.api_base.endswith("/") else settings.api_base + "/"
+        )
+        self.agent_id = int(str(settings.agent_id))
+        self.proxy = settings.proxy
+        self._http = requests.Session()  # per client, not the sdk's class-wide one
+        install_log_filter()
+
+    def __repr__(self) -> str:
+        return f"<dingtalk Client app_key={self.app_key!r} agent_id={self.agent_id}>"
+
+    # -- transport: the only place that touches the network --------------------------------
+    def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
+        url = url_or_endpoint
+        if not url.startswith(("http://", "https://")):
+            url = urljoin(self.API_BASE_URL, url.lstrip("/"))
+        path = url.split("?", 1)[0].replace(self.API_BASE_URL.rstrip("/"), "") or "/"
+        kwargs.pop("result_processor", None)
+        kwargs.pop("top_response_key", None)
+        kwargs.pop("api_base_url", None)
+        data = kwargs.pop("data", None)
+        if isinstance(data, dict):
+            kwargs["data"] = json.dumps(data, ensure_ascii=False).encode("utf-8")
+            kwargs.setdefault("headers", {})["Content-Type"] = "application/json"
+        elif data is not None:
+            kwargs["data"] = data
+        kwargs["timeout"] = kwargs.get("timeout") or self.timeout
+        if self.proxy:
+            kwargs["proxies"] = {"http": self.proxy, "https": self.proxy}
+        api = path.rstrip("/").rsplit("/", 1)[-1]
+        started = time.monotonic()
+        try:
+            res = self._http.request(method=method, url=url, **kwargs)
+        except requests.Timeout:
+            raise RetryableError(f"DingTalk {path}: timed out") from None
+        except requests.RequestException as e:
+            raise RetryableError(f"DingTalk {path}: {type(e).__name__}") from None
+        finally:
+            metrics.api_duration.labels(api).observe(time.monotonic() - started)
+        if res.status_code == 429 or res.status_code >= 500:
+            raise RetryableError(f"DingTalk {path}: HTTP {res.status_code}", status=res.status_code)
+        if res.status_code >= 400:
+            raise PermanentError(f"DingTalk {path}: HTTP {res.status_code}", status=res.status_code)
+        try:
+            result = json.loads(res.content.decode("utf-8", "replace"))
+        except ValueError:
+            raise RetryableError(f"DingTalk {path}: reply is not JSON (throttled?)") from None
+        if not isinstance(result, dict):
+            raise RetryableError(f"DingTalk {path}: unexpected reply")
+        if "punish" in result:
+            raise RetryableError(f"DingTalk {path}: throttled ({result.get('punish')})")
+        try:
+            errcode = int(result.get("errcode", 0) or 0)
+        except (TypeError, ValueError):
+            raise unexpected_reply(path, "errcode is not a number") from None
+        if errcode:
+            sub = result.get("sub_code")
+            err = classify(
+                errcode, redact(str(result.get("errmsg", ""))), str(sub) if sub else None
+            )
+            err.args = (f"{path}: {err.args[0]}",)
+            raise err
+        return result
+
+    @property
+    def access_token(self) -> str:
+        token = self.cache.access_token.get()
+        if token is None:
+            lock = getattr(getattr(self.storage, "kvdb", None), "lock", None)
+            with lock() if lock else nullcontext():  # one fetch for every process on the host
+                token = self.cache.access_token.get()
+                if token is None:
+                    ret = self.get_access_token()
+                    token = ret.get("access_token")
+                    try:
+                        expires_in = int(ret.get("expires_in", 7200))
+                    except (TypeError, ValueError):
+                        raise unexpected_reply("/gettoken", "no expires_in") from None
+                    if not isinstance(token, str) or not token:
+                        raise unexpected_reply("/gettoken", "no access_token")
+                    metrics.token_refreshes.inc()
+                    ttl = max(60, expires_in - TOKEN_MARGIN_S)  # refresh before it runs out
+                    self.cache.access_token.set(value=token, ttl=ttl)
+        return str(token)
+
+    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a JSON body to a topapi path; on a bad token, refresh once and retry once."""
+        used = self.access_token
+        try:
+            result: dict[str, Any] = self.post(path, data=body)
+            return result
+        except TokenError:
+            log.info("token_refresh path=%s", path)
+            # Drop the token only if it is still the one we used: another process may
+            # already have put a fresh one in the shared cache.
+            if self.cache.access_token.get() == used:
+                self.cache.access_token.delete()
+        result = self.post(path, data=body)
+        return result
+
+    # -- the calls the receiver uses -------------------------------------------------------
+    def async_send(
+        self,
+        userid_list: Sequence[str],
+        msg: dict[str, Any],
+        dept_id_list: Sequence[int] = (),
+    ) -> list[SendResult]:
+        """Send one work notification, in calls of at most 100 userids; return the task ids."""
+        userids = list(dict.fromkeys(userid_list))
+        chunks = [
+            userids[i : i + MAX_USERIDS_PER_CALL]
+            for i in range(0, len(userids), MAX_USERIDS_PER_CALL)
+        ]
+        if not chunks:
+            chunks = [[]]
+        results = []
+        for i, chunk in enumerate(chunks):
+            body: dict[str, Any] = {"agent_id": self.agent_id, "msg": msg, "to_all_user": "false"}
+            if chunk:
+                body["userid_list"] = ",".join(chunk)
+            if dept_id_list and i == 0:
+                body["dept_id_list"] = ",".join(str(d) for d in dept_id_list)
+            if "userid_list" not in body and "dept_id_list" not in body:
+                raise PermanentError("a work notification needs at least one userid or department")
+            reply = self.call(ASYNCSEND_PATH, body)
+            try:
+                task_id = int(reply["task_id"])
+            except (KeyError, TypeError, ValueError):
+                raise unexpected_reply(ASYNCSEND_PATH, "no task_id") from None
+            results.append(SendResult(task_id, str(reply.get("request_id", "")), tuple(chunk)))
+        return results
+
+    def get_send_result(self, task_id: int) -> dict[str, Any]:
+        reply = self.call(GETSENDRESULT_PATH, {"agent_id": self.agent_id, "task_id": task_id})
+        result: dict[str, Any] = reply.get("send_result") or {}
+        return result

@@ -1,0 +1,255 @@
+"""Parse webhook bodies into a Notification. Pure: bytes in, model out, PayloadError otherwise."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from itertools import accumulate
+from typing import Any
+
+from receiver.errors import PayloadError
+from receiver.model import Alert, Notification, Status
+
+_MAX_INT64 = 2**63 - 1  # Go int on 64-bit: the senders never exceed it
+# json.loads recurses once per level, against the interpreter's recursion limit, so how
+# deep it can go depends on the caller's stack: a web worker could accept what the
+# delivery process, parsing the stored body again, finds "nested too deeply". A fixed
+# limit far below the recursion limit gives both the same verdict.
+_MAX_DEPTH = 512
+_TOO_DEEP = f"JSON nested too deeply (more than {_MAX_DEPTH} levels)"
+_QUOTEMETA = re.compile(r"\\([\\.+*?()|\[\]{}^$])")
+
+
+def unquote_meta(name: str) -> str:
+    """Undo Go's regexp.QuoteMeta, which both senders apply to `receiver`."""
+    return _QUOTEMETA.sub(r"\1", name)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]}... is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r} in an object")
+            seen.add(key)
+    return obj
+
+
+def decode_json(body: bytes) -> Any:
+    """Decode a UTF-8 JSON body; every failure becomes a PayloadError with a position.
+
+    Stricter than json.loads where Go's encoder (both senders) never produces the input
+    and Python would let it through to crash a later stage: NaN/Infinity, numbers that
+    overflow a float or exceed Python's int digit limit, duplicate keys (parsers disagree
+    on which wins), and lone UTF-16 surrogates (no UTF-8 encoding exists for them).
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PayloadError(f"body is not valid UTF-8 (byte {e.start})") from None
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_no_constants,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
+    except RecursionError:
+        raise PayloadError(_TOO_DEEP) from None
+    except json.JSONDecodeError as e:
+        raise PayloadError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except ValueError as e:  # int digit limit, NaN, overflow, duplicate key
+        reason = "a number has too many digits" if "digits" in str(e) else str(e)[:120]
+        raise PayloadError(f"invalid JSON: {reason}") from None
+    if text.count("[") + text.count("{") > _MAX_DEPTH and _depth(text) > _MAX_DEPTH:
+        raise PayloadError(_TOO_DEEP)
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        _check_surrogates(value)
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = str.maketrans("", "", " \t\n\r0123456789+-.eEtrufalsn,:")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _depth(text: str) -> int:
+    """How deeply valid JSON text nests: its brackets outside strings, without recursion."""
+    brackets = _JSON_STRING.sub("", text).translate(_NOT_A_BRACKET)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _check_surrogates(value: Any) -> None:
+    """Find the string (or key) holding a lone surrogate; iterative, so depth is no issue."""
+    stack: list[tuple[str, Any]] = [("$", value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            _encodable(v, path)
+        elif isinstance(v, dict):
+            for k, child in v.items():
+                _encodable(k, path)
+                stack.append((f"{path}.{k}", child))
+        elif isinstance(v, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(v))
+
+
+def _encodable(s: str, path: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError("string holds an unpaired UTF-16 surrogate", path=path) from None
+
+
+def _obj(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"expected an object, got {_kind(value)}", path=path)
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number"
+    )
+
+
+def _str(obj: dict[str, Any], key: str, path: str, *, required: bool = True) -> str:
+    if key not in obj or obj[key] is None:
+        if required:
+            raise PayloadError(f"missing required field {key!r}", path=path)
+        return ""
+    value = obj[key]
+    if not isinstance(value, str):
+        raise PayloadError(f"expected a string, got {_kind(value)}", path=f"{path}.{key}")
+    return value
+
+
+def _kv(obj: dict[str, Any], key: str, path: str, *, required: bool = False) -> dict[str, str]:
+    if key not in obj or obj[key] is None:
+        if required:
+            raise PayloadError(f"missing required field {key!r}", path=path)
+        return {}
+    mapping = _obj(obj[key], f"{path}.{key}")
+    for k, v in mapping.items():
+        if not isinstance(v, str):
+            raise PayloadError(f"expected a string, got {_kind(v)}", path=f"{path}.{key}.{k}")
+    return dict(mapping)
+
+
+def _status(obj: dict[str, Any], path: str) -> Status:
+    value = _str(obj, "status", path)
+    if value not in ("firing", "resolved"):
+        raise PayloadError(
+            f"status must be 'firing' or 'resolved', got {value!r}", path=f"{path}.status"
+        )
+    return "firing" if value == "firing" else "resolved"
+
+
+# Shown in RECEIVER_TIMEZONE, a time a day from either end of datetime's range overflows
+# in the delivery process, which would then defer the accepted webhook for ever.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+
+def parse_time(value: str, path: str) -> datetime | None:
+    """RFC 3339 with any sub-second precision; Go's zero time becomes None."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    try:  # the common case, "2026-11-28T10:00:00.123456789Z", in one C call
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = _parse_time_slow(value, path)
+    if parsed.tzinfo is None:
+        raise PayloadError(f"time without a zone: {value!r}", path=path)
+    if not _EARLIEST <= parsed <= _LATEST:
+        raise PayloadError(f"time out of range: {value!r}", path=path)
+    return parsed
+
+
+def _parse_time_slow(value: str, path: str) -> datetime:
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
+    if m and m.group(2):  # Python accepts at most 6 fractional digits
+        text = m.group(1) + m.group(2)[:7] + m.group(3)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError(f"not an RFC 3339 time: {value!r}", path=path) from None
+
+
+def _int(obj: dict[str, Any], key: str, path: str) -> int:
+    value = obj.get(key, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_INT64:
+        raise PayloadError(
+            f"expected a non-negative 64-bit integer, got {_kind(value)}", path=f"{path}.{key}"
+        )
+    return value
+
+
+def _alerts(payload: dict[str, Any], path: str = "$") -> list[dict[str, Any]]:
+    raw = payload.get("alerts")
+    if not isinstance(raw, list):
+        raise PayloadError(
+            "missing required field 'alerts'"
+            if raw is None
+            else f"expected an array, got {_kind(raw)}",
+            path=f"{path}.alerts" if raw is not None else path,
+        )
+    return [_obj(a, f"{path}.alerts[{i}]") for i, a in enumerate(raw)]
+
+
+def parse_am_alert(raw: dict[str, Any], path: str) -> Alert:
+    labels = _kv(raw, "labels", path, required=True)
+    return Alert(
+        status=_status(raw, path),
+        labels=labels,
+        annotations=_kv(raw, "annotations", path),
+        starts_at=parse_time(_str(raw, "startsAt", path, required=False), f"{path}.startsAt"),
+        ends_at=parse_time(_str(raw, "endsAt", path, required=False), f"{path}.endsAt"),
+        generator_url=_str(raw, "generatorURL", path, required=False),
+        fingerprint=_str(raw, "fingerprint", path, required=False),
+    )
+
+
+def group_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """The Alertmanager-shaped group fields that both senders share."""
+    return {
+        "receiver": unquote_meta(_str(payload, "receiver", "$", required=False)),
+        "status": _status(payload, "$"),
+        "group_labels": _kv(payload, "groupLabels", "$"),
+        "common_labels": _kv(payload, "commonLabels", "$"),
+        "common_annotations": _kv(payload, "commonAnnotations", "$"),
+        "external_url": _str(payload, "externalURL", "$", required=False),
+        "group_key": _str(payload, "groupKey", "$", required=False),
+        "truncated_alerts": _int(payload, "truncatedAlerts", "$"),
+    }
+
+
+def parse_alertmanager(body: bytes) -> Notification:
+    """Alertmanager webhook payload version "4"."""
+    payload = _obj(decode_json(body), "$")
+    version = payload.get("version")
+    if version != "4":
+        raise PayloadError(f'unsupported version {version!r}; expected "4"', path="$.version")
+    alerts = tuple(parse_am_alert(a, f"$.alerts[{i}]") for i, a in enumerate(_alerts(payload)))
+    return Notification(source="alertmanager", alerts=alerts, **group_fields(payload))

@@ -1,0 +1,1 @@
+"""Storage engines: the SQLite connection handling that every store uses."""

@@ -1,0 +1,1 @@
+"""The HTTP shell: the Flask app (webhooks, health, metrics, reload) and the gunicorn server."""

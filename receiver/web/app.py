@@ -1,0 +1,171 @@
+"""The Flask application: a thin HTTP shell around ingest -> outbox.
+
+A 2xx means the validated webhook is committed to the outbox, from which the
+delivery process routes, renders and sends it (receiver/planner.py). The handler
+never renders and never calls DingTalk, so accepting costs one parse and one insert.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from receiver import metrics
+from receiver.delivery import health
+from receiver.delivery.state import State
+from receiver.errors import ConfigError, OutboxUnavailable, PayloadError
+from receiver.ingest import alertmanager as ingest
+from receiver.ingest import auth
+from receiver.ingest.grafana import parse_grafana
+from receiver.model import Notification
+from receiver.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Parser = Callable[[bytes], Notification]
+
+
+def error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify(error=message), status
+
+
+def create_app(settings: Settings | None = None, *, serving: bool = False) -> Flask:
+    """The app. `serving` (under gunicorn) lets a worker boot on the last good routing.yaml."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    # One byte more than the limit: Werkzeug refuses a Content-Length over it, but cuts a
+    # chunked body (no Content-Length) at it without a word. _accept reads one byte past
+    # the limit and refuses the body itself when that byte is there.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
+    state = State(settings, fallback=serving)
+    app.extensions["receiver"] = state
+
+    @app.before_request
+    def poll_config() -> None:
+        state.poll()
+
+    if serving:  # an idle worker picks up a reload too, not only on its next request
+        state.start_watching()
+
+    def accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
+        outcome = "rejected"  # auth, content type, size, unknown receiver: another 4xx
+        try:
+            reply = _accept(source, parse, receiver)
+            outcome = "accepted" if reply[1] < 300 else "rejected"
+            return reply
+        except PayloadError:
+            outcome = "invalid"
+            raise
+        except OutboxUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            metrics.payloads_received.labels(source, outcome).inc()
+
+    def _accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
+        mimetype = request.mimetype
+        if mimetype != "application/json" and not mimetype.endswith("+json"):
+            return error(415, f"Content-Type must be application/json, got {mimetype or 'none'!r}")
+        body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH, before reading it all
+        if len(body) > settings.max_body_bytes:
+            raise RequestEntityTooLarge()
+        if not auth.check_request(
+            dict(request.headers), body, grafana=source == "grafana", token=settings.webhook_token,
+            basic=settings.basic_auth, hmac_secret=settings.grafana_hmac_secret, now=time.time(),
+        ):  # fmt: skip
+            return error(401, "unauthorized")
+        notification = parse(body)
+        table = state.table
+        if receiver is not None and receiver not in table.receivers:
+            return error(404, f"unknown receiver {receiver!r} in {table.path}")
+        pending = state.outbox.accept(
+            body, source=source, receiver=receiver, group_key=notification.group_key
+        )
+        metrics.alerts_received.labels(source).inc(len(notification.alerts))
+        log.info(
+            "accepted id=%d source=%s receiver=%s status=%s alerts=%d group_key=%s",
+            pending.id, source, receiver or notification.receiver, notification.status,
+            len(notification.alerts), notification.group_key,
+        )  # fmt: skip
+        return jsonify(status="accepted", id=pending.id, alerts=len(notification.alerts)), 200
+
+    @app.post("/alertmanager")
+    @app.post("/alertmanager/<receiver>")
+    def alertmanager(receiver: str | None = None) -> tuple[Response, int]:
+        return accept("alertmanager", ingest.parse_alertmanager, receiver)
+
+    # Grafana's webhook contact point can be set to PUT as well as POST.
+    @app.route("/grafana", methods=["POST", "PUT"])
+    @app.route("/grafana/<receiver>", methods=["POST", "PUT"])
+    def grafana(receiver: str | None = None) -> tuple[Response, int]:
+        return accept("grafana", parse_grafana, receiver)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        return jsonify(status="ok"), 200
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        """503 unless the config is loaded, the outbox takes writes and delivery is polling."""
+        config = {"ok": True, "routing": state.table.path, "loaded_at": state.loaded_at.isoformat()}
+        outbox: dict[str, object] = {"ok": True}
+        try:
+            outbox.update(state.outbox.counts())
+        except OutboxUnavailable as e:
+            outbox.update(ok=False, error=str(e))
+        if outbox["ok"] and (problem := health.probe_write(settings.data_dir)):
+            outbox.update(ok=False, error=problem)
+        age = health.heartbeat_age(settings.data_dir)
+        delivery: dict[str, object] = {"ok": age is not None and age < health.STALE_AFTER_S}
+        delivery["heartbeat_age_s"] = None if age is None else round(age, 1)
+        if not delivery["ok"]:
+            delivery["error"] = (
+                "the delivery worker has not started" if age is None
+                else f"no delivery heartbeat for {age:.0f}s (limit {health.STALE_AFTER_S:.0f}s)"
+            )  # fmt: skip
+        ready = bool(outbox["ok"] and delivery["ok"])
+        body = {"config": config, "outbox": outbox, "delivery": delivery}
+        return jsonify(status="ready" if ready else "unready", **body), 200 if ready else 503
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition(metrics.OutboxCollector(state.outbox.stats))
+        return Response(body, content_type=content_type)
+
+    @app.post("/-/reload")
+    def reload() -> tuple[Response, int]:
+        headers = dict(request.headers)
+        if settings.admin_token and not auth.check_webhook_auth(
+            headers, token=settings.admin_token, basic=None
+        ):
+            return error(401, "unauthorized")
+        try:
+            state.reload("request")
+        except ConfigError as e:
+            return jsonify(
+                error="reload failed; the running config stays",
+                problems=[str(p) for p in e.problems],
+            ), 500
+        return jsonify(status="reloaded"), 200
+
+    @app.errorhandler(PayloadError)
+    def payload_error(e: PayloadError) -> tuple[Response, int]:
+        return error(e.status, f"{e.path}: {e.message}" if e.path else e.message)
+
+    @app.errorhandler(OutboxUnavailable)
+    def outbox_unavailable(e: OutboxUnavailable) -> tuple[Response, int]:
+        log.error("outbox_unavailable error=%s", e)
+        return error(503, "the outbox cannot take the write; retry later")
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> tuple[Response, int]:
+        reply, status = error(e.code or 500, e.description or e.name)
+        # Keep the exception's headers but its HTML content type: Allow on a 405, for one.
+        reply.headers.extend((k, v) for k, v in e.get_headers() if k.lower() != "content-type")
+        return reply, status
+
+    return app

@@ -1,0 +1,163 @@
+"""`serve`: gunicorn for the web workers plus one delivery process, from one command.
+
+The gunicorn arbiter is the parent. Once it is ready it starts the delivery
+process and a thread that restarts it if it dies. On SIGTERM gunicorn drains
+its workers, then `on_exit` stops the delivery process, which finishes the
+call in flight. Anything still queued stays in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+
+from receiver import metrics
+from receiver.delivery import health
+from receiver.errors import ConfigError
+from receiver.logs import ACCESS_LOG_FORMAT, logconfig_dict
+from receiver.routing import loader as config
+from receiver.settings import Settings
+from receiver.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+class DeliverySupervisor:
+    """Runs `dingtalk-receiver deliver` as a child of the arbiter, and restarts it if it dies.
+
+    A plain subprocess, not multiprocessing: gunicorn forks its workers from the
+    arbiter, and they must not inherit a multiprocessing child to join at exit.
+    The child reads the same environment, so it sees the same settings.
+    """
+
+    POLL_S = 1.0
+    # A process that dies soon after its start (a crash at boot) is restarted after
+    # 1 s, 2 s, 4 s … up to a minute, not every second with a traceback each time.
+    RESTART_MIN_S = 1.0
+    RESTART_MAX_S = 60.0
+    STABLE_S = 60.0  # one that lived this long starts again at RESTART_MIN_S
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stopping = threading.Event()
+        self._started = 0.0
+
+    def start(self) -> None:
+        # A heartbeat left by the last run would make /readyz say ready before this
+        # run's delivery process has polled once.
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(health.heartbeat_path(self.settings.data_dir))
+        self._spawn()
+        threading.Thread(target=self._watch, name="delivery-watch", daemon=True).start()
+
+    def _spawn(self) -> None:
+        # Its own session: a signal to the terminal's group reaches the arbiter, which
+        # stops the workers first and then this process. If the arbiter is killed
+        # outright, the worker sees its parent change and exits by itself.
+        self.process = subprocess.Popen(self._command(), start_new_session=True)
+        self._started = time.monotonic()
+        log.info("delivery_process_started pid=%s", self.process.pid)
+
+    def _command(self) -> list[str]:
+        return [sys.executable, "-m", "receiver", "deliver", "--parent-pid", str(os.getpid())]
+
+    def _watch(self) -> None:
+        delay = 0.0
+        while not self.stopping.wait(self.POLL_S):
+            if self.process is not None and self.process.poll() is not None:
+                # No exit code: gunicorn's SIGCHLD handler reaps every child of the
+                # arbiter, this one too, so poll() can only tell that it is gone.
+                lived = time.monotonic() - self._started
+                stable = lived >= self.STABLE_S
+                delay = self.RESTART_MIN_S if stable else min(
+                    max(delay * 2, self.RESTART_MIN_S), self.RESTART_MAX_S
+                )  # fmt: skip
+                log.error("delivery_process_died pid=%s; restarting in %.0fs",
+                          self.process.pid, delay)  # fmt: skip
+                if self.stopping.wait(max(delay - self.POLL_S, 0)):
+                    break
+                self._spawn()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stopping.set()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: finish the call in flight, then exit
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        log.info("delivery_process_stopped")
+
+
+class ReceiverArbiter(Arbiter):  # type: ignore[misc]
+    """SIGHUP checks routing.yaml and says so, without restarting the workers.
+
+    gunicorn's own HUP restarts the workers, and a worker that boots on a broken
+    file is a paging outage. The workers pick up a changed file by themselves
+    (they poll it), so the arbiter only validates it and logs the outcome.
+    """
+
+    def handle_hup(self) -> None:
+        settings: Settings = self.app.settings
+        try:
+            config.load(settings.routing)
+        except ConfigError as e:
+            metrics.config_reloads.labels("failure").inc()
+            log.error("config_reload_failed reason=sighup problems=%s",
+                      "; ".join(map(str, e.problems)))  # fmt: skip
+            return
+        log.info("config_checked reason=sighup routing=%s; workers pick it up", settings.routing)
+
+
+class ReceiverServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.supervisor = DeliverySupervisor(settings)
+        super().__init__()
+
+    def load_config(self) -> None:
+        supervisor = self.supervisor
+        options: dict[str, Any] = {
+            "bind": self.settings.listen,
+            "workers": self.settings.workers,
+            "worker_class": "gthread",
+            "threads": 4,
+            "timeout": 30,
+            "graceful_timeout": 20,
+            "accesslog": "-",
+            "access_log_format": ACCESS_LOG_FORMAT,
+            "logconfig_dict": logconfig_dict(self.settings.log_format),
+            "when_ready": lambda server: supervisor.start(),
+            "on_exit": lambda server: supervisor.stop(),
+            "child_exit": lambda server, worker: metrics.mark_process_dead(worker.pid),
+        }
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
+            options["control_socket_disable"] = True
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def run(self) -> None:
+        ReceiverArbiter(self).run()
+
+    def load(self) -> Flask:
+        return create_app(self.settings, serving=True)
+
+
+def serve(settings: Settings) -> None:
+    if settings.dry_run:
+        log.warning(
+            "dry_run: DINGTALK_APP_KEY, DINGTALK_APP_SECRET or DINGTALK_APP_AGENT_ID is not set;"
+            " messages are logged and stored in the outbox, not sent"
+        )
+    ReceiverServer(settings).run()
