@@ -11,8 +11,10 @@ import pytest
 from receiver.delivery.followup import FollowUp
 from receiver.delivery.limits import Limits, next_day
 from receiver.delivery.outbox import Outbox
+from receiver.delivery.owner import owner_is_dead, process_owner
 from receiver.delivery.pipeline import Entry
-from receiver.delivery.worker import Worker, make_worker, owner_is_dead, process_owner
+from receiver.delivery.process import make_worker
+from receiver.delivery.worker import Worker
 from receiver.dingtalk.client import ERRCODES, Client
 from receiver.messages.budget import RESENT_MARK
 from receiver.settings import Settings

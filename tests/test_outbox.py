@@ -9,7 +9,8 @@ import pytest
 
 from receiver.delivery.outbox import Outbox
 from receiver.delivery.pipeline import Entry
-from receiver.delivery.worker import DryRunSender, Worker, backoff
+from receiver.delivery.process import DryRunSender
+from receiver.delivery.worker import Worker, backoff
 from receiver.dingtalk.client import Client
 from receiver.errors import OutboxUnavailable
 from receiver.settings import Settings
@@ -204,7 +205,7 @@ def test_requeue_dead_and_purge_sent(tmp_path: Path) -> None:
 def test_an_outbox_from_the_first_schema_is_migrated(tmp_path: Path) -> None:
     import sqlite3
 
-    from receiver.delivery.outbox import SCHEMA
+    from receiver.delivery.outbox_schema import SCHEMA
 
     db = sqlite3.connect(tmp_path / "outbox.sqlite3")
     db.executescript(SCHEMA)

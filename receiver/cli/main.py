@@ -81,7 +81,7 @@ def send_test(userids: str, text: str) -> None:
 @click.option("--parent-pid", type=int, help="exit when this process is gone")
 def deliver(parent_pid: int | None) -> None:
     """Run only the delivery worker (serve starts it for you)."""
-    from receiver.delivery.worker import run_process
+    from receiver.delivery.process import run_process
 
     run_process(_settings(), parent_pid=parent_pid)
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
-import socket
 import threading
 import time
 import traceback
@@ -30,16 +28,12 @@ from receiver.delivery import health
 from receiver.delivery.followup import FollowUp
 from receiver.delivery.limits import Limits, next_day
 from receiver.delivery.outbox import Item, Outbox
-from receiver.delivery.planner import Planner
-from receiver.delivery.state import State
-from receiver.dingtalk.client import ERRCODES, Client, SendResult, is_too_long, redact
-from receiver.errors import ConfigError, DingTalkError, OutboxUnavailable, RetryableError
+from receiver.delivery.owner import owner_is_dead, process_owner
+from receiver.dingtalk.client import ERRCODES, SendResult, is_too_long, redact
+from receiver.errors import DingTalkError, OutboxUnavailable, RetryableError
 from receiver.messages.budget import msg_size, shrink
-from receiver.settings import Settings
 
 log = logging.getLogger(__name__)
-
-DIRECTORY_SYNC_CHECK_S = 60.0  # how often the sync thread asks whether a sync is due
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
@@ -57,46 +51,10 @@ class Sender(Protocol):
     ) -> list[SendResult]: ...
 
 
-class DryRunSender:
-    """Logs what would be sent. Used when DingTalk credentials are not set."""
-
-    def async_send(
-        self, userid_list: list[str], msg: dict[str, object], dept_id_list: list[int]
-    ) -> list[SendResult]:
-        body = msg.get(str(msg.get("msgtype")), msg)
-        log.info("dry_run to=%s depts=%s msg=%s", ",".join(userid_list), dept_id_list, body)
-        return []
-
-
 def backoff(attempts: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
     """Capped exponential backoff with full jitter, never below half the step."""
     step = min(cap, base * 2.0 ** min(attempts, 20))
     return step / 2 + random.uniform(0, step / 2)
-
-
-def _start_time(pid: int) -> str:
-    """The pid's start time (Linux), or "" when it is gone or a zombie (killed, not reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return ""
-    return "" if fields[0] in {"Z", "X"} else fields[19]
-
-
-def process_owner(pid: int | None = None) -> str:
-    """Who holds a lease: host, pid and the pid's start time (pids are reused)."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True only when `owner` is a process on this host that no longer runs."""
-    host, _, rest = owner.partition(":")
-    pid_text, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False  # another host: only its lease can tell
-    return process_owner(int(pid_text)) != owner
 
 
 class Worker:
@@ -311,89 +269,3 @@ class Worker:
                 # polls then slow down so the scan stays a small share of a core.
                 self.stopping.wait(max(self.poll_s, 4 * (time.monotonic() - started)))
         log.info("delivery_stopped")
-
-
-def make_sender(settings: Settings) -> Sender:
-    if settings.dry_run:
-        return DryRunSender()
-    return Client(settings)
-
-
-def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
-    outbox = Outbox(settings.data_dir, synchronous="NORMAL")  # see Outbox: accept stays FULL
-    planner = Planner(State(settings, fallback=True, outbox=outbox))
-    sender = make_sender(settings)
-    limits = Limits(  # its own file: its writes never hold up a webhook's commit
-        os.path.join(settings.data_dir, "limits.sqlite3"),
-        rate=settings.send_rate,
-        per_minute=settings.recipients_per_minute,
-        daily=settings.user_daily_limit,
-    )
-    followup = None
-    if isinstance(sender, Client):
-        followup = FollowUp(outbox, sender, retry_s=max(settings.followup_delay, 30.0))
-    return Worker(
-        outbox,
-        sender,
-        limits=limits,
-        followup=followup,
-        give_up_after_s=settings.give_up_after,
-        backoff_min_s=settings.backoff_min,
-        backoff_max_s=settings.backoff_max,
-        followup_delay_s=settings.followup_delay,
-        retention_s=settings.retention,
-        # one item is at most: a token fetch, a send, a refresh and a second send
-        lease_s=max(60.0, 4 * settings.http_timeout + 20),
-        parent_pid=parent_pid,
-        plan=planner.run_once,
-    )
-
-
-def run_process(settings: Settings, parent_pid: int | None = None) -> None:
-    """Entry point of the delivery process that `serve` starts."""
-    from receiver.logs import setup_logging
-
-    setup_logging()
-    stop = threading.Event()  # the one the worker watches, so no SIGTERM is ever missed
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    delay = 1.0
-    while True:  # an outbox or a routing.yaml that fails now may be fine soon: wait, don't die
-        try:
-            worker = make_worker(settings, parent_pid)
-            break
-        except OutboxUnavailable as e:
-            log.error("outbox_unavailable error=%s; delivery retries in %.0fs", e, delay)
-        except ConfigError as e:  # no routing.yaml that loads, and no last good one either
-            problems = "; ".join(str(p) for p in e.problems)
-            log.error("config_invalid problems=%s; delivery retries in %.0fs", problems, delay)
-        if stop.wait(delay):
-            return
-        if parent_pid is not None and os.getppid() != parent_pid:  # serve was killed
-            log.error("delivery_orphaned parent=%d; exiting", parent_pid)
-            return
-        delay = min(delay * 2, 30.0)
-    worker.stopping = stop
-    start_directory_sync(settings, stop)
-    worker.run()
-
-
-def start_directory_sync(settings: Settings, stop: threading.Event) -> None:
-    """Re-sync the DingTalk directory every RECEIVER_DIRECTORY_SYNC_INTERVAL, off the send path.
-
-    It runs here, in the one delivery process, not in every web worker; a sync that
-    lands takes effect at once, because aliases are resolved when a message is routed.
-    """
-    from receiver.directory.sync import DirectorySync
-
-    sync = DirectorySync(settings, lambda: Client(settings))
-    if not sync.enabled:
-        return
-
-    def loop() -> None:
-        while not stop.is_set():
-            sync.maybe_sync()
-            stop.wait(DIRECTORY_SYNC_CHECK_S)
-
-    threading.Thread(target=loop, name="directory-sync", daemon=True).start()

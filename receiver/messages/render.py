@@ -8,27 +8,31 @@ falls back to the built-in one (receiver.builtin): the alert is always sent.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import ChainableUndefined, DictLoader, FileSystemLoader, TemplateSyntaxError, nodes
-from jinja2.runtime import Context, LoopContext
+from jinja2 import ChainableUndefined, DictLoader, FileSystemLoader, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from receiver.errors import ConfigProblem, not_utf8
 from receiver.messages.budget import MIN_BUDGET, TITLE_CHARS, Parts, fit, hard_fit, msg_size
 from receiver.messages.builtin import BUILTIN_TEMPLATES
+from receiver.messages.context import alert_context, context, notification_id
 from receiver.messages.filters import KEY_LABELS, WORDS, cut, filters, oneline
-from receiver.messages.links import buttons, group_silence_url, more_url, silence_url
-from receiver.model import Alert, Notification
+from receiver.messages.links import buttons, group_silence_url, more_url
+from receiver.messages.sandbox import (
+    MAX_TEMPLATE_CHARS,
+    Sandbox,
+    TemplateLimitError,
+    limited_steps,
+)
+from receiver.model import Notification
 from receiver.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,143 +46,6 @@ MSGTYPES = tuple(DEFAULT_TEMPLATES)
 DEFAULT_TEMPLATE = DEFAULT_TEMPLATES["markdown"]
 
 __all__ = ["Message", "Renderer", "context", "msg_size", "notification_id"]
-
-
-# What `getattr` finds on a plain dict: its methods, nothing else.
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-
-# What one render of a template may do: loop iterations plus calls, and characters
-# of output or of one repeated string or list. The default templates use a few
-# hundred steps and a few thousand characters; past these a template is runaway
-# (a loop in a loop over range(100000)) and fails, so the built-in one is used.
-MAX_TEMPLATE_STEPS = 1_000_000
-MAX_TEMPLATE_CHARS = 1_000_000
-
-
-class TemplateLimitError(Exception):
-    """A template ran past MAX_TEMPLATE_STEPS or MAX_TEMPLATE_CHARS."""
-
-
-class _Steps:
-    def __init__(self) -> None:
-        self.left = MAX_TEMPLATE_STEPS
-
-    def take(self) -> None:
-        self.left -= 1
-        if self.left < 0:
-            raise TemplateLimitError(f"more than {MAX_TEMPLATE_STEPS} loop steps and calls")
-
-
-# The steps left to the template being rendered; None (no limit) for the built-in.
-_steps: ContextVar[_Steps | None] = ContextVar("template_steps", default=None)
-
-
-def _counted(items: Iterable[Any]) -> Iterator[Any]:
-    steps = _steps.get()
-    for item in items:
-        if steps is not None:
-            steps.take()
-        yield item
-
-
-class _Sandbox(SandboxedEnvironment):
-    """Jinja's sandbox, with a faster `a.labels` on a plain dict.
-
-    The sandbox tries the attribute first and the key only after catching the
-    AttributeError; a template reads dict keys this way about 25 times per alert,
-    and the exceptions were a third of its time. For a name that is no attribute
-    of dict, looking the key up directly gives the same result.
-    """
-
-    intercepted_binops = frozenset({"*"})
-
-    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        """The template, each `for` loop counting its steps (`_counted`)."""
-        tree = super()._parse(source, name, filename)
-        for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Filter(loop.iter, "_counted", [], [], None, None, lineno=loop.lineno)
-        return tree
-
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        steps = _steps.get()
-        if steps is not None:
-            steps.take()
-            if isinstance(__obj, LoopContext) and args:  # a recursive loop's loop(items)
-                args = (_counted(args[0]), *args[1:])
-        return super().call(__context, __obj, *args, **kwargs)
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*" and _steps.get() is not None:
-            for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(times, int):
-                    if len(seq) * times > MAX_TEMPLATE_CHARS:
-                        raise TemplateLimitError(f"a repeat longer than {MAX_TEMPLATE_CHARS}")
-        return super().call_binop(context, operator, left, right)
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                return self.undefined(obj=obj, name=attribute)
-        return super().getattr(obj, attribute)
-
-
-def _capped(values: dict[str, str], cap: int | None) -> dict[str, str]:
-    return values if cap is None else {k: cut(v, cap) for k, v in values.items()}
-
-
-def _alert_ctx(a: Alert, n: Notification, cap: int | None) -> dict[str, Any]:
-    silence = a.silence_url
-    if not silence and n.source == "alertmanager":
-        silence = silence_url(n.external_url, a.labels)
-    return {
-        "status": a.status,
-        "labels": _capped(a.labels, cap),
-        "annotations": _capped(a.annotations, cap),
-        "startsAt": a.starts_at,
-        "endsAt": a.ends_at,
-        "generatorURL": a.generator_url,
-        "fingerprint": a.fingerprint,
-        "values": a.values or {},
-        "valueString": a.value_string,
-        "silenceURL": silence,
-        "dashboardURL": a.dashboard_url,
-        "panelURL": a.panel_url,
-        "imageURL": a.image_url,
-    }
-
-
-def context(n: Notification, alerts: list[dict[str, Any]], cap: int | None) -> dict[str, Any]:
-    """The template context: Alertmanager's template data shape, for both sources.
-
-    `alerts` are the contexts (`_alert_ctx`) of the alerts shown; `cap` cuts every
-    label and annotation value to that many characters.
-    """
-    return {
-        "source": n.source,
-        "status": n.status,
-        "receiver": n.receiver,
-        "alerts": alerts,
-        "firing": [a for a in alerts if a["status"] == "firing"],
-        "resolved": [a for a in alerts if a["status"] == "resolved"],
-        "groupLabels": n.group_labels,
-        "commonLabels": _capped(n.common_labels, cap),
-        "commonAnnotations": _capped(n.common_annotations, cap),
-        "externalURL": n.external_url,
-        "truncatedAlerts": n.truncated_alerts,
-    }
-
-
-def notification_id(n: Notification, now: datetime) -> str:
-    """A short id that differs for every notification, so DingTalk never dedups a repeat."""
-    h = hashlib.sha256()
-    h.update(
-        f"{n.group_key}|{n.receiver}|{n.status}|{now.isoformat()}".encode(errors="surrogatepass")
-    )
-    for a in n.alerts:
-        h.update(f"|{a.fingerprint}:{a.status}".encode(errors="surrogatepass"))
-    return h.hexdigest()[:8]
 
 
 def _clean(text: str) -> str:
@@ -273,7 +140,7 @@ class Renderer:
         return problems
 
     def _env(self, loader: FileSystemLoader | DictLoader) -> SandboxedEnvironment:
-        env = _Sandbox(
+        env = Sandbox(
             loader=loader,
             undefined=ChainableUndefined,
             autoescape=False,
@@ -281,7 +148,6 @@ class Renderer:
             lstrip_blocks=True,
         )
         env.filters.update(filters(self.tz))
-        env.filters["_counted"] = _counted
         return env
 
     def title(self, n: Notification) -> str:
@@ -327,7 +193,7 @@ class Renderer:
         def build(k: int, cap: int | None) -> Parts:
             # Each alert's context is made once per cap, however many builds show it.
             done = alert_ctxs.setdefault(cap, [])
-            done += (_alert_ctx(a, n, cap) for a in ordered[len(done) : k])
+            done += (alert_context(a, n, cap) for a in ordered[len(done) : k])
             hidden = len(ordered) - k + n.truncated_alerts
             ctx = context(n, done[:k], cap) | extras | {"hiddenAlerts": hidden}
             body = self._body(attempt, msgtype, ctx).strip()
@@ -360,9 +226,9 @@ class Renderer:
 
     def _body(self, attempt: _Attempt, msgtype: str, ctx: dict[str, Any]) -> str:
         if not attempt.failed:
-            token = _steps.set(_Steps())
             try:
-                return self._limited(self.env.get_template(attempt.name).generate(ctx))
+                with limited_steps():
+                    return self._limited(self.env.get_template(attempt.name).generate(ctx))
             # A user's template can raise anything (1/0, a bad filter argument, the
             # sandbox's SecurityError); the alert must still go out, so catch it all.
             except Exception as e:
@@ -376,8 +242,6 @@ class Renderer:
                 )
                 if self.on_fallback is not None:
                     self.on_fallback(attempt.name)
-            finally:
-                _steps.reset(token)
         return self.builtin.get_template(msgtype).render(ctx)
 
     @staticmethod

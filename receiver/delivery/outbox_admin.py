@@ -1,0 +1,86 @@
+"""What operators see and do with the outbox: requeue, purge, and inspection."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from receiver.delivery.outbox_schema import COUNTED, Item, OutboxBase
+
+
+class AdminQueries(OutboxBase):
+    # -- operator actions ------------------------------------------------------------------
+    def requeue(self, item_id: int | None = None) -> int:
+        """Make a dead or retrying item (or, with None, every dead item) due now."""
+        now = time.time()
+        one = item_id is not None  # not `if item_id`: an id of 0 must not mean every dead item
+        where = "id=? AND state IN ('dead','retry','queued')" if one else "state='dead'"
+        with self._tx() as db:
+            ids = [
+                r["id"]
+                for r in db.execute(
+                    f"SELECT id FROM outbox WHERE {where}", (item_id,) if one else ()
+                )
+            ]
+            for i in ids:
+                db.execute(
+                    "UPDATE outbox SET state='queued', next_attempt_at=?, due_since=?,"
+                    " hold_reason=NULL, updated_at=? WHERE id=?",
+                    (now, now, now, i),
+                )
+                self._log(db, i, "requeued", error="by operator")
+        return len(ids)
+
+    def purge_sent(self, older_than_s: float) -> int:
+        cutoff = time.time() - older_than_s
+        old = "SELECT id FROM outbox WHERE state='sent' AND sent_at<?"
+        with self._tx() as db:
+            db.execute(f"DELETE FROM attempts WHERE item_id IN ({old})", (cutoff,))
+            cur = db.execute("DELETE FROM outbox WHERE state='sent' AND sent_at<?", (cutoff,))
+        return cur.rowcount
+
+    # -- inspection ------------------------------------------------------------------------
+    def get(self, item_id: int) -> Item | None:
+        with self._read() as db:
+            row = db.execute("SELECT * FROM outbox WHERE id=?", (item_id,)).fetchone()
+        return Item.from_row(row) if row else None
+
+    def history(self, item_id: int) -> list[dict[str, Any]]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT at, outcome, errcode, error FROM attempts WHERE item_id=? ORDER BY id",
+                (item_id,),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def items(self, state: str | None = None, limit: int = 1000) -> list[Item]:
+        """By id; without `state`, unfinished items first, so a week of sent ones hides none."""
+        with self._read() as db:
+            if state:
+                rows = db.execute(
+                    "SELECT * FROM outbox WHERE state=? ORDER BY id LIMIT ?", (state, limit)
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT * FROM outbox ORDER BY state='sent', id LIMIT ?", (limit,)
+                ).fetchall()
+        return [Item.from_row(r) for r in rows]
+
+    def stats(self) -> tuple[dict[str, int], float | None]:
+        """Counts by state, and when the oldest pending, queued or retrying item was accepted."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT MIN(t) AS oldest FROM (SELECT MIN(received_at) AS t FROM pending UNION ALL"
+                " SELECT MIN(created_at) FROM outbox WHERE state IN ('queued','retry'))"
+            ).fetchone()
+        return self.counts(), row["oldest"]
+
+    def counts(self) -> dict[str, int]:
+        """Items by state, and `pending`: accepted webhooks not planned into items yet."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state"
+                " UNION ALL SELECT 'pending', COUNT(*) FROM pending"
+            ).fetchall()
+        found = {r["state"]: r["n"] for r in rows}
+        return {s: int(found.get(s, 0)) for s in COUNTED}

@@ -1,0 +1,74 @@
+"""Accepted webhooks not yet planned into items: the accept path's one write, and planning."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from receiver.delivery.outbox_schema import OutboxBase, Pending, pending_from_row
+from receiver.delivery.pipeline import Entry
+
+
+class PendingWebhooks(OutboxBase):
+    # -- accept path -----------------------------------------------------------------------
+    def accept(self, body: bytes, *, source: str, receiver: str | None, group_key: str) -> Pending:
+        """Commit a validated webhook body; it is on disk when this returns."""
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO pending (received_at, source, receiver, group_key, body,"
+                " next_attempt_at) VALUES (?,?,?,?,?,?)",
+                (now, source, receiver, group_key, body, now),
+            )
+        return Pending(int(cur.lastrowid or 0), now, source, receiver, group_key, body)
+
+    def enqueue(self, entries: Iterable[Entry], *, source: str, group_key: str) -> list[int]:
+        """Commit every entry, or none. Returns the new ids once they are on disk."""
+        with self._tx() as db:
+            return self._insert(db, entries, source, group_key, time.time())
+
+    # -- planning (delivery process) -------------------------------------------------------
+    def due_pending(self, *, limit: int = 20, now: float | None = None) -> list[Pending]:
+        """Pending webhooks to plan, oldest first."""
+        now = time.time() if now is None else now
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM pending WHERE next_attempt_at<=? ORDER BY id LIMIT ?", (now, limit)
+            ).fetchall()
+        return [pending_from_row(r) for r in rows]
+
+    def pending(self, limit: int = 1000) -> list[Pending]:
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM pending ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [pending_from_row(r) for r in rows]
+
+    def expand(self, p: Pending, entries: Iterable[Entry]) -> list[int] | None:
+        """Replace pending `p` with its items, in one transaction; None if already done."""
+        with self._tx() as db:
+            if db.execute("DELETE FROM pending WHERE id=?", (p.id,)).rowcount != 1:
+                return None
+            return self._insert(db, entries, p.source, p.group_key, p.received_at)
+
+    def defer(self, pending_id: int, *, error: str, delay_s: float) -> None:
+        """Planning failed: keep the webhook, note why, and plan it again after `delay_s`."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE pending SET attempts=attempts+1, next_attempt_at=?, last_error=?"
+                " WHERE id=?",
+                (time.time() + delay_s, error, pending_id),
+            )
+
+    def replan(self, pending_id: int) -> bool:
+        """Plan a pending webhook at the next poll, its backoff started afresh."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE pending SET attempts=0, next_attempt_at=? WHERE id=?",
+                (time.time(), pending_id),
+            )
+        return cur.rowcount == 1
+
+    def drop_pending(self, pending_id: int) -> Pending | None:
+        """Delete a pending webhook an operator gave up on; what it was, or None."""
+        with self._tx() as db:
+            row = db.execute("DELETE FROM pending WHERE id=? RETURNING *", (pending_id,)).fetchone()
+        return pending_from_row(row) if row is not None else None

@@ -1,0 +1,229 @@
+"""What the outbox keeps: its tables, the columns added since, and its rows as read.
+
+`OutboxBase` opens the SQLite file and brings its schema up to date; the queries are
+in receiver.delivery.outbox (the item queue), outbox_pending (webhooks not yet
+planned) and outbox_admin (what operators look at and do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from receiver.delivery.pipeline import Entry
+from receiver.errors import OutboxUnavailable
+from receiver.storage.sqlite import ThreadConnections
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'retry', 'dead')),
+    source TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    msg TEXT NOT NULL,
+    userids TEXT NOT NULL,
+    departments TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL,
+    task_ids TEXT,
+    errcode INTEGER,
+    last_error TEXT,
+    sent_at REAL
+);
+CREATE TABLE IF NOT EXISTS pending (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    receiver TEXT,
+    group_key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES outbox (id),
+    at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    errcode INTEGER,
+    error TEXT
+);
+"""
+# Columns added after the first schema; an older file gets them by ALTER TABLE.
+COLUMNS = {
+    "owner": "TEXT",  # who holds the lease: host:pid:start
+    "due_since": "REAL",  # when the item first became due; the give-up age counts from here
+    "hold_reason": "TEXT",  # set while held for a client-side limit (does not block order)
+    "followup_at": "REAL",  # when getsendresult is due
+    "send_result": "TEXT",  # what getsendresult said (JSON)
+}
+INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_followup ON outbox (followup_at) WHERE followup_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS attempts_item ON attempts (item_id);
+"""
+
+STATES = ("queued", "sending", "sent", "retry", "dead")
+COUNTED = ("pending", *STATES)  # what counts() reports: accepted webhooks not yet planned too
+DUE = (
+    "((state IN ('queued','retry') AND next_attempt_at<=:now)"
+    " OR (state='sending' AND lease_until<:now))"
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    state: str
+    source: str
+    receiver: str
+    group_key: str
+    msg: dict[str, Any]
+    userids: tuple[str, ...]
+    departments: tuple[int, ...]
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    task_ids: tuple[int, ...]
+    errcode: int | None
+    last_error: str | None
+    due_since: float = 0.0
+    owner: str | None = None
+    hold_reason: str | None = None
+    sent_at: float | None = None
+    followup_at: float | None = None
+    send_result: dict[str, Any] | None = None
+
+    @property
+    def recipients(self) -> frozenset[str]:
+        """Keys that order is kept by: each userid, and each department as `dept:N`."""
+        return frozenset(self.userids) | {f"dept:{d}" for d in self.departments}
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Item:
+        return cls(
+            id=row["id"],
+            state=row["state"],
+            source=row["source"],
+            receiver=row["receiver"],
+            group_key=row["group_key"],
+            msg=json.loads(row["msg"]),
+            userids=split_ids(row["userids"]),
+            departments=tuple(int(d) for d in split_ids(row["departments"])),
+            attempts=row["attempts"],
+            created_at=row["created_at"],
+            next_attempt_at=row["next_attempt_at"],
+            task_ids=tuple(json.loads(row["task_ids"] or "[]")),
+            errcode=row["errcode"],
+            last_error=row["last_error"],
+            due_since=row["due_since"] or row["created_at"],
+            owner=row["owner"],
+            hold_reason=row["hold_reason"],
+            sent_at=row["sent_at"],
+            followup_at=row["followup_at"],
+            send_result=json.loads(row["send_result"]) if row["send_result"] else None,
+        )
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An accepted webhook, as received, that the delivery process has not planned yet."""
+
+    id: int
+    received_at: float
+    source: str
+    receiver: str | None  # the receiver named in the URL; None: the route tree decides
+    group_key: str
+    body: bytes
+    attempts: int = 0
+    last_error: str | None = None
+
+
+def split_ids(text: str) -> tuple[str, ...]:
+    return tuple(u for u in text.split(",") if u)
+
+
+def recipient_keys(userids: str, departments: str) -> set[str]:
+    return set(split_ids(userids)) | {f"dept:{d}" for d in split_ids(departments)}
+
+
+def pending_from_row(row: sqlite3.Row) -> Pending:
+    return Pending(
+        id=row["id"], received_at=row["received_at"], source=row["source"],
+        receiver=row["receiver"], group_key=row["group_key"], body=bytes(row["body"]),
+        attempts=row["attempts"], last_error=row["last_error"],
+    )  # fmt: skip
+
+
+class OutboxBase:
+    """The outbox file and its transactions; the queries are in the classes built on it."""
+
+    def __init__(
+        self, data_dir: str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"
+    ) -> None:
+        """`synchronous`: FULL (the default) fsyncs every commit, as the accept path must.
+
+        The delivery process uses NORMAL: a state change it loses to a power cut is
+        redone (a lease runs out, the item is sent again: at-least-once, as documented),
+        and each commit no longer holds the write lock through an fsync.
+        """
+        self.path = os.path.join(data_dir, "outbox.sqlite3")
+        self._db = ThreadConnections(self.path, busy_timeout_ms, synchronous)
+        try:
+            os.makedirs(data_dir, exist_ok=True)
+            with self._tx() as db:  # DDL is transactional: several workers may start at once
+                for stmt in SCHEMA.split(";"):
+                    db.execute(stmt)
+                have = {r["name"] for r in db.execute("PRAGMA table_info(outbox)")}
+                for name, decl in COLUMNS.items():
+                    if name not in have:
+                        db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
+                for stmt in INDEXES.split(";"):
+                    db.execute(stmt)
+        except (OSError, OutboxUnavailable, sqlite3.Error) as e:
+            raise OutboxUnavailable(f"cannot open outbox {self.path}: {e}") from None
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._db.transaction()
+
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read: it does not hold up the web workers' commits (WAL)."""
+        return self._db.transaction(write=False)
+
+    def _log(self, db: sqlite3.Connection, item_id: int, outcome: str, errcode: int | None = None,
+             error: str | None = None) -> None:  # fmt: skip
+        db.execute(
+            "INSERT INTO attempts (item_id, at, outcome, errcode, error) VALUES (?,?,?,?,?)",
+            (item_id, time.time(), outcome, errcode, error),
+        )
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, entries: Iterable[Entry], source: str, group_key: str,
+                created_at: float) -> list[int]:  # fmt: skip
+        now = time.time()
+        ids: list[int] = []
+        for e in entries:
+            cur = db.execute(
+                "INSERT INTO outbox (created_at, updated_at, state, source, receiver,"
+                " group_key, msg, userids, departments, next_attempt_at, due_since)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    created_at, now, "queued", source, e.receiver, group_key,
+                    json.dumps(e.msg, ensure_ascii=False, separators=(",", ":")),
+                    ",".join(e.userids), ",".join(str(d) for d in e.departments), now,
+                    created_at,
+                ),
+            )  # fmt: skip
+            ids.append(int(cur.lastrowid or 0))
+        return ids
