@@ -4,7 +4,7 @@
     ├── ConfigError            routing.yaml / templates invalid; carries every problem found
     ├── PayloadError           a webhook body we refuse; carries the HTTP status and JSON path
     ├── OutboxUnavailable      the outbox could not take a write (the webhook answers 503)
-    └── DingTalkError          a DingTalk call failed; translated once, in receiver.dingtalk
+    └── DingTalkError          a DingTalk call failed; translated once, in receiver.dingtalk.client
         ├── RetryableError     network, timeout, 5xx/429, -1, 90001-90019, 1430003, punish
         ├── TokenError         the token stayed bad after one refresh
         └── PermanentError     anything else: a retry would fail the same way

@@ -1,13 +1,13 @@
 """The delivery worker: plan accepted webhooks, claim from the outbox, send, record.
 
 It runs in its own process, started by `serve`. Each turn of its loop first plans
-the webhooks the web workers accepted (receiver/planner.py: route and render them
+the webhooks the web workers accepted (receiver.delivery.planner: route and render them
 into outbox items), then sends. In dry-run mode (no credentials) it logs each
 message instead of sending it, and marks it sent. Besides sending, its loop runs
 the getsendresult follow-up and purges old sent items.
 
 Order: items are handled in id order, and an item is not claimed while an earlier
-item for one of its recipients is unfinished (outbox.claim). When an item fails,
+item for one of its recipients is unfinished (Outbox.claim). When an item fails,
 the items after it in the same batch that share a recipient are given back.
 """
 

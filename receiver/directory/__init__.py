@@ -1,5 +1,5 @@
 """The DingTalk directory: a synced local store that aliases (mobile, email, name) resolve in.
 
 `store` keeps it (SQLite); `sync` walks DingTalk's department and user lists through
-the narrow `Caller` interface, which receiver.dingtalk.Client satisfies.
+the narrow `Caller` interface, which receiver.dingtalk.client.Client satisfies.
 """

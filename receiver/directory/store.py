@@ -1,7 +1,7 @@
 """The synced DingTalk directory: who is who, so routing.yaml can name people.
 
 `DirectoryStore` keeps one SQLite file, `directory.sqlite3`, in RECEIVER_DATA_DIR.
-A sync (receiver.directory_sync) fetches the whole directory into memory first and
+A sync (receiver.directory.sync) fetches the whole directory into memory first and
 then replaces every row in one transaction, so readers in other processes see the
 old directory or the new one, never a mix, and a sync that fails keeps the old one.
 

@@ -46,7 +46,7 @@ def spacing(settings: Settings) -> float:
 
 
 class Caller(Protocol):
-    """What the sync needs of `receiver.dingtalk.Client`."""
+    """What the sync needs of `receiver.dingtalk.client.Client`."""
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]: ...
 

@@ -2,8 +2,8 @@
 
 A template (templates/, run in Jinja's sandbox) renders the body; the renderer adds
 the title, the "…N more" line, the uniqueness line and, for action_card, the
-buttons, and fits it all into the budget (receiver.budget). A template that fails
-falls back to the built-in one (receiver.builtin): the alert is always sent.
+buttons, and fits it all into the budget (receiver.messages.budget). A template that fails
+falls back to the built-in one (receiver.messages.builtin): the alert is always sent.
 """
 
 from __future__ import annotations

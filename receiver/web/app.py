@@ -1,7 +1,7 @@
 """The Flask application: a thin HTTP shell around ingest -> outbox.
 
 A 2xx means the validated webhook is committed to the outbox, from which the
-delivery process routes, renders and sends it (receiver/planner.py). The handler
+delivery process routes, renders and sends it (receiver.delivery.planner). The handler
 never renders and never calls DingTalk, so accepting costs one parse and one insert.
 """
 

@@ -12,7 +12,7 @@ from receiver.errors import ConfigError
 from receiver.routing import load_routing
 from receiver.routing.table import Lookup, RoutingTable
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load(tmp_path: Path, text: str) -> RoutingTable:

@@ -17,7 +17,7 @@ from receiver.ingest.auth import grafana_signature
 from receiver.settings import Settings
 from receiver.web.app import create_app
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 AM = (FIXTURES / "alertmanager" / "firing-4.json").read_bytes()
 GRAFANA = (FIXTURES / "grafana" / "unified-firing.json").read_bytes()

@@ -23,7 +23,7 @@ from receiver.routing.matchers import quote
 from receiver.routing.table import Route, RoutingTable
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 if not os.access(AMTOOL, os.X_OK):
     if os.environ.get("RECEIVER_REQUIRE_E2E") == "1":

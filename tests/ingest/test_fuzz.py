@@ -17,7 +17,7 @@ from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.grafana import parse_grafana
 from receiver.model import Notification
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 VALID = [
     (parse_alertmanager, json.loads((FIXTURES / "alertmanager" / n).read_bytes()))
     for n in ("firing-4.json", "mixed.json", "hostile-text.json", "truncated.json")

@@ -11,7 +11,7 @@ import pytest
 from receiver.errors import PayloadError
 from receiver.ingest.grafana import parse_grafana
 
-FIXTURES = Path(__file__).parent / "fixtures" / "grafana"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "grafana"
 
 
 def load(name: str) -> bytes:
@@ -74,7 +74,9 @@ def test_unified_keeps_truncated_count():
 
 
 def test_mimir_compatible_version_4_is_accepted():
-    n = parse_grafana((Path(__file__).parent / "fixtures/alertmanager/firing-4.json").read_bytes())
+    n = parse_grafana(
+        (Path(__file__).resolve().parents[1] / "fixtures/alertmanager/firing-4.json").read_bytes()
+    )
     assert n.source == "grafana" and len(n.alerts) == 4
 
 

@@ -13,7 +13,7 @@ import pytest
 from receiver.errors import PayloadError
 from receiver.ingest.alertmanager import decode_json, parse_alertmanager, unquote_meta
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def load(name: str) -> bytes:

@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import FIXTURES
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.procs import http, serve
-from tests.test_bad_input import BAD_PAYLOADS
 from tests.test_e2e import receiver_env
+from tests.web.test_bad_input import BAD_PAYLOADS
 
 pytestmark = pytest.mark.e2e
 

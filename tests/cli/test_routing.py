@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from receiver.cli.main import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = str(ROOT / "routing.yaml")
 TEMPLATES = str(ROOT / "templates")
 SAMPLE = str(ROOT / "tests/fixtures/alertmanager/firing-1.json")

@@ -129,7 +129,7 @@ def test_sync_users_warns_when_no_mobile_comes_back(
 
 
 # -- the walk-through in docs/directory.md, run as written ---------------------------------
-DOC = Path(__file__).resolve().parent.parent / "docs" / "directory.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "directory.md"
 
 
 def doc_blocks(kind: str) -> list[str]:
