@@ -6,6 +6,7 @@
     ├── OutboxUnavailable      the outbox could not take a write (the webhook answers 503)
     └── DingTalkError          a DingTalk call failed; translated once, in receiver.dingtalk.client
         ├── RetryableError     network, timeout, 5xx/429, -1, 90001-90019, 1430003, punish
+        │   └── ThrottledError a group robot posted too fast (410100): wait `retry_after`
         ├── TokenError         the token stayed bad after one refresh
         └── PermanentError     anything else: a retry would fail the same way
 
@@ -79,6 +80,16 @@ class DingTalkError(ReceiverError):
 
 class RetryableError(DingTalkError):
     retryable = True
+
+
+class ThrottledError(RetryableError):
+    """DingTalk refused for the rate: nothing goes through before `retry_after` seconds."""
+
+    def __init__(
+        self, message: str, *, retry_after: float, errcode: int | None = None, errmsg: str = ""
+    ) -> None:
+        super().__init__(message, errcode=errcode, errmsg=errmsg)
+        self.retry_after = retry_after
 
 
 class TokenError(DingTalkError):

@@ -82,6 +82,15 @@ template_fallbacks = Counter(
     "Renders that fell back to the default template.",
     ["template"],
 )
+robot_posts = Counter(
+    f"{NS}_robot_posts_total",
+    "Group robot copies by robot and outcome (sent, retry, dead); also counted in sends_total.",
+    ["robot", "outcome"],
+)
+robot_digests = Counter(
+    f"{NS}_robot_digests_total",
+    "Robot posts that carried a digest of queued copies, to stay under the robot's rate.",
+)
 delivery_heartbeat = Gauge(
     f"{NS}_delivery_heartbeat_timestamp_seconds",
     "Last time the delivery worker polled the outbox.", multiprocess_mode="max",

@@ -105,6 +105,7 @@ class Settings:
     user_daily_limit: int = 500
     followup_delay: float = 60.0
     retention: float = 7 * 86400.0
+    robot_per_minute: int = 18  # posts a minute per group robot; DingTalk blocks over 20
 
     def __post_init__(self) -> None:
         if self.log_format not in LOG_FORMATS:
@@ -115,6 +116,11 @@ class Settings:
         # gunicorn runs them: a traceback per worker boot, or a restart every second.
         if self.workers < 1:
             raise ValueError(f"RECEIVER_WORKERS / --workers={self.workers}: must be at least 1")
+        if not 1 <= self.robot_per_minute <= 20:
+            raise ValueError(
+                f"RECEIVER_ROBOT_PER_MINUTE={self.robot_per_minute}: must be 1..20"
+                " (DingTalk blocks a robot for 10 minutes over 20 posts a minute)"
+            )
         if self.language not in LANGUAGES:
             raise ValueError(
                 f"RECEIVER_LANGUAGE={self.language!r}: expected one of {', '.join(LANGUAGES)}"
@@ -174,6 +180,7 @@ class Settings:
             "user_daily_limit": _int(env, "RECEIVER_USER_DAILY_LIMIT", 500, minimum=1),
             "followup_delay": _duration(env, "RECEIVER_FOLLOWUP_DELAY", 60.0),
             "retention": _duration(env, "RECEIVER_RETENTION", 7 * 86400.0),
+            "robot_per_minute": _int(env, "RECEIVER_ROBOT_PER_MINUTE", 18, minimum=1),
         }
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and v is not None})

@@ -25,6 +25,7 @@ from typing import Any
 
 from receiver.delivery.outbox_admin import AdminQueries
 from receiver.delivery.outbox_pending import PendingWebhooks
+from receiver.delivery.outbox_robots import RobotQueries
 from receiver.delivery.outbox_schema import (
     COUNTED,
     DUE,
@@ -38,7 +39,7 @@ from receiver.delivery.outbox_schema import (
 __all__ = ["COUNTED", "STATES", "Item", "Outbox", "Pending"]
 
 
-class Outbox(PendingWebhooks, AdminQueries):
+class Outbox(PendingWebhooks, AdminQueries, RobotQueries):
     """The queue of items: claims and leases, and every state change of a send."""
 
     # -- delivery path ---------------------------------------------------------------------

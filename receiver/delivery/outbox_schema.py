@@ -67,6 +67,8 @@ COLUMNS = {
     "hold_reason": "TEXT",  # set while held for a client-side limit (does not block order)
     "followup_at": "REAL",  # when getsendresult is due
     "send_result": "TEXT",  # what getsendresult said (JSON)
+    "channel": "TEXT",  # NULL: a work notification; 'robot': a group robot's copy
+    "robot": "TEXT",  # the robot's name (routing.yaml robots:), for a robot copy
 }
 INDEXES = """
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
@@ -104,6 +106,8 @@ class Item:
     sent_at: float | None = None
     followup_at: float | None = None
     send_result: dict[str, Any] | None = None
+    channel: str = "work"  # "work" | "robot"
+    robot: str | None = None
 
     @property
     def recipients(self) -> frozenset[str]:
@@ -133,6 +137,8 @@ class Item:
             sent_at=row["sent_at"],
             followup_at=row["followup_at"],
             send_result=json.loads(row["send_result"]) if row["send_result"] else None,
+            channel=row["channel"] or "work",
+            robot=row["robot"],
         )
 
 
@@ -216,13 +222,13 @@ class OutboxBase:
         for e in entries:
             cur = db.execute(
                 "INSERT INTO outbox (created_at, updated_at, state, source, receiver,"
-                " group_key, msg, userids, departments, next_attempt_at, due_since)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " group_key, msg, userids, departments, next_attempt_at, due_since,"
+                " channel, robot) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     created_at, now, "queued", source, e.receiver, group_key,
                     json.dumps(e.msg, ensure_ascii=False, separators=(",", ":")),
                     ",".join(e.userids), ",".join(str(d) for d in e.departments), now,
-                    created_at,
+                    created_at, "robot" if e.robot else None, e.robot,
                 ),
             )  # fmt: skip
             ids.append(int(cur.lastrowid or 0))

@@ -2,6 +2,8 @@
 
 ingest -> routing (per alert) -> render (per receiver) -> recipients de-duplicated
 per distinct message -> entries of at most 100 userids and 20 departments each.
+A receiver with `robots:` also gets one entry per (robot, distinct message): the
+group robot's copy, @mentioning the userids that receiver paged.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from receiver.messages.render import Renderer
+from receiver.messages.robot import robot_copy
 from receiver.model import Alert, Notification
 from receiver.routing.table import RoutingTable
 
@@ -27,6 +30,7 @@ class Entry:
     msg: dict[str, Any]
     userids: tuple[str, ...]
     departments: tuple[int, ...] = ()
+    robot: str | None = None  # a group robot's copy: `msg` is its body, with its mentions
 
 
 def split_by_receiver(
@@ -62,6 +66,7 @@ def plan(
     # their recipients (each person once), and are cut into calls only at the end,
     # so a storm makes the fewest calls possible: one per message per 100 people.
     groups: dict[str, _Group] = {}
+    copies: dict[tuple[str, str], _Copy] = {}
     for name, part in split_by_receiver(table, n, now, receiver).items():
         r = table.receivers[name]
         recipients = table.recipients(name, now)
@@ -71,7 +76,29 @@ def plan(
         group.receivers.setdefault(name, None)
         group.userids.update(dict.fromkeys(recipients.userids))
         group.departments.update(dict.fromkeys(recipients.departments))
-    return [e for g in groups.values() for e in g.entries()]
+        for robot in r.robots:
+            kind = table.robots[robot].msgtype
+            bare = robot_copy(renderer, part, template=r.template, msgtype=kind, mentions=(),
+                              now=now)  # fmt: skip
+            copy = copies.setdefault((robot, json.dumps(bare, sort_keys=True)), _Copy(part))
+            copy.receivers.setdefault(name, None)
+            copy.template, copy.msgtype = r.template, kind
+            copy.userids.update(dict.fromkeys(recipients.userids))
+    entries = [e for g in groups.values() for e in g.entries()]
+    for (robot, _), c in copies.items():  # each robot's copy, mentioning everyone it paged
+        body = robot_copy(renderer, c.part, template=c.template, msgtype=c.msgtype,
+                          mentions=tuple(c.userids), now=now)  # fmt: skip
+        entries.append(Entry(receiver=",".join(c.receivers), msg=body, userids=(), robot=robot))
+    return entries
+
+
+@dataclass
+class _Copy:
+    part: Notification
+    template: str | None = None
+    msgtype: str = "markdown"
+    receivers: dict[str, None] = field(default_factory=dict)  # ordered sets
+    userids: dict[str, None] = field(default_factory=dict)
 
 
 @dataclass

@@ -11,10 +11,13 @@ from receiver.delivery.followup import FollowUp
 from receiver.delivery.limits import Limits
 from receiver.delivery.outbox import Outbox
 from receiver.delivery.planner import Planner
+from receiver.delivery.robots import DryRunPoster, RobotDelivery
 from receiver.delivery.state import State
 from receiver.delivery.worker import Sender, Worker
 from receiver.dingtalk.client import Client, SendResult
 from receiver.errors import ConfigError, OutboxUnavailable
+from receiver.robots.client import RobotClient
+from receiver.robots.limiter import RobotLimiter
 from receiver.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,18 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
         per_minute=settings.recipients_per_minute,
         daily=settings.user_daily_limit,
     )
+    robots = RobotDelivery(
+        outbox,
+        DryRunPoster() if settings.dry_run else RobotClient(timeout=settings.http_timeout,
+                                                            proxy=settings.proxy),
+        RobotLimiter(os.path.join(settings.data_dir, "limits.sqlite3"),
+                     per_minute=settings.robot_per_minute),
+        lambda: planner.state.table.robots,
+        language=settings.language,
+        give_up_after_s=settings.give_up_after,
+        backoff_min_s=settings.backoff_min,
+        backoff_max_s=settings.backoff_max,
+    )  # fmt: skip
     followup = None
     if isinstance(sender, Client):
         followup = FollowUp(outbox, sender, retry_s=max(settings.followup_delay, 30.0))
@@ -66,6 +81,7 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
         lease_s=max(60.0, 4 * settings.http_timeout + 20),
         parent_pid=parent_pid,
         plan=planner.run_once,
+        channels={"robot": robots},
     )
 
 

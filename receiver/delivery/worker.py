@@ -19,7 +19,7 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol
 
@@ -51,6 +51,12 @@ class Sender(Protocol):
     ) -> list[SendResult]: ...
 
 
+class ChannelSender(Protocol):
+    """Delivers the items of one channel other than work notifications (a group robot)."""
+
+    def handle(self, item: Item, owner: str) -> bool: ...
+
+
 def backoff(attempts: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
     """Capped exponential backoff with full jitter, never below half the step."""
     step = min(cap, base * 2.0 ** min(attempts, 20))
@@ -75,7 +81,9 @@ class Worker:
         clock: Callable[[], float] = time.time,
         parent_pid: int | None = None,
         plan: Callable[[], int] | None = None,
+        channels: Mapping[str, ChannelSender] | None = None,
     ) -> None:
+        self.channels = dict(channels or {})  # item.channel -> its sender; "work" is ours
         self.parent_pid = parent_pid
         self.plan = plan
         self.outbox = outbox
@@ -120,6 +128,8 @@ class Worker:
 
     def handle(self, item: Item) -> bool:
         """Send one item; True if it went out (or is dead), False if it is still pending."""
+        if item.channel in self.channels:
+            return self.channels[item.channel].handle(item, self.owner)
         # Renew before working on an item, unless the claim is recent: a lease this young
         # is ours (only a dead owner's or an expired lease is taken), and a write saved
         # per item is a write that does not hold up a webhook's commit.

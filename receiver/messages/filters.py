@@ -34,6 +34,7 @@ WORDS: dict[str, dict[str, str]] = {
         "panel": "面板",
         "more": "…还有 {n} 条告警未显示",
         "view_all": "查看全部",
+        "more_messages": "…还有 {n} 条消息合并未显示",
     },
     "en": {
         "firing": "FIRING",
@@ -50,6 +51,7 @@ WORDS: dict[str, dict[str, str]] = {
         "panel": "Panel",
         "more": "…{n} more alerts not shown",
         "view_all": "view all",
+        "more_messages": "…{n} more messages merged and not shown",
     },
 }
 

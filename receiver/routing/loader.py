@@ -11,18 +11,23 @@ on the table and never fail a load.
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from yaml.nodes import MappingNode, Node
 
 from receiver.errors import ConfigError, ConfigProblem
+from receiver.routing.interpolate import interpolate
+from receiver.routing.robots import check_robot_refs, read_robots
 from receiver.routing.sections import read_route, read_schedules
 from receiver.routing.table import Directory, Lookup, Receiver, RoutingTable
 from receiver.routing.timeintervals import FIELDS, TimeInterval, parse_location
 from receiver.routing.yamlnodes import Reader, as_written, compose, line
 
-TOP = ("users", "schedules", "time_intervals", "receivers", "route")
+TOP: tuple[str, ...] = ("users", "schedules", "time_intervals", "receivers", "route")
+TOP += ("robots",)
 RECEIVER_KEYS: tuple[str, ...] = (
     "name",
     "users",
@@ -32,14 +37,21 @@ RECEIVER_KEYS: tuple[str, ...] = (
     "msgtype",
 )
 RECEIVER_KEYS += ("send_resolved",)
+RECEIVER_KEYS += ("robots",)
 MSGTYPES = ("markdown", "text", "action_card")
 LOOKUP_FIELDS = ("mobile", "email", "name")
 
 
 def load(
-    path: str, directory: Directory | None = None, *, strict_lookups: bool = False
+    path: str,
+    directory: Directory | None = None,
+    *,
+    strict_lookups: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> RoutingTable:
     """Load and validate routing.yaml; raise ConfigError naming FILE:LINE for every problem.
+
+    `${VAR}` in any string is taken from `env` (default: the process environment).
 
     `strict_lookups` (the CLI) makes a directory alias that finds no one, or a name
     that finds several people, an error; serve only warns, because the directory
@@ -51,13 +63,16 @@ def load(
         if not rd.problems:
             rd.error(1, "the file is empty")
         raise ConfigError(rd.problems)
+    interpolate(rd, root, os.environ if env is None else env)
     top = rd.mapping(root, "the top level", TOP, required=("receivers", "route"))
     if top is None:
         raise ConfigError(rd.problems)
     users = read_users(rd, top["users"]) if "users" in top else {}
     intervals = read_intervals(rd, top["time_intervals"]) if "time_intervals" in top else {}
     schedules, members = read_schedules(rd, top.get("schedules"))
+    robots, robot_names = read_robots(rd, top["robots"]) if "robots" in top else ({}, set())
     receivers, refs = read_receivers(rd, top.get("receivers"))
+    check_robot_refs(rd, refs["robots"], robot_names)
     route = read_route(rd, top["route"], "", root=True) if "route" in top else None
 
     for name, node in refs["schedules"]:
@@ -84,6 +99,7 @@ def load(
         time_intervals=intervals,
         directory=directory,
         path=path,
+        robots=robots,
         warnings=tuple(sorted(rd.warnings, key=lambda p: p.line)),
     )
 
@@ -178,7 +194,7 @@ def read_receivers(
     rd: Reader, node: Node | None
 ) -> tuple[dict[str, Receiver], dict[str, list[tuple[str, Node]]]]:
     out: dict[str, Receiver] = {}
-    refs: dict[str, list[tuple[str, Node]]] = {"users": [], "schedules": []}
+    refs: dict[str, list[tuple[str, Node]]] = {"users": [], "schedules": [], "robots": []}
     for item in rd.seq(node, "receivers") if node is not None else []:
         keys = rd.mapping(item, "a receiver", RECEIVER_KEYS, ("name",))
         if keys is None or "name" not in keys:
@@ -192,6 +208,8 @@ def read_receivers(
         schedules = rd.texts(keys["schedules"], "schedules") if "schedules" in keys else []
         refs["users"] += users
         refs["schedules"] += schedules
+        robots = rd.texts(keys["robots"], "robots") if "robots" in keys else []
+        refs["robots"] += robots
         depts = (
             [rd.integer(d, "a department id") for d in rd.seq(keys["departments"], "departments")]
             if "departments" in keys
@@ -212,6 +230,7 @@ def read_receivers(
             template=template,
             msgtype=msgtype or "markdown",
             send_resolved=resolved,
+            robots=tuple(dict.fromkeys(r for r, _ in robots)),
             template_line=line(keys["template"]) if "template" in keys else 0,
         )
     return out, refs

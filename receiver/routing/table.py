@@ -21,6 +21,7 @@ from typing import Protocol
 
 from receiver.errors import ConfigProblem
 from receiver.routing.matchers import Matcher, format_matchers
+from receiver.routing.robots import Robot
 from receiver.routing.schedule import Schedule
 from receiver.routing.timeintervals import TimeInterval
 
@@ -117,6 +118,7 @@ class Receiver:
     template: str | None = None
     msgtype: str = "markdown"
     send_resolved: bool = True
+    robots: tuple[str, ...] = ()  # group robots that get a copy, @mentioning who was paged
     template_line: int = field(default=0, compare=False)
 
 
@@ -136,6 +138,7 @@ class RoutingTable:
     directory: Directory | None = None
     path: str = "routing.yaml"
     warnings: tuple[ConfigProblem, ...] = ()
+    robots: dict[str, Robot] = field(default_factory=dict)
 
     def routes(self, labels: Mapping[str, str]) -> list[Route]:
         """The matching routes in tree order, as `amtool config routes test` finds them."""

@@ -18,6 +18,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from receiver.errors import ConfigProblem, not_utf8
 
 _STR_TAGS = {"str", "int", "float"}
+# Shorter values from ${VAR} are not redacted: "1" or "db" would garble every message,
+# and no token or secret is that short.
+SECRET_MIN_CHARS = 4
 
 
 def line(node: Node) -> int:
@@ -33,14 +36,25 @@ class Reader:
         self.path = path
         self.problems: list[ConfigProblem] = []
         self.warnings: list[ConfigProblem] = []
+        self.secrets: dict[str, str] = {}  # a value taken from the environment -> its ${VAR}
+
+    def secret(self, name: str, value: str) -> None:
+        """Remember a value from `${name}`: no problem or warning will print it."""
+        if len(value) >= SECRET_MIN_CHARS:
+            self.secrets[value] = "${" + name + "}"
+
+    def redact(self, message: str) -> str:
+        for value in sorted(self.secrets, key=len, reverse=True):  # the longest first
+            message = message.replace(value, self.secrets[value])
+        return message
 
     def error(self, node: Node | int, message: str) -> None:
         at = node if isinstance(node, int) else line(node)
-        self.problems.append(ConfigProblem(self.path, at, message))
+        self.problems.append(ConfigProblem(self.path, at, self.redact(message)))
 
     def warn(self, node: Node | int, message: str) -> None:
         at = node if isinstance(node, int) else line(node)
-        self.warnings.append(ConfigProblem(self.path, at, f"warning: {message}"))
+        self.warnings.append(ConfigProblem(self.path, at, f"warning: {self.redact(message)}"))
 
     def mapping(
         self, node: Node, what: str, allowed: Iterable[str], required: Iterable[str] = ()
