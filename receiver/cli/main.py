@@ -52,25 +52,33 @@ def serve(listen: str | None, workers: int | None) -> None:
 
 
 @main.command("send-test")
-@click.option("--to", "userids", required=True, help="DingTalk userid(s), comma-separated")
+@click.option("--to", "userids", help="DingTalk userid(s), comma-separated")
+@click.option("--robot", help="A robot under routing.yaml's robots: post to its group instead")
 @click.option("--text", default="dingtalk-receiver test message", show_default=True)
-def send_test(userids: str, text: str) -> None:
-    """Send one real work notification now, to check the credentials and the IP whitelist."""
+def send_test(userids: str | None, robot: str | None, text: str) -> None:
+    """Send one real work notification (--to), or one group robot post (--robot), now."""
     from datetime import datetime
 
     from receiver.dingtalk.client import Client
     from receiver.errors import DingTalkError
 
+    if (userids is None) == (robot is None):
+        raise click.UsageError("give --to USERID or --robot NAME")
     settings = _settings()
+    # The time makes the content unique: DingTalk drops identical content sent twice a day.
+    content = f"{text}\n{datetime.now().astimezone().isoformat(timespec='seconds')}"
+    if robot is not None:
+        from receiver.cli.robots import post_test
+
+        post_test(settings, robot, content)
+        return
     if settings.dry_run:
         raise click.ClickException(
             "DINGTALK_APP_KEY, DINGTALK_APP_SECRET and DINGTALK_APP_AGENT_ID must all be set"
         )
-    # The time makes the content unique: DingTalk drops identical content sent twice a day.
-    content = f"{text}\n{datetime.now().astimezone().isoformat(timespec='seconds')}"
     msg = {"msgtype": "text", "text": {"content": content}}
     try:
-        results = Client(settings).async_send([u for u in userids.split(",") if u], msg)
+        results = Client(settings).async_send([u for u in (userids or "").split(",") if u], msg)
     except DingTalkError as e:
         raise click.ClickException(str(e)) from None
     for r in results:

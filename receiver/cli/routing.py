@@ -85,7 +85,8 @@ def check_config(routing_path: str, templates: str) -> None:
     routes = sum(1 for _ in table.route.walk())
     click.echo(
         f"{routing_path}: OK ({len(table.receivers)} receivers, {routes} routes, "
-        f"{len(table.schedules)} schedules, {len(table.warnings)} warnings)"
+        f"{len(table.schedules)} schedules, {len(table.robots)} robots,"
+        f" {len(table.warnings)} warnings)"
     )
 
 

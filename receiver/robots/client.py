@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import requests
 
@@ -32,12 +32,29 @@ log = logging.getLogger(__name__)
 BLOCK_S = 600.0  # what DingTalk does to a robot over 20 posts a minute: a 10-minute block
 MAX_BODY_BYTES = 20_000  # the robot API's limit for the JSON body
 
-SECURITY_HINT = (
-    "the robot's security setting (安全设置) refused the post: with 加签, `secret:` must be"
-    " the robot's SEC… secret and this host's clock right to within an hour; with"
-    " 自定义关键词, one keyword must appear in every message (put it in the template);"
-    " with IP 地址(段), this host's egress IP must be listed"
+SIGN_HINT = (
+    "加签: `secret:` must be the robot's SEC… secret, and this host's clock right to within an hour"
 )
+KEYWORD_HINT = (
+    "自定义关键词: one of the robot's keywords must appear in every message; put it in the template"
+)
+IP_HINT = "IP 地址(段): this host's egress IP (or DINGTALK_PROXY's) must be listed"
+SECURITY_HINT = (
+    "the robot's security setting (安全设置) refused the post; check it in the group's"
+    f" robot settings. {SIGN_HINT}; {KEYWORD_HINT}; {IP_HINT}"
+)
+SECURITY_ERRCODE = 310000
+
+
+def security_hint(errmsg: str) -> str:
+    """What to fix for a 310000: the setting its errmsg names, or all three."""
+    low = errmsg.lower()
+    for words, hint in (("sign", SIGN_HINT), ("keyword", KEYWORD_HINT), ("ip", IP_HINT)):
+        if words in low:
+            return f"the robot's security setting (安全设置) refused the post: {hint}"
+    return SECURITY_HINT
+
+
 TOKEN_HINT = (
     "the webhook's access_token is wrong, or the robot was removed from the group:"
     " copy the Webhook URL again from the group's robot settings (群设置 > 机器人)"
@@ -45,7 +62,7 @@ TOKEN_HINT = (
 # errcode -> (retryable?, what it means and what to do). Anything else is permanent.
 ERRCODES: dict[int, tuple[bool, str]] = {
     -1: (True, "system busy"),
-    310000: (False, SECURITY_HINT),
+    SECURITY_ERRCODE: (False, SECURITY_HINT),
     300001: (False, TOKEN_HINT),
     410100: (True, "too fast: over 20 posts a minute, DingTalk blocks the robot for 10 minutes"),
 }
@@ -68,6 +85,8 @@ def signed_url(robot: Robot, timestamp_ms: int) -> str:
 
 def classify(robot: Robot, errcode: int, errmsg: str) -> DingTalkError:
     retryable, meaning = ERRCODES.get(errcode, (False, ""))
+    if errcode == SECURITY_ERRCODE:
+        meaning = security_hint(errmsg)
     message = f"robot {robot.name}: DingTalk errcode {errcode}: {errmsg}"
     if meaning:
         message += f"; {meaning}"
@@ -92,6 +111,7 @@ class RobotClient:
         self.proxy = proxy
         self.clock = clock
         self._http = requests.Session()
+        install_log_filter()
 
     def __repr__(self) -> str:
         return f"<RobotClient timeout={self.timeout}>"
@@ -138,8 +158,23 @@ class RobotClient:
 
 def scrub(robot: Robot, text: str) -> str:
     """`text` without the robot's credentials, whatever DingTalk chose to echo."""
-    text = redact_url(text)
-    for secret in (robot.secret, robot.webhook):
+    token = parse_qs(urlsplit(robot.webhook).query).get("access_token", [""])[0]
+    for secret in (robot.webhook, robot.secret, token):
         if secret:
             text = text.replace(secret, "<redacted>")
-    return text
+    return redact_url(text)
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs urllib3's DEBUG lines, which print each URL with its token and sign."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_url(record.getMessage())
+        record.args = None
+        return True
+
+
+def install_log_filter() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
