@@ -10,6 +10,7 @@ from flask import Flask
 
 from receiver.settings import Settings
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
+from tests.fakes.robot import FakeRobot
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -28,6 +29,14 @@ def _private_data_dir(
 @pytest.fixture
 def fake_dingtalk() -> Iterator[FakeDingTalk]:
     fake = FakeDingTalk().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_robot() -> Iterator[FakeRobot]:
+    """A fake DingTalk group robot API on loopback (tests/fakes/robot.py)."""
+    fake = FakeRobot().start()
     yield fake
     fake.stop()
 

@@ -59,3 +59,52 @@ def test_different_messages_are_not_merged(tmp_path: Path) -> None:
     assert [(e.receiver, e.msg["msgtype"], len(e.userids)) for e in entries] == [
         ("team", "markdown", 3), ("sre", "text", 3)
     ]  # fmt: skip
+
+
+ROBOTS = """
+robots:
+  team-chat:
+    webhook: https://oapi.dingtalk.com/robot/send?access_token=t1
+  sre-chat:
+    webhook: https://oapi.dingtalk.com/robot/send?access_token=t2
+    msgtype: text
+receivers:
+  - name: team
+    users: [t1, t2]
+    robots: [team-chat]
+  - name: sre
+    users: [s1, t1]
+    robots: [team-chat, sre-chat]
+  - name: chat-only
+    robots: [sre-chat]
+route:
+  receiver: team
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: team
+      continue: true
+    - matchers: ['severity="critical"']
+      receiver: sre
+      continue: true
+    - matchers: ['severity="critical"']
+      receiver: chat-only
+"""
+
+
+def test_one_robot_copy_per_robot_and_message_mentioning_everyone_paged(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROBOTS)
+    n = parse_alertmanager((FIXTURES / "alertmanager/firing-1.json").read_bytes())
+    entries = plan(load_routing(str(path)), Renderer(str(ROOT / "templates")), n, now=NOW)
+    work = [e for e in entries if e.robot is None]
+    copies = {e.robot: e for e in entries if e.robot is not None}
+    assert [(e.receiver, e.userids) for e in work] == [("team,sre,chat-only", ("t1", "t2", "s1"))]
+    assert set(copies) == {"team-chat", "sre-chat"}
+    team = copies["team-chat"]  # team and sre render the same message: one post
+    assert team.receiver == "team,sre" and team.userids == () and team.departments == ()
+    assert team.msg["at"]["atUserIds"] == ["t1", "t2", "s1"]
+    assert team.msg["markdown"]["text"].endswith("@t1 @t2 @s1")
+    sre = copies["sre-chat"]  # a receiver with no one in it posts, mentioning no one more
+    assert sre.receiver == "sre,chat-only" and sre.msg["msgtype"] == "text"
+    assert sre.msg["at"]["atUserIds"] == ["s1", "t1"]
+    assert entries.index(team) > entries.index(work[0])  # pages are queued first

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,13 +43,6 @@ route:
     - matchers: ['team="db"']
       receiver: db
 """
-
-
-@pytest.fixture
-def fake_robot() -> Iterator[FakeRobot]:
-    fake = FakeRobot().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
