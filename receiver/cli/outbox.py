@@ -28,6 +28,9 @@ def _when(ts: float | None) -> str:
 
 
 def _recipients(item: Item) -> str:
+    if item.robot is not None:  # a group robot's copy: the group, and whom it @mentions
+        at = (item.msg.get("at") or {}).get("atUserIds") or []
+        return f"robot:{item.robot}" + "".join(f" @{u}" for u in at)
     return ",".join([*item.userids, *(f"dept:{d}" for d in item.departments)])
 
 

@@ -87,3 +87,17 @@ def test_purge(box: Outbox) -> None:
     assert run("purge", "--sent-older-than", "0s") == (0, "purged 1\n")
     assert box.get(1) is None and box.counts()["dead"] == 1
     assert run("purge", "--sent-older-than", "soon")[0] == 2
+
+
+def test_a_robot_copy_shows_its_robot_and_mentions(box: Outbox) -> None:
+    body = {**MSG, "at": {"atUserIds": ["alice", "bob"], "isAtAll": False}}
+    (rid,) = box.enqueue([Entry("db", body, (), robot="db-team")], source="alertmanager",
+                         group_key="g")  # fmt: skip
+    box.claim()
+    box.mark_dead(rid, error="robot db-team: DingTalk errcode 300001: token is not exist",
+                  errcode=300001)  # fmt: skip
+    code, out = run("list", "--state", "dead")
+    assert code == 0 and f"{rid} dead" in out and "db -> robot:db-team @alice @bob" in out
+    assert run("retry", "--dead")[0] == 0
+    item = box.get(rid)
+    assert item is not None and item.state == "queued" and item.channel == "robot"

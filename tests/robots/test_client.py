@@ -165,3 +165,11 @@ def test_a_body_over_20000_bytes_is_refused_before_posting(fake: FakeRobot) -> N
     with pytest.raises(PermanentError, match="over 20000"):
         RobotClient(timeout=5).post(robot, big)
     assert fake.posts == []
+
+
+def test_docs_list_every_robot_errcode() -> None:
+    from receiver.robots.client import ERRCODES
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs/robots.md").read_text(encoding="utf-8")
+    assert all(str(code) in doc for code in ERRCODES)
