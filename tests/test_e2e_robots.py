@@ -48,7 +48,8 @@ def test_alertmanager_pages_and_the_group_robot_gets_a_signed_mentioning_copy(
     routing.write_text(ROUTING)
     settings = Settings(data_dir=str(tmp_path / "data"), routing=str(routing),
                         templates=str(ROOT / "templates"), app_key=APP_KEY,
-                        app_secret=APP_SECRET, agent_id="424242", api_base=fake_dingtalk.url)  # fmt: skip
+                        app_secret=APP_SECRET, agent_id="424242",
+                        api_base=fake_dingtalk.url)  # fmt: skip
     env = env_for(settings, DB_ROBOT_WEBHOOK=fake_robot.add(TOKEN, secret=SECRET),
                   DB_ROBOT_SECRET=SECRET)  # fmt: skip
     summary = "主库复制延迟 42s"
