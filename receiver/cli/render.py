@@ -16,6 +16,7 @@ from receiver.errors import ConfigError, PayloadError
 from receiver.ingest import alertmanager as ingest
 from receiver.ingest.grafana import parse_grafana
 from receiver.messages.render import MSGTYPES, Renderer, msg_size
+from receiver.messages.robot import ROBOT_MAX_BYTES
 from receiver.model import Notification
 from receiver.routing import load_routing
 from receiver.settings import Settings
@@ -27,15 +28,17 @@ class Shown:
     userids: tuple[str, ...]
     departments: tuple[int, ...]
     msg: dict[str, Any]
+    robot: str | None = None  # a group robot's copy: msg is its body (20,000 bytes at most)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "receiver": self.receiver,
             "userids": list(self.userids),
             "departments": list(self.departments),
             "bytes": msg_size(self.msg),
             "msg": self.msg,
         }
+        return out | ({"robot": self.robot} if self.robot else {})
 
 
 def _parse(path: str, source: str) -> Notification:
@@ -110,7 +113,7 @@ def render_command(
         if receiver_name and receiver_name not in table.receivers:
             raise click.ClickException(f"no receiver {receiver_name!r} in {settings.routing}")
         entries = plan(table, renderer, n, now=now, receiver=receiver_name)
-        shown = [Shown(e.receiver, e.userids, e.departments, e.msg) for e in entries]
+        shown = [Shown(e.receiver, e.userids, e.departments, e.msg, e.robot) for e in entries]
     if as_json:
         out = {"max_bytes": settings.max_message_bytes, "messages": [s.as_dict() for s in shown]}
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
@@ -118,11 +121,16 @@ def render_command(
     if not shown:
         click.echo("no messages: no alert reaches a receiver that sends it")
     for i, s in enumerate(shown, 1):
-        click.echo(
-            f"# message {i}/{len(shown)}  receiver: {s.receiver}  "
-            f"userids: {','.join(s.userids) or '-'}  "
+        to = (
+            f"robot: {s.robot}  "
+            if s.robot
+            else f"userids: {','.join(s.userids) or '-'}  "
             f"departments: {','.join(map(str, s.departments)) or '-'}  "
-            f"bytes: {msg_size(s.msg)}/{settings.max_message_bytes}"
+        )
+        budget = ROBOT_MAX_BYTES if s.robot else settings.max_message_bytes
+        click.echo(
+            f"# message {i}/{len(shown)}  receiver: {s.receiver}  {to}"
+            f"bytes: {msg_size(s.msg)}/{budget}"
         )
         click.echo(json.dumps(s.msg, ensure_ascii=False, indent=2))
         click.echo("# as read:")

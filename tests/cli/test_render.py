@@ -139,3 +139,22 @@ def test_errors(routing: str, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not an ISO 8601 time" in result.output
     result = run("--payload", ok)
     assert result.exit_code == 1 and "/nonexistent.yaml:0: cannot read" in result.output
+
+
+def test_a_robot_copy_is_shown_with_its_own_budget(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        ROUTING.replace("    departments: [12345]\n", "    robots: [db-team]\n")
+        + "robots:\n  db-team:\n    webhook: https://oapi.dingtalk.com/robot/send?access_token=t\n",
+        encoding="utf-8",
+    )
+    payload = str(FIXTURES / "am-firing-55.json")
+    page, copy = messages(run("--payload", payload, "--at", AT, "--json", routing=str(path)))
+    assert "robot" not in page and page["bytes"] <= 2048
+    assert copy["robot"] == "db-team" and copy["userids"] == []
+    assert 2048 < copy["bytes"] <= 20_000
+    assert copy["msg"]["at"]["atUserIds"] == ["user0002", "manager4220"]
+    human = run("--payload", payload, "--at", AT, routing=str(path))
+    header = human.output.split("# message 2/2  ", 1)[1].splitlines()[0]
+    assert header.startswith("receiver: db  robot: db-team  bytes: ") and header.endswith("/20000")
+    assert "@user0002 @manager4220" in human.output
