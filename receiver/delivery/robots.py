@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from receiver import metrics
 from receiver.delivery.outbox import Item, Outbox
 from receiver.delivery.worker import BACKOFF_BASE_S, BACKOFF_CAP_S, GIVE_UP_AFTER_S, backoff
-from receiver.errors import DingTalkError, ThrottledError
+from receiver.errors import DingTalkError, RetryableError, ThrottledError
 from receiver.messages.robot import digest
 from receiver.robots.limiter import RobotLimiter
 from receiver.routing.robots import Robot
@@ -89,23 +90,32 @@ class RobotDelivery:
             metrics.held.labels("robot_rate").inc()
             log.info("held id=%d robot=%s for=%.1fs reason=rate", item.id, name, slot.wait)
             return False
-        body = item.msg
-        if slot.left == 0:  # the window's last post: take everything still queued with it
-            backlog = self.outbox.robot_backlog(name, item.id, owner)
-            if backlog:
-                taken, body = self.outbox.merge_robot(item, backlog, owner, self._digest)
-                if taken:
-                    metrics.robot_digests.inc()
-                    log.info("robot_digest id=%d robot=%s merged=%s", item.id, name, taken)
         try:
+            body = self._merged(item, name, owner) if slot.left == 0 else item.msg
             self.poster.post(robot, body)
         except DingTalkError as e:
             return self._failed(item, robot, e, owner)
+        except Exception as e:  # a surprise must not kill the loop; its text may hold the URL
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            what = f"unexpected {type(e).__name__} at {where.filename}:{where.lineno}"
+            log.error("send_failed_unexpectedly id=%d robot=%s error=%s", item.id, name, what)
+            return self._failed(item, robot, RetryableError(f"robot {name}: {what}"), owner)
         self.outbox.mark_sent(item.id, [])
         metrics.sends.labels("sent", "").inc()
         metrics.robot_posts.labels(name, "sent").inc()
         log.info("sent id=%d robot=%s receiver=%s", item.id, name, item.receiver)
         return True
+
+    def _merged(self, item: Item, name: str, owner: str) -> dict[str, Any]:
+        """The window's last post: `item` carrying everything still queued for its robot."""
+        backlog = self.outbox.robot_backlog(name, item.id, owner)
+        if not backlog:
+            return item.msg
+        taken, body = self.outbox.merge_robot(item, backlog, owner, self._digest)
+        if taken:
+            metrics.robot_digests.inc()
+            log.info("robot_digest id=%d robot=%s merged=%s", item.id, name, taken)
+        return body
 
     def _digest(self, bodies: list[dict[str, Any]]) -> dict[str, Any]:
         return digest(bodies, language=self.language)

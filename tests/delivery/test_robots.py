@@ -189,3 +189,21 @@ def test_a_storm_of_30_stays_under_the_limit_and_loses_nothing(
     assert len(fake_dingtalk.delivered()) == 31 and len(fake_robot.posts) == 18
     (late,) = [i for i in robot_items(Outbox(robot_settings.data_dir)) if i.state == "queued"]
     assert late.hold_reason == "robot db-team: 18 posts a minute"
+
+
+class Exploding:
+    def post(self, robot: object, body: object) -> None:
+        raise ValueError(f"boom {TOKEN}")
+
+
+def test_a_surprise_in_the_robot_sender_is_retried_and_does_not_leak(
+    robot_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    post(robot_settings)
+    worker = make_worker(robot_settings)
+    worker.channels["robot"].poster = Exploding()  # type: ignore[attr-defined]
+    drain(worker, rounds=1)
+    (item,) = robot_items(Outbox(robot_settings.data_dir))
+    assert item.state == "retry" and "unexpected ValueError at" in (item.last_error or "")
+    assert TOKEN not in caplog.text and TOKEN not in (item.last_error or "")
+    assert len(fake_dingtalk.delivered()) == 1
