@@ -65,3 +65,13 @@ def test_processes_share_the_count(tmp_path: Path) -> None:
     for p in procs:
         p.join(30)
     assert sum(out.get(timeout=5) for _ in procs) == 18
+
+
+def test_the_setting_is_checked_where_it_is_read() -> None:
+    from receiver.settings import Settings
+
+    assert Settings.from_env({}).robot_per_minute == 18
+    assert Settings.from_env({"RECEIVER_ROBOT_PER_MINUTE": "20"}).robot_per_minute == 20
+    for bad in ("21", "0", "many"):
+        with pytest.raises(ValueError, match="RECEIVER_ROBOT_PER_MINUTE"):
+            Settings.from_env({"RECEIVER_ROBOT_PER_MINUTE": bad})
