@@ -90,6 +90,8 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     language: str = "zh"  # zh | en: the words in messages
     external_url: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    console_token: str | None = field(default=None, repr=False)
     max_body_bytes: int = 1_048_576
     max_message_bytes: int = 2048
     http_timeout: float = 10.0
@@ -124,6 +126,11 @@ class Settings:
         if self.language not in LANGUAGES:
             raise ValueError(
                 f"RECEIVER_LANGUAGE={self.language!r}: expected one of {', '.join(LANGUAGES)}"
+            )
+        if self.console_token and not self.secret_key:
+            raise ValueError(
+                "RECEIVER_CONSOLE_TOKEN is set: RECEIVER_SECRET_KEY is required too"
+                " (it signs console sessions; the same on every replica)"
             )
         try:
             ZoneInfo(self.timezone)
@@ -164,6 +171,8 @@ class Settings:
             "timezone": s("RECEIVER_TIMEZONE") or "Asia/Shanghai",
             "language": s("RECEIVER_LANGUAGE") or "zh",
             "external_url": s("RECEIVER_EXTERNAL_URL"),
+            "secret_key": s("RECEIVER_SECRET_KEY"),
+            "console_token": s("RECEIVER_CONSOLE_TOKEN"),
             "max_body_bytes": _int(env, "RECEIVER_MAX_BODY_BYTES", 1_048_576, minimum=1),
             "max_message_bytes": _int(env, "RECEIVER_MAX_MESSAGE_BYTES", 2048, minimum=1),
             "directory_sync_interval": _duration(

@@ -134,20 +134,28 @@ def retry(item_id: str | None, dead: bool) -> None:
 
 
 @outbox.command()
-@click.argument("pending_id")
-def drop(pending_id: str) -> None:
-    """Delete a pending webhook (p3) that can never be planned. Its alerts are not sent."""
-    n = _pending_id(pending_id)
-    if n is None:
-        raise click.BadParameter(f"{pending_id!r}: only a pending webhook (p3) can be dropped")
+@click.argument("item_id")
+def drop(item_id: str) -> None:
+    """Give up a message: a pending webhook (p3) that can never be planned, or a dead
+    or held item (12). What is dropped is not sent."""
+    n = _pending_id(item_id)
     with _outbox() as box:
-        p = box.drop_pending(n)
-    if p is None:
-        raise click.ClickException(f"no pending webhook p{n}")
-    click.echo(
-        f"dropped p{p.id}: {p.source} {p.receiver or '(route tree)'} accepted"
-        f" {_when(p.received_at)}, {p.attempts} attempts; last error: {p.last_error or '-'}"
-    )
+        p = box.drop_pending(n) if n is not None else None
+        i = box.drop(int(item_id)) if n is None else None
+    if p is not None:
+        click.echo(
+            f"dropped p{p.id}: {p.source} {p.receiver or '(route tree)'} accepted"
+            f" {_when(p.received_at)}, {p.attempts} attempts; last error: {p.last_error or '-'}"
+        )
+    elif i is not None:
+        click.echo(
+            f"dropped {i.id}: {i.state} {i.receiver} -> {_recipients(i)}, {i.attempts} attempts;"
+            f" last error: {i.last_error or '-'}"
+        )
+    else:
+        raise click.ClickException(
+            f"no pending webhook p{n}" if n is not None else f"item {item_id} is not dead or held"
+        )
 
 
 @outbox.command()

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from receiver.delivery.pipeline import plan
+from receiver.delivery.pipeline import preview
 from receiver.errors import ConfigError, PayloadError
 from receiver.ingest import alertmanager as ingest
 from receiver.ingest.grafana import parse_grafana
@@ -19,6 +19,7 @@ from receiver.messages.render import MSGTYPES, Renderer, msg_size
 from receiver.messages.robot import ROBOT_MAX_BYTES
 from receiver.model import Notification
 from receiver.routing import load_routing
+from receiver.routing.table import Route, RoutingTable
 from receiver.settings import Settings
 
 
@@ -102,18 +103,20 @@ def render_command(
     n = _parse(payload, source)
     now = _when(at)
     renderer = Renderer.from_settings(settings)
-    if (template or msgtype) and not receiver_name:
-        m = renderer.render(n, template=template, msgtype=msgtype or "markdown", now=now)
-        shown = [Shown("-", (), (), m.msg)]
-    else:
+    table = None
+    if receiver_name or not (template or msgtype):
         try:
             table = load_routing(settings.routing)
         except ConfigError as e:
             raise click.ClickException(str(e)) from None
-        if receiver_name and receiver_name not in table.receivers:
-            raise click.ClickException(f"no receiver {receiver_name!r} in {settings.routing}")
-        entries = plan(table, renderer, n, now=now, receiver=receiver_name)
-        shown = [Shown(e.receiver, e.userids, e.departments, e.msg, e.robot) for e in entries]
+    try:
+        entries = preview(
+            table or RoutingTable(Route("-"), {}), renderer, n, now=now,
+            receiver=receiver_name, template=template, msgtype=msgtype,
+        )  # fmt: skip
+    except KeyError:
+        raise click.ClickException(f"no receiver {receiver_name!r} in {settings.routing}") from None
+    shown = [Shown(e.receiver, e.userids, e.departments, e.msg, e.robot) for e in entries]
     if as_json:
         out = {"max_bytes": settings.max_message_bytes, "messages": [s.as_dict() for s in shown]}
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))

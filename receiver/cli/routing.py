@@ -16,8 +16,9 @@ import click
 from receiver.directory.store import open_directory
 from receiver.errors import ConfigError, ConfigProblem, PayloadError
 from receiver.messages.render import Renderer
+from receiver.routing import explain as route_explain
 from receiver.routing import load_routing
-from receiver.routing.matchers import MatcherError, parse_matcher
+from receiver.routing.explain import diff, explain
 from receiver.routing.table import RoutingTable, draw_tree
 from receiver.settings import Settings
 
@@ -97,16 +98,10 @@ def routes() -> None:
 
 def parse_labels(pairs: tuple[str, ...]) -> dict[str, str]:
     """LABEL=VALUE arguments, with matcher syntax for the value (as amtool reads them)."""
-    labels: dict[str, str] = {}
-    for pair in pairs:
-        try:
-            m = parse_matcher(pair)
-        except MatcherError as e:
-            raise click.BadParameter(str(e)) from None
-        if m.op != "=":
-            raise click.BadParameter(f"{pair!r}: use LABEL=VALUE")
-        labels[m.name] = m.value
-    return labels
+    try:
+        return route_explain.parse_labels(pairs)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 @routes.command("test")
@@ -127,30 +122,25 @@ def routes_test(
     """Which receivers and people an alert with LABEL=VALUE… reaches."""
     table = load_or_exit(routing_path)
     now = parse_at(at)
-    alert = parse_labels(labels)
-    names = table.match(alert, now)
-    rc = table.recipients_of(names, now)
+    answer = explain(table, parse_labels(labels), now)
+    names = list(answer.receivers)
     if as_json:
-        out = {"receivers": names, "userids": list(rc.userids), "departments": list(rc.departments)}
-        click.echo(json.dumps(out, ensure_ascii=False))
+        click.echo(json.dumps(answer.as_json(), ensure_ascii=False))
     else:
         if tree:
             click.echo("\n".join(draw_tree(table.route)))
         click.echo(",".join(names))
-        for r in table.routes(alert):
-            if not table.notifies(r, now):
+        for r in answer.routes:
+            if not r.notifies:
                 click.echo(f"  {r.receiver}: matched, but muted or inactive at {now.isoformat()}")
-        for name in names:
-            one = table.recipients(name, now)
-            on_call = [
-                f"{s} on call: {table.on_call(s, now)}" for s in table.receivers[name].schedules
-            ]
+        for one in answer.per_receiver:
+            on_call = [f"{s} on call: {who}" for s, who in one.on_call]
             click.echo(
-                f"  {name}: {_who(one.userids, one.departments)}"
+                f"  {one.name}: {_who(one.userids, one.departments)}"
                 + "".join(f"; {o}" for o in on_call)
             )
-        click.echo(f"userids: {', '.join(rc.userids) or '-'}")
-        click.echo(f"departments: {', '.join(map(str, rc.departments)) or '-'}")
+        click.echo(f"userids: {', '.join(answer.userids) or '-'}")
+        click.echo(f"departments: {', '.join(map(str, answer.departments)) or '-'}")
     if verify_receivers is not None and verify_receivers != ",".join(names):
         click.echo("WARNING: Expected receivers did not match resolved receivers.", err=True)
         sys.exit(1)
@@ -183,31 +173,25 @@ def routes_diff(old: str, new: str, payloads: tuple[str, ...], at: str | None) -
     files = list(payloads) or sorted(glob.glob(SAMPLES))
     if not files:
         raise click.UsageError("no payloads: pass --payload FILE")
-    changed = total = 0
+    alerts: list[tuple[str, dict[str, str]]] = []
     for path in files:
         try:
             with open(path, "rb") as fh:
                 n = parse_alertmanager(fh.read())
         except (OSError, PayloadError) as e:
             raise click.UsageError(f"{path}: {e}") from None
-        for alert in n.alerts:
-            total += 1
-            a, b = before.match(alert.labels, now), after.match(alert.labels, now)
-            ua = before.recipients_of(a, now).userids
-            ub = after.recipients_of(b, now).userids
-            if a == b and ua == ub:
-                continue
-            changed += 1
-            labels = ",".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
-            click.echo(f"{os.path.basename(path)}: {{{labels}}}")
-            if a != b:
-                click.echo(f"  receivers: {','.join(a) or '-'} -> {','.join(b) or '-'}")
-            for u in ub:
-                if u not in ua:
-                    click.echo(f"  + {u}")
-            for u in ua:
-                if u not in ub:
-                    click.echo(f"  - {u}")
+        alerts += [(os.path.basename(path), a.labels) for a in n.alerts]
+    changes, total = diff(before, after, alerts, now)
+    for c in changes:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(c.labels.items()))
+        click.echo(f"{c.source}: {{{labels}}}")
+        if c.before != c.after:
+            click.echo(f"  receivers: {','.join(c.before) or '-'} -> {','.join(c.after) or '-'}")
+        for u in c.added:
+            click.echo(f"  + {u}")
+        for u in c.removed:
+            click.echo(f"  - {u}")
+    changed = len(changes)
     click.echo(f"{changed} of {total} alerts change")
     sys.exit(1 if changed else 0)
 

@@ -66,6 +66,56 @@ class AdminQueries(OutboxBase):
                 ).fetchall()
         return [Item.from_row(r) for r in rows]
 
+    def find(
+        self,
+        state: str | None = None,
+        *,
+        receiver: str | None = None,
+        userid: str | None = None,
+        limit: int = 200,
+    ) -> list[Item]:
+        """Items newest first, by state (or `held`: queued for a limit), receiver and userid."""
+        where, args = [], []
+        if state == "held":
+            where.append("state='queued' AND hold_reason IS NOT NULL")
+        elif state:
+            where.append("state=?")
+            args.append(state)
+        if receiver:  # a message several receivers share is stored as "a,b"
+            where.append("instr(','||receiver||',', ','||?||',')>0")
+            args.append(receiver)
+        if userid:
+            where.append("instr(','||userids||',', ','||?||',')>0")
+            args.append(userid)
+        sql = "SELECT * FROM outbox" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._read() as db:
+            rows = db.execute(f"{sql} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [Item.from_row(r) for r in rows]
+
+    def recent_errors(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The newest failed attempts (retry, dead, follow-up errors), with their item."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT a.item_id, a.at, a.outcome, a.errcode, a.error, o.receiver"
+                " FROM attempts a JOIN outbox o ON o.id=a.item_id"
+                " WHERE a.outcome IN ('retry','dead','followup_error') AND a.error IS NOT NULL"
+                " ORDER BY a.id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def drop(self, item_id: int) -> Item | None:
+        """Delete a dead item, or one held for a limit, with its history; None if not such."""
+        with self._tx() as db:
+            row = db.execute(
+                "DELETE FROM outbox WHERE id=? AND (state='dead' OR"
+                " (state='queued' AND hold_reason IS NOT NULL)) RETURNING *",
+                (item_id,),
+            ).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM attempts WHERE item_id=?", (item_id,))
+        return Item.from_row(row) if row is not None else None
+
     def stats(self) -> tuple[dict[str, int], float | None]:
         """Counts by state, and when the oldest pending, queued or retrying item was accepted."""
         with self._read() as db:

@@ -101,6 +101,29 @@ class _Copy:
     userids: dict[str, None] = field(default_factory=dict)
 
 
+def preview(
+    table: RoutingTable,
+    renderer: Renderer,
+    n: Notification,
+    *,
+    now: datetime,
+    receiver: str | None = None,
+    template: str | None = None,
+    msgtype: str | None = None,
+) -> list[Entry]:
+    """What `render` and the console's template preview show for a payload.
+
+    With `template` or `msgtype` (and no `receiver`) the payload is rendered directly,
+    as receiver "-" with no recipients; otherwise it is planned like a real webhook.
+    """
+    if (template or msgtype) and not receiver:
+        m = renderer.render(n, template=template, msgtype=msgtype or "markdown", now=now)
+        return [Entry("-", m.msg, ())]
+    if receiver and receiver not in table.receivers:
+        raise KeyError(f"no receiver {receiver!r} in {table.path}")
+    return plan(table, renderer, n, now=now, receiver=receiver)
+
+
 @dataclass
 class _Group:
     msg: dict[str, Any]

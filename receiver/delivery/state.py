@@ -48,6 +48,8 @@ class State:
         self._checked = time.monotonic()
         self._digest = config.fingerprint(settings.routing)
         self._refused = ""  # digest of a file already refused, so it is logged once
+        # The problems of the last refused file, and when, until a load succeeds (the console).
+        self.reload_error: tuple[datetime, tuple[str, ...]] | None = None
         try:
             self.table = config.load(settings.routing, self.directory)
         except ConfigError as e:
@@ -55,6 +57,7 @@ class State:
             if not (fallback and os.path.exists(last_good)):
                 raise
             log.error("config_invalid_using_last_good problems=%s", _join(e))
+            self.reload_error = (datetime.now(UTC), tuple(map(str, e.problems)))
             self.table = config.load(last_good, self.directory)
             self._refused = self._digest
         metrics.config_last_reload_ok.set(0 if self._refused else 1)
@@ -97,8 +100,10 @@ class State:
                     log.error("config_reload_failed reason=%s problems=%s", reason,
                               "; ".join(map(str, result.problems)))  # fmt: skip
                 self._refused = self._digest = digest
+                self.reload_error = (datetime.now(UTC), tuple(map(str, result.problems)))
                 raise ConfigError(list(result.problems))
             self.table, self._digest, self._refused = result.table, digest, ""
+            self.reload_error = None
             self.renderer = self._renderer()
             self._loaded()
             metrics.config_reloads.labels("success").inc()

@@ -23,6 +23,7 @@ from receiver.ingest import auth
 from receiver.ingest.grafana import parse_grafana
 from receiver.model import Notification
 from receiver.settings import Settings
+from receiver.web import console
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
                 problems=[str(p) for p in e.problems],
             ), 500
         return jsonify(status="reloaded"), 200
+
+    console.register(app, settings)
 
     @app.errorhandler(PayloadError)
     def payload_error(e: PayloadError) -> tuple[Response, int]:

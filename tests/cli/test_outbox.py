@@ -79,7 +79,20 @@ def test_a_pending_webhook_that_cannot_be_planned_can_be_replanned_or_dropped(
     assert code == 0 and out.startswith(f"dropped p{p.id}: grafana (route tree) accepted")
     assert box.pending() == [] and box.counts()["pending"] == 0
     assert run("drop", f"p{p.id}")[0] == 1  # gone
-    assert run("drop", "3")[0] == 2  # an item is never dropped: it is retried or purged
+    assert run("drop", "x3")[0] == 2
+
+
+def test_drop_gives_up_a_dead_or_held_item_and_nothing_else(box: Outbox) -> None:
+    assert run("drop", "1") == (1, "Error: item 1 is not dead or held\n")  # sent
+    assert run("drop", "2")[0] == 1  # retrying: retry it, or let it die
+    code, out = run("drop", "3")
+    assert code == 0 and out.startswith("dropped 3: dead ops -> carol, 1 attempts; last error:")
+    assert box.get(3) is None and box.history(3) == []
+    (held,) = box.enqueue([Entry("ops", MSG, ("dave",))], source="alertmanager", group_key="g")
+    box.claim()
+    box.hold(held, until=9e9, reason="over the per-user daily limit")
+    assert run("drop", str(held))[0] == 0 and box.get(held) is None
+    assert run("drop", "3")[0] == 1  # gone
 
 
 def test_purge(box: Outbox) -> None:
