@@ -46,6 +46,9 @@ class Notification:
     message: str = ""
     org_id: int = 0  # Grafana orgId; 0 when absent or from Alertmanager
     state: str = ""  # Grafana `state` as sent: alerting/ok (unified), or the legacy rule state
+    # The receiver's own page of the whole notification (/n/<token>), set when it is
+    # planned with RECEIVER_EXTERNAL_URL and RECEIVER_SECRET_KEY; the "N more" link.
+    more_url: str = ""
 
     @property
     def firing(self) -> tuple[Alert, ...]:

@@ -230,10 +230,10 @@ class Outbox(PendingWebhooks, AdminQueries, RobotQueries):
         """A new queued item: `row`'s message `msg` to `userids`, held until `until`."""
         cur = db.execute(
             "INSERT INTO outbox (created_at, updated_at, state, source, receiver, group_key,"
-            " msg, userids, departments, next_attempt_at, due_since, hold_reason)"
-            " VALUES (?,?,'queued',?,?,?,?,?,'',?,?,?)",
+            " msg, userids, departments, next_attempt_at, due_since, hold_reason,"
+            " notification_id) VALUES (?,?,'queued',?,?,?,?,?,'',?,?,?,?)",
             (row["created_at"], time.time(), row["source"], row["receiver"], row["group_key"],
-             msg, ",".join(userids), until, until, reason),
+             msg, ",".join(userids), until, until, reason, row["notification_id"]),
         )  # fmt: skip
         return int(cur.lastrowid or 0)
 

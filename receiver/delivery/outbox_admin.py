@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from receiver.delivery.outbox_schema import COUNTED, Item, OutboxBase
+from receiver.delivery.outbox_schema import COUNTED, Item, OutboxBase, Pending, pending_from_row
 
 
 class AdminQueries(OutboxBase):
@@ -37,9 +37,23 @@ class AdminQueries(OutboxBase):
         with self._tx() as db:
             db.execute(f"DELETE FROM attempts WHERE item_id IN ({old})", (cutoff,))
             cur = db.execute("DELETE FROM outbox WHERE state='sent' AND sent_at<?", (cutoff,))
+            db.execute(  # webhooks as received: kept as long as an item of theirs is
+                "DELETE FROM notifications WHERE received_at<? AND id NOT IN"
+                " (SELECT notification_id FROM outbox WHERE notification_id IS NOT NULL)",
+                (cutoff,),
+            )
         return cur.rowcount
 
     # -- inspection ------------------------------------------------------------------------
+    def notification(self, notification_id: int) -> Pending | None:
+        """A planned webhook as it was received (its pending id), while it is kept."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT *, 0 AS attempts, NULL AS last_error FROM notifications WHERE id=?",
+                (notification_id,),
+            ).fetchone()
+        return pending_from_row(row) if row is not None else None
+
     def get(self, item_id: int) -> Item | None:
         with self._read() as db:
             row = db.execute("SELECT * FROM outbox WHERE id=?", (item_id,)).fetchone()

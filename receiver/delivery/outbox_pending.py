@@ -43,11 +43,21 @@ class PendingWebhooks(OutboxBase):
         return [pending_from_row(r) for r in rows]
 
     def expand(self, p: Pending, entries: Iterable[Entry]) -> list[int] | None:
-        """Replace pending `p` with its items, in one transaction; None if already done."""
+        """Replace pending `p` with its items, in one transaction; None if already done.
+
+        The webhook as received is kept (table `notifications`, until retention) for the
+        full-notification page and the console; its items point to it.
+        """
         with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO notifications (id, received_at, source, receiver,"
+                " group_key, body) SELECT id, received_at, source, receiver, group_key, body"
+                " FROM pending WHERE id=?",
+                (p.id,),
+            )
             if db.execute("DELETE FROM pending WHERE id=?", (p.id,)).rowcount != 1:
                 return None
-            return self._insert(db, entries, p.source, p.group_key, p.received_at)
+            return self._insert(db, entries, p.source, p.group_key, p.received_at, p.id)
 
     def defer(self, pending_id: int, *, error: str, delay_s: float) -> None:
         """Planning failed: keep the webhook, note why, and plan it again after `delay_s`."""

@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS pending (
     next_attempt_at REAL NOT NULL,
     last_error TEXT
 );
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    source TEXT NOT NULL,
+    receiver TEXT,
+    group_key TEXT NOT NULL,
+    body BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id INTEGER NOT NULL REFERENCES outbox (id),
@@ -69,6 +77,7 @@ COLUMNS = {
     "send_result": "TEXT",  # what getsendresult said (JSON)
     "channel": "TEXT",  # NULL: a work notification; 'robot': a group robot's copy
     "robot": "TEXT",  # the robot's name (routing.yaml robots:), for a robot copy
+    "notification_id": "INTEGER",  # the webhook it came from: notifications.id (= its pending id)
 }
 INDEXES = """
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
@@ -108,6 +117,7 @@ class Item:
     send_result: dict[str, Any] | None = None
     channel: str = "work"  # "work" | "robot"
     robot: str | None = None
+    notification_id: int | None = None
 
     @property
     def recipients(self) -> frozenset[str]:
@@ -139,6 +149,7 @@ class Item:
             send_result=json.loads(row["send_result"]) if row["send_result"] else None,
             channel=row["channel"] or "work",
             robot=row["robot"],
+            notification_id=row["notification_id"],
         )
 
 
@@ -216,19 +227,19 @@ class OutboxBase:
 
     @staticmethod
     def _insert(db: sqlite3.Connection, entries: Iterable[Entry], source: str, group_key: str,
-                created_at: float) -> list[int]:  # fmt: skip
+                created_at: float, notification_id: int | None = None) -> list[int]:  # fmt: skip
         now = time.time()
         ids: list[int] = []
         for e in entries:
             cur = db.execute(
                 "INSERT INTO outbox (created_at, updated_at, state, source, receiver,"
                 " group_key, msg, userids, departments, next_attempt_at, due_since,"
-                " channel, robot) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " channel, robot, notification_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     created_at, now, "queued", source, e.receiver, group_key,
                     json.dumps(e.msg, ensure_ascii=False, separators=(",", ":")),
                     ",".join(e.userids), ",".join(str(d) for d in e.departments), now,
-                    created_at, "robot" if e.robot else None, e.robot,
+                    created_at, "robot" if e.robot else None, e.robot, notification_id,
                 ),
             )  # fmt: skip
             ids.append(int(cur.lastrowid or 0))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from receiver import metrics
@@ -24,6 +25,7 @@ from receiver.delivery.pipeline import plan
 from receiver.delivery.state import State
 from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.grafana import parse_grafana
+from receiver.messages.links import notification_url
 from receiver.model import Notification
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ class Planner:
             if p.receiver is not None and p.receiver not in table.receivers:
                 raise LookupError(f"receiver {p.receiver!r} is no longer in {table.path}")
             n = PARSERS[p.source](p.body)
+            s = self.state.settings
+            link = notification_url(s.external_url, s.secret_key, p.id, p.received_at + s.retention)
+            n = replace(n, more_url=link)
             at = datetime.fromtimestamp(p.received_at, UTC)
             entries = plan(table, self.state.renderer, n, now=at, receiver=p.receiver)
         # Whatever went wrong, the alert was accepted: keep it, say why, try again later.

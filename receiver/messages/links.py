@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
+from receiver.messages.tokens import sign
 from receiver.model import Alert, Notification
 
 
@@ -27,13 +28,29 @@ def silence_url(external_url: str, labels: dict[str, str]) -> str:
 
 
 def more_url(n: Notification) -> str:
-    """Where the whole group can be seen: the sender's own alert list (see docs/templates.md)."""
+    """Where the whole group can be seen (see docs/templates.md): the receiver's own page
+    when it has one, else the sender's alert list."""
+    if n.more_url:
+        return n.more_url
     base = n.external_url.rstrip("/")
     if not base:
         return ""
     if n.source == "grafana":
         return f"{base}/alerting/list"
     return f"{base}/#/alerts?filter={_q(_matchers(n.group_labels))}"
+
+
+NOTIFICATION_PAGE = "n"  # the token purpose of /n/<token>
+
+
+def notification_url(
+    external_url: str | None, secret_key: str | None, notification_id: int, expires_at: float
+) -> str:
+    """The receiver's signed page of one whole notification, or "" without both settings."""
+    if not (external_url and secret_key):
+        return ""
+    token = sign(secret_key, NOTIFICATION_PAGE, {"n": notification_id}, expires_at=expires_at)
+    return f"{external_url.rstrip('/')}/n/{token}"
 
 
 def group_silence_url(n: Notification, alerts: Sequence[Alert]) -> str:

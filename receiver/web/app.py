@@ -24,6 +24,7 @@ from receiver.ingest.grafana import parse_grafana
 from receiver.model import Notification
 from receiver.settings import Settings
 from receiver.web import console
+from receiver.web.console import full
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         return jsonify(status="reloaded"), 200
 
     console.register(app, settings)
+    full.register(app, settings)
 
     @app.errorhandler(PayloadError)
     def payload_error(e: PayloadError) -> tuple[Response, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -32,6 +32,7 @@ from tests.web.browser import chromium, console_errors, screenshot, unlabelled_f
 pytestmark = pytest.mark.e2e
 
 TOKEN = "console-token-Ω-2026"
+EXTERNAL = "https://receiver.example.com/"  # as phones reach it; the test swaps in loopback
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -104,7 +105,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     settings = Settings(data_dir=str(tmp / "data"), routing=str(routing),
                         templates=str(ROOT / "templates"), app_key=APP_KEY,
                         app_secret=APP_SECRET, agent_id="424242", api_base=fake.url)  # fmt: skip
-    env = env_for(settings, RECEIVER_CONSOLE_TOKEN=TOKEN, RECEIVER_SECRET_KEY="k" * 32)
+    env = env_for(settings, RECEIVER_CONSOLE_TOKEN=TOKEN, RECEIVER_SECRET_KEY="k" * 32,
+                  RECEIVER_EXTERNAL_URL=EXTERNAL)  # fmt: skip
     try:
         with serve(env, tmp / "serve.log") as srv:
             wait_for_log(srv, "directory_synced")
@@ -116,6 +118,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             payload = (ROOT / "tests/fixtures/alertmanager/firing-4.json").read_bytes()
             assert http("POST", srv.url + "/alertmanager", payload)[0] == 200
             wait(lambda: box.counts()["sent"] >= 1, srv.text)
+            payload = (ROOT / "tests/fixtures/alertmanager/many-55.json").read_bytes()
+            assert http("POST", srv.url + "/alertmanager", payload)[0] == 200
+            wait(lambda: box.counts()["sent"] >= 2, srv.text)
             with chromium() as driver:
                 yield {"url": srv.url, "driver": driver, "box": box, "fake": fake,
                        "routing": routing, "env": env, "srv": srv}  # fmt: skip
@@ -141,6 +146,17 @@ def text(driver: Any, css: str) -> str:
     return str(found.text)
 
 
+def submit(driver: Any, css: str) -> None:
+    """Click `css` (a submit button) and wait for the next page to replace this one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR, css).click()
+    WebDriverWait(driver, 10).until(ec.staleness_of(page))
+
+
 def login(driver: Any, url: str, token: str = TOKEN) -> None:
     from selenium.webdriver.common.by import By
 
@@ -148,7 +164,7 @@ def login(driver: Any, url: str, token: str = TOKEN) -> None:
     field = driver.find_element(By.NAME, "token")
     field.clear()
     field.send_keys(token)
-    field.submit()
+    submit(driver, "main form button")
 
 
 def page_ok(driver: Any, name: str) -> None:
@@ -207,7 +223,7 @@ def test_every_page_loads(logged_in: dict[str, Any]) -> None:
     (userid,) = logged_in["box"].get(dead_id).userids
     assert f"{userid} {names[userid]} dead" in text(d, "#recipients")
     page_ok(d, "notification-dead")
-    sent_id = logged_in["box"].find("sent")[0].id
+    sent_id = logged_in["box"].find("sent")[-1].id  # the first sent: DiskFull
     d.get(f"{url}/console/notifications/{sent_id}")
     assert "DiskFull" in text(d, ".dingtalk")  # the message as DingTalk shows it
     assert d.find_elements("css selector", ".dingtalk strong")  # markdown rendered
@@ -233,7 +249,7 @@ def test_the_route_tester_answers_as_the_cli_does(logged_in: dict[str, Any]) -> 
         d.get(url + "/console/routes/test")
         d.find_element(By.ID, "labels").send_keys(labels)
         d.find_element(By.ID, "at").send_keys(at)
-        d.find_element(By.CSS_SELECTOR, "main form button").click()
+        submit(d, "main form button")
         args = ["routes", "test", "--json", "--at", at, *labels.splitlines()]
         result = CliRunner().invoke(main, args, env=env)
         assert result.exit_code == 0, result.output
@@ -260,7 +276,7 @@ def test_the_preview_renders_a_sample_within_the_budget(logged_in: dict[str, Any
     d.get(url + "/console/preview")
     Select(d.find_element(By.ID, "sample")).select_by_value("alertmanager-many-55")
     Select(d.find_element(By.ID, "receiver")).select_by_value("ops")
-    d.find_element(By.CSS_SELECTOR, "main form button").click()
+    submit(d, "main form button")
     message = text(d, ".message")
     assert "of 2048 bytes" in message and "InstanceDown" in message
     assert console_errors(d) == []
@@ -274,7 +290,7 @@ def test_retry_sends_a_dead_message_again(logged_in: dict[str, Any]) -> None:
     (dead,) = box.find("dead")
     sends = len(fake.delivered())
     d.get(f"{url}/console/notifications/{dead.id}")
-    d.find_element(By.ID, "retry").click()
+    submit(d, "#retry")
     assert "Queued to send again now." in text(d, "main")
     assert text(d, "#state") in ("queued", "sending", "sent")
     wait(lambda: box.get(dead.id).state == "sent", logged_in["srv"].text)  # type: ignore[union-attr]
@@ -285,7 +301,6 @@ def test_retry_sends_a_dead_message_again(logged_in: dict[str, Any]) -> None:
 
 
 def test_csrf_is_enforced(logged_in: dict[str, Any]) -> None:
-    from selenium.webdriver.common.by import By
 
     d, url, box = logged_in["driver"], logged_in["url"], logged_in["box"]
     ids = [i.id for i in box.find()]
@@ -311,13 +326,35 @@ def test_csrf_is_enforced(logged_in: dict[str, Any]) -> None:
 
 
 def test_logout_ends_the_session(logged_in: dict[str, Any]) -> None:
-    from selenium.webdriver.common.by import By
 
     d, url = logged_in["driver"], logged_in["url"]
     d.get(url + "/console/")
-    d.find_element(By.CSS_SELECTOR, "form.logout button").click()
+    submit(d, "form.logout button")
     assert d.current_url.startswith(url + "/console/login")
     assert d.get_cookie("console_session") is None
     d.get(url + "/console/")
     assert d.current_url.startswith(url + "/console/login")
     assert console_errors(d) == []
+
+
+def test_the_n_more_link_opens_the_whole_notification(site: dict[str, Any]) -> None:
+    """No login: the signed link alone opens the page, with every one of the 55 alerts."""
+    import re
+
+    d, url, fake = site["driver"], site["url"], site["fake"]
+    texts = [json.dumps(r.body, ensure_ascii=False) for r in fake.delivered() if r.body]
+    (cut,) = [t for t in texts if "InstanceDown" in t]
+    link = re.search(r"https://receiver\.example\.com/n/([A-Za-z0-9_.-]+)", cut)
+    assert link, cut
+    d.delete_all_cookies()
+    d.get(f"{url}/n/{link.group(1)}")
+    assert "55 firing, 0 resolved" in text(d, "#summary")
+    assert len(d.find_elements("css selector", "section.alert")) == 55
+    assert "node-55.example.com" in text(d, "main")
+    page_ok(d, "full-notification")
+    body, _, sig = link.group(1).partition(".")
+    for forged in (f"{body}.{sig[::-1]}", f"{body[:-2]}xx.{sig}", "x.y", "nonsense"):
+        d.get(f"{url}/n/{forged}")
+        assert text(d, "[role=alert]") == "This link is not valid, or it has expired."
+        d.get_log("browser")  # the 403 is logged as a failed resource
+    assert requests.get(f"{url}/n/{body}.{sig[::-1]}", timeout=10).status_code == 403
