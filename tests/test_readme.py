@@ -18,7 +18,8 @@ from tests.conftest import ROOT
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SECTIONS = [
     "Quick start", "DingTalk app set-up", "How it works", "Configuration", "routing.yaml",
-    "Templates", "Alertmanager set-up", "Grafana set-up", "The directory", "CLI", "Operations",
+    "Templates", "Alertmanager set-up", "Grafana set-up", "The directory", "CLI", "Web console",
+    "Operations",
     "Troubleshooting", "Development",
 ]  # fmt: skip
 
