@@ -138,22 +138,35 @@ def wait(predicate: Any, why: Any, timeout: float = 30) -> None:
 
 def text(driver: Any, css: str) -> str:
     """The text of the first element `css` finds, waiting up to 10 s for it (a page loading)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    found = WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
-    return str(found.text)
+    for _ in range(3):  # a page still replacing the last one: look again
+        try:
+            wait = WebDriverWait(driver, 10)
+            found = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
+            return str(found.text)
+        except (StaleElementReferenceException, WebDriverException) as e:
+            last = e
+            time.sleep(0.2)
+    raise last
 
 
 def submit(driver: Any, css: str) -> None:
     """Click `css` (a submit button) and wait for the next page to replace this one."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.CSS_SELECTOR, css).click()
+    try:
+        driver.find_element(By.CSS_SELECTOR, css).click()
+    except WebDriverException as e:  # chromedriver may lose the button to the navigation it
+        if "does not belong to the document" not in str(e):  # started; the wait below tells
+            raise
     WebDriverWait(driver, 10).until(ec.staleness_of(page))
 
 
@@ -227,6 +240,8 @@ def test_every_page_loads(logged_in: dict[str, Any]) -> None:
     d.get(f"{url}/console/notifications/{sent_id}")
     assert "DiskFull" in text(d, ".dingtalk")  # the message as DingTalk shows it
     assert d.find_elements("css selector", ".dingtalk strong")  # markdown rendered
+    assert "DiskFull" in text(d, "#alerts")  # the alerts, as received
+    assert len(d.find_elements("css selector", "#alerts section.alert")) == 4
     page_ok(d, "notification-sent")
     d.get(url + "/console/routes/test?labels=" + quote("team=db\nseverity=critical"))
     page_ok(d, "route-tester")

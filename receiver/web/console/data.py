@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from receiver.delivery.outbox import COUNTED, Item
+from receiver.delivery.outbox import Item
+from receiver.delivery.planner import PARSERS
 from receiver.delivery.state import State
 from receiver.directory.store import DirectoryStore
+from receiver.errors import PayloadError
+from receiver.model import Alert
 from receiver.routing.table import RoutingTable
 
 FILTER_STATES = ("pending", "queued", "held", "sending", "retry", "dead", "sent")
@@ -101,6 +104,18 @@ def overview(state: State, now: datetime) -> Overview:
     )
 
 
+def alerts_of(state: State, notification_id: int | None) -> list[Alert] | None:
+    """The alerts of a planned webhook as received, firing first; None once it is not kept."""
+    stored = state.outbox.notification(notification_id) if notification_id is not None else None
+    if stored is None:
+        return None
+    try:
+        n = PARSERS[stored.source](stored.body)
+    except (PayloadError, KeyError):
+        return None
+    return sorted(n.alerts, key=lambda a: a.status != "firing")  # as the message orders them
+
+
 @dataclass(frozen=True)
 class RecipientState:
     userid: str
@@ -167,10 +182,6 @@ def rows(state: State, want: str | None, receiver: str, person: str, limit: int 
                            error, i.created_at))  # fmt: skip
     out.sort(key=lambda r: r.at, reverse=True)
     return out[:limit]
-
-
-def state_names() -> tuple[str, ...]:
-    return tuple(s for s in FILTER_STATES if s in COUNTED or s == "held")
 
 
 @dataclass(frozen=True)

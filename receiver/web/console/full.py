@@ -49,7 +49,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
             n = PARSERS[stored.source](stored.body)
         except (PayloadError, KeyError):
             return refuse(404, "This notification can no longer be read.")
-        alerts = sorted(n.alerts, key=lambda a: a.status != "firing")
+        alerts = sorted(n.alerts, key=lambda a: a.status != "firing")  # as the message orders
         received = datetime.fromtimestamp(stored.received_at).astimezone(tz)
         page = render_template("console/full.html", n=n, alerts=alerts, when=when,
                                received=when(received), tz=settings.timezone)  # fmt: skip

@@ -68,6 +68,7 @@ def add(bp: Blueprint, state: Callable[[], State]) -> None:
         return render_template(
             "console/notification.html",
             item=item,
+            alerts=data.alerts_of(s, item.notification_id),
             held=item.state == "queued" and bool(item.hold_reason),
             history=s.outbox.history(n),
             people=data.recipients(s, item),
