@@ -54,6 +54,16 @@ class AdminQueries(OutboxBase):
             ).fetchone()
         return pending_from_row(row) if row is not None else None
 
+    def recent_notifications(self, limit: int = 200) -> list[Pending]:
+        """The newest planned webhooks still kept, as received, newest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT *, 0 AS attempts, NULL AS last_error FROM notifications"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [pending_from_row(r) for r in rows]
+
     def get(self, item_id: int) -> Item | None:
         with self._read() as db:
             row = db.execute("SELECT * FROM outbox WHERE id=?", (item_id,)).fetchone()

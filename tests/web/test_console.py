@@ -193,6 +193,8 @@ def test_a_pending_webhook_is_shown_and_can_be_replanned_or_dropped(
     assert box.pending() == []
     assert client.get(f"/console/notifications/p{p.id}").status_code == 404
     assert client.get("/console/notifications/x1").status_code == 404
+    missing = client.get("/console/notifications/999")
+    assert missing.status_code == 404 and "No such message" in missing.text  # a page, not JSON
 
 
 def test_markdown_is_shown_as_dingtalk_shows_it_and_nothing_more() -> None:
@@ -231,13 +233,18 @@ def test_the_routing_page_shows_a_refused_file_and_a_changed_one(
     client: FlaskClient, app: Flask, on: Settings, tmp_path: Path
 ) -> None:
     assert "The file on disk is the running table." in client.get("/console/routing").text
+    body = (FIXTURES / "alertmanager/firing-1.json").read_bytes()  # team=db, to bob
+    assert client.post("/alertmanager", data=body, content_type="application/json").status_code
+    plan_pending(app)
     state = app.extensions["receiver"]
     routing = tmp_path / "routing.yaml"
     routing.write_text(Path(on.routing).read_text())
     state.settings = on.with_(routing=str(routing))
     routing.write_text(routing.read_text().replace("users: [bob]", "users: [alice]"))
     page = client.get("/console/routing").text
-    assert "alerts change" in page and "user0002" in page  # db no longer pages bob
+    # db no longer pages bob, for an alert received a moment ago as for the samples
+    assert "alerts would reach other receivers or people" in page and "user0002" in page
+    assert re.search(r"received \d+[smh]( \d+m)? ago", page) and "alertname=HighLatency" in page
     routing.write_text("route: {receiver: nobody}\n")
     with pytest.raises(Exception):  # noqa: B017 - ConfigError, as /-/reload answers it
         state.reload("test")

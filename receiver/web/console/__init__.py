@@ -23,7 +23,7 @@ from flask import (
     request,
     url_for,
 )
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import Forbidden, NotFound
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from receiver.delivery.state import State
@@ -95,6 +95,11 @@ def create_blueprint(settings: Settings) -> Blueprint:
     @bp.errorhandler(Forbidden)
     def forbidden(e: Forbidden) -> tuple[str, int]:
         return render_template("console/error.html", message=e.description, status=403), 403
+
+    @bp.errorhandler(NotFound)
+    def not_found(e: NotFound) -> tuple[str, int]:
+        message = "No such message: it was sent and purged, dropped, or never was."
+        return render_template("console/error.html", message=message, status=404), 404
 
     tz = ZoneInfo(settings.timezone)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, render_template, request
 
 from receiver.delivery.pipeline import preview as plan_preview
+from receiver.delivery.planner import PARSERS
 from receiver.delivery.state import LAST_GOOD_FILE, State
 from receiver.errors import ConfigError, PayloadError
 from receiver.ingest.alertmanager import parse_alertmanager
@@ -101,7 +103,8 @@ def add(bp: Blueprint, state: Callable[[], State]) -> None:
         if not same:
             try:
                 disk_table = load_routing(s.settings.routing, s.directory)
-                changes, total = diff(s.table, disk_table, _sample_alerts(), datetime.now(UTC))
+                alerts = _recent_alerts(s) + _sample_alerts()
+                changes, total = diff(s.table, disk_table, alerts, datetime.now(UTC))
             except ConfigError as e:
                 problems = [str(p) for p in e.problems]
         return render_template("console/routing.html", path=s.settings.routing,
@@ -157,6 +160,26 @@ def _running_text(s: State) -> tuple[str | None, str]:
     if text is not None:
         return text, last_good
     return _read(s.settings.routing), s.settings.routing
+
+
+RECENT_WEBHOOKS = 200
+
+
+def _recent_alerts(s: State) -> list[tuple[str, dict[str, str]]]:
+    """The alerts of the newest webhooks still kept (RECEIVER_RETENTION), each label set once."""
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    out = []
+    for p in s.outbox.recent_notifications(RECENT_WEBHOOKS):
+        try:
+            n = PARSERS[p.source](p.body)
+        except (PayloadError, KeyError):
+            continue
+        for a in n.alerts:
+            key = tuple(sorted(a.labels.items()))
+            if key not in seen:
+                seen.add(key)
+                out.append((f"received {data.ago(time.time() - p.received_at)} ago", a.labels))
+    return out
 
 
 def _sample_alerts() -> list[tuple[str, dict[str, str]]]:
