@@ -273,3 +273,20 @@ def test_the_full_notification_page(settings: Settings) -> None:
     assert c.get(forged.removeprefix(on.external_url or "")).status_code == 403
     gone = notification_url(on.external_url, "k", 999, 9e9)
     assert c.get(gone.removeprefix(on.external_url or "")).status_code == 404
+
+
+def test_the_preview_shows_a_group_robots_copy_against_its_own_budget(
+    on: Settings, tmp_path: Path
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "robots:\n  db-team:\n    webhook: https://oapi.dingtalk.com/robot/send?access_token=t\n"
+        "receivers:\n  - {name: ops, users: [manager4220], robots: [db-team]}\n"
+        "route: {receiver: ops}\n"
+    )
+    c = create_app(on.with_(routing=str(routing))).test_client()
+    assert login(c).status_code == 303
+    reply = c.post("/console/preview", data={"csrf": csrf(c), "sample": "alertmanager-firing-4"})
+    assert reply.status_code == 200
+    assert "To: manager4220" in reply.text and "of 2048 bytes" in reply.text
+    assert "A copy to the group robot db-team" in reply.text and "of 20000 bytes" in reply.text

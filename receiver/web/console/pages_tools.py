@@ -24,6 +24,7 @@ from receiver.errors import ConfigError, PayloadError
 from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.grafana import parse_grafana
 from receiver.messages.render import MSGTYPES, msg_size
+from receiver.messages.robot import ROBOT_MAX_BYTES
 from receiver.routing import load_routing
 from receiver.routing.explain import RouteAnswer, diff, explain, parse_labels
 from receiver.web.console import data
@@ -133,6 +134,8 @@ def _preview(s: State, receiver: str, template: str, msgtype: str, payload: str,
             "receiver": e.receiver,
             "userids": e.userids,
             "departments": e.departments,
+            "robot": e.robot,
+            "budget": ROBOT_MAX_BYTES if e.robot else s.settings.max_message_bytes,
             "bytes": msg_size(e.msg),
             "html": msg_html(e.msg),
             "json": json.dumps(e.msg, ensure_ascii=False, indent=2),
