@@ -177,6 +177,7 @@ def rows(state: State, want: str | None, receiver: str, person: str, limit: int 
         for i in items:
             st = "held" if i.state == "queued" and i.hold_reason else i.state
             who = ",".join([*i.userids, *(f"dept:{d}" for d in i.departments)])
+            who = f"robot:{i.robot}" if i.robot else who
             error = i.hold_reason or ("" if i.state == "sent" else (i.last_error or ""))
             out.append(Row(str(i.id), st, i.receiver, who, i.attempts, ago(now - i.created_at),
                            error, i.created_at))  # fmt: skip
