@@ -71,10 +71,15 @@ class DingTalkError(ReceiverError):
         errcode: int | None = None,
         errmsg: str = "",
         status: int | None = None,
+        transport: str | None = None,
     ) -> None:
         self.errcode = errcode
         self.errmsg = errmsg
         self.status = status
+        # What failed below the errcode, when the call got no usable answer at all:
+        # "network", "timeout", "http_5xx", "http_429", "not_json", "punish" (set by the client).
+        self.transport = transport
+        self.api: str | None = None  # the API that failed ("gettoken", "asyncsend_v2"), if known
         super().__init__(message)
 
 

@@ -11,8 +11,8 @@ it, and replaces it with its items in one transaction (`expand`): it becomes
 items once, or stays pending. Each later transition is its own transaction.
 A claim carries an owner and a lease; an item whose claimer died goes back to the
 queue when its lease runs out (or at once, when the claimer is known to be dead).
-Claims keep per-recipient order: an item is not claimed while an earlier item that
-shares a recipient is unfinished, unless both are in the same claim.
+Claims keep order per (receiver, alert group, person), and replace an older waiting
+item by a newer one of the same group (receiver.delivery.order).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from receiver.delivery import order
 from receiver.delivery.outbox_admin import AdminQueries
+from receiver.delivery.outbox_pause import PauseQueries
 from receiver.delivery.outbox_pending import PendingWebhooks
 from receiver.delivery.outbox_robots import RobotQueries
 from receiver.delivery.outbox_schema import (
@@ -38,8 +40,13 @@ from receiver.delivery.outbox_schema import (
 
 __all__ = ["COUNTED", "STATES", "Item", "Outbox", "Pending"]
 
+UNKNOWN_OUTCOME = (
+    "its claimer died after the call started: it may have reached DingTalk;"
+    " it is sent again (DingTalk delivers the same content to a person once a day)"
+)
 
-class Outbox(PendingWebhooks, AdminQueries, RobotQueries):
+
+class Outbox(PendingWebhooks, AdminQueries, PauseQueries, RobotQueries):
     """The queue of items: claims and leases, and every state change of a send."""
 
     # -- delivery path ---------------------------------------------------------------------
@@ -50,19 +57,19 @@ class Outbox(PendingWebhooks, AdminQueries, RobotQueries):
         lease_s: float = 60.0,
         owner: str = "",
         now: float | None = None,
+        avoid: int | None = None,
     ) -> list[Item]:
         """Lease due items, oldest first, without letting one overtake an earlier one.
 
-        An unfinished item blocks later items that share a recipient, unless it is
-        held for a client-side limit or is claimed in this same batch (the worker
-        handles a batch in id order and gives back what follows a failure).
+        An unfinished item blocks later items of its receiver and group that share a
+        recipient, unless it is held for a client-side limit (receiver.delivery.order).
         """
         now = time.time() if now is None else now
         with self._read() as db:  # most polls find nothing: look before taking the write lock
             if not db.execute(f"SELECT 1 FROM outbox WHERE {DUE} LIMIT 1", {"now": now}).fetchone():
                 return []
         with self._tx() as db:
-            chosen = self._pick(db, now, limit)
+            chosen = self._pick(db, now, limit, avoid)
             if not chosen:
                 return []
             marks = ",".join("?" * len(chosen))
@@ -73,26 +80,117 @@ class Outbox(PendingWebhooks, AdminQueries, RobotQueries):
             ).fetchall()
         return sorted((Item.from_row(r) for r in rows), key=lambda i: i.id)
 
-    @staticmethod
-    def _pick(db: sqlite3.Connection, now: float, limit: int) -> list[int]:
-        blocked: set[str] = set()
-        chosen: list[int] = []
-        rows = db.execute(
-            "SELECT id, state, next_attempt_at, lease_until, hold_reason, userids, departments"
-            " FROM outbox WHERE state IN ('queued','retry','sending') ORDER BY id"
-        )
-        for r in rows:
-            keys = recipient_keys(r["userids"], r["departments"])
-            due = (r["state"] != "sending" and r["next_attempt_at"] <= now) or (
-                r["state"] == "sending" and (r["lease_until"] or 0) < now
+    def _pick(self, db: sqlite3.Connection, now: float, limit: int,
+              avoid: int | None = None) -> list[int]:  # fmt: skip
+        """Choose what to claim, and mark what a newer item of its group replaces.
+
+        `avoid`: an item to claim only when nothing else is due (the probe of a pause
+        tries another message than the one that failed).
+        """
+        p = self._plan(db, now, limit + (avoid is not None))
+        for old, new in p.superseded.items():
+            db.execute(
+                "UPDATE outbox SET state='superseded', superseded_by=?, updated_at=?,"
+                " lease_until=NULL, owner=NULL WHERE id=? AND state IN ('queued','retry')",
+                (new, now, old),
             )
-            if due and not keys & blocked:
-                chosen.append(r["id"])
-                if len(chosen) >= limit:
-                    break
-            elif due or r["hold_reason"] is None:
-                blocked |= keys
-        return chosen
+            self._log(db, old, "superseded", error=f"by #{new}")
+        others = [i for i in p.chosen if i != avoid]
+        return (others or p.chosen)[:limit]
+
+    @staticmethod
+    def _plan(db: sqlite3.Connection, now: float, limit: int) -> order.Plan:
+        rows = db.execute(
+            "SELECT id, state, next_attempt_at, lease_until, hold_reason, receiver, group_key,"
+            " status, userids, departments FROM outbox"
+            " WHERE state IN ('queued','retry','sending') ORDER BY id"
+        )
+
+        def fired(receiver: str, group_key: str) -> bool:
+            return bool(db.execute(
+                "SELECT 1 FROM outbox WHERE group_key=? AND receiver=? AND state='sent'"
+                " AND COALESCE(status,'firing')='firing' LIMIT 1", (group_key, receiver),
+            ).fetchone())  # fmt: skip
+
+        return order.plan(
+            (
+                order.Row(
+                    r["id"], r["state"], r["next_attempt_at"], r["lease_until"],
+                    r["hold_reason"], r["receiver"], r["group_key"], r["status"] or "firing",
+                    frozenset(recipient_keys(r["userids"], r["departments"])),
+                )  # fmt: skip
+                for r in rows
+            ),
+            now, limit, fired,
+        )  # fmt: skip
+
+    def waiting_behind(self, now: float | None = None) -> dict[int, int]:
+        """For `outbox list`: each waiting item, and the earlier item it waits for."""
+        with self._read() as db:
+            return self._plan(db, time.time() if now is None else now, 0).behind
+
+    def start_call(self, item_id: int, owner: str, lease_s: float) -> bool:
+        """Record that the call is about to go out, renewing our lease; False if not ours.
+
+        Written before the call, so that after a crash (or a write that failed after it)
+        `outbox show` says the call may have reached DingTalk.
+        """
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE outbox SET lease_until=?, call_started_at=?"
+                " WHERE id=? AND state='sending' AND owner=?",
+                (now + lease_s, now, item_id, owner),
+            )
+        return cur.rowcount == 1
+
+    def release_paused(self, item_id: int, owner: str, *, error: str,
+                       errcode: int | None) -> None:  # fmt: skip
+        """Give back an item whose call failed for everyone: no attempt counted, no backoff."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE outbox SET state=CASE WHEN attempts>0 THEN 'retry' ELSE 'queued' END,"
+                " lease_until=NULL, owner=NULL, call_started_at=NULL, updated_at=?"
+                " WHERE id=? AND state='sending' AND owner=?",
+                (time.time(), item_id, owner),
+            )
+            if cur.rowcount:
+                self._log(db, item_id, "paused", errcode, error)
+
+    def charge(self, item_id: int, *, delay_s: float, error: str,
+               errcode: int | None) -> bool:  # fmt: skip
+        """Count a failure that looked like DingTalk's against the item after all.
+
+        Its call failed, and the next call, of another message, went through: the
+        failure was this message's own. It waits its own backoff from now.
+        """
+        now = time.time()
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE outbox SET state='retry', attempts=attempts+1, next_attempt_at=?,"
+                " updated_at=?, errcode=?, last_error=? WHERE id=? AND state IN ('queued','retry')",
+                (now + delay_s, now, errcode, error, item_id),
+            )
+            if cur.rowcount:
+                self._log(db, item_id, "retry", errcode, error)
+        return cur.rowcount == 1
+
+    def expire(self, older_than_s: float, *, error: str, errcode: int | None) -> list[int]:
+        """Dead-letter waiting items accepted (or requeued) longer ago than `older_than_s`.
+
+        Used while sending is paused: nothing of theirs was tried, but they are too old.
+        """
+        now = time.time()
+        with self._tx() as db:
+            rows = db.execute(
+                "UPDATE outbox SET state='dead', updated_at=?, errcode=?, last_error=?"
+                " WHERE state IN ('queued','retry') AND hold_reason IS NULL"
+                " AND COALESCE(due_since, created_at)<? RETURNING id",
+                (now, errcode, error, now - older_than_s),
+            ).fetchall()
+            for r in rows:
+                self._log(db, r["id"], "dead", errcode, error)
+        return sorted(r["id"] for r in rows)
 
     def renew(self, item_id: int, owner: str, lease_s: float) -> bool:
         """Extend our lease before working on an item; False if it is no longer ours."""
@@ -143,6 +241,7 @@ class Outbox(PendingWebhooks, AdminQueries, RobotQueries):
             db.execute(
                 "UPDATE outbox SET state=?, updated_at=?, lease_until=NULL, owner=NULL,"
                 " attempts=attempts+1, next_attempt_at=COALESCE(?, next_attempt_at), errcode=?,"
+                " call_started_at=NULL,"
                 " last_error=?, msg=COALESCE(?, msg)"
                 " WHERE id=? AND (? IS NULL OR (state='sending' AND owner=?))",
                 (state, now, due, errcode, error, new_msg, item_id, owner, owner),
@@ -162,12 +261,16 @@ class Outbox(PendingWebhooks, AdminQueries, RobotQueries):
     def release_owner(self, owner: str) -> int:
         """Give back every item leased by `owner` (a claimer known to be dead)."""
         with self._tx() as db:
-            cur = db.execute(
+            rows = db.execute(
                 "UPDATE outbox SET state=CASE WHEN attempts>0 THEN 'retry' ELSE 'queued' END,"
-                " lease_until=NULL, owner=NULL WHERE state='sending' AND owner=?",
+                " lease_until=NULL, owner=NULL WHERE state='sending' AND owner=?"
+                " RETURNING id, call_started_at",
                 (owner,),
-            )
-        return cur.rowcount
+            ).fetchall()
+            for r in rows:
+                if r["call_started_at"] is not None:
+                    self._log(db, r["id"], "recovered", error=UNKNOWN_OUTCOME)
+        return len(rows)
 
     def owners(self) -> set[str]:
         with self._read() as db:
@@ -231,9 +334,10 @@ class Outbox(PendingWebhooks, AdminQueries, RobotQueries):
         cur = db.execute(
             "INSERT INTO outbox (created_at, updated_at, state, source, receiver, group_key,"
             " msg, userids, departments, next_attempt_at, due_since, hold_reason,"
-            " notification_id) VALUES (?,?,'queued',?,?,?,?,?,'',?,?,?,?)",
+            " notification_id, status) VALUES (?,?,'queued',?,?,?,?,?,'',?,?,?,?,?)",
             (row["created_at"], time.time(), row["source"], row["receiver"], row["group_key"],
-             msg, ",".join(userids), until, until, reason, row["notification_id"]),
+             msg, ",".join(userids), until, until, reason, row["notification_id"],
+             row["status"]),
         )  # fmt: skip
         return int(cur.lastrowid or 0)
 

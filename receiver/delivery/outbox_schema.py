@@ -20,12 +20,12 @@ from receiver.delivery.pipeline import Entry
 from receiver.errors import OutboxUnavailable
 from receiver.storage.sqlite import ThreadConnections
 
-SCHEMA = """
+OUTBOX_TABLE = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'retry', 'dead')),
+    state TEXT NOT NULL CHECK (state IN ({states})),
     source TEXT NOT NULL,
     receiver TEXT NOT NULL,
     group_key TEXT NOT NULL,
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     errcode INTEGER,
     last_error TEXT,
     sent_at REAL
-);
+)"""
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at REAL NOT NULL,
@@ -78,15 +79,34 @@ COLUMNS = {
     "channel": "TEXT",  # NULL: a work notification; 'robot': a group robot's copy
     "robot": "TEXT",  # the robot's name (routing.yaml robots:), for a robot copy
     "notification_id": "INTEGER",  # the webhook it came from: notifications.id (= its pending id)
+    "status": "TEXT",  # firing | resolved: the group's status as this receiver saw it
+    "superseded_by": "INTEGER",  # the newer item of the same group and person that replaced it
+    "call_started_at": "REAL",  # set just before the call: a restart knows it may have gone out
 }
+# Sending paused for everyone (receiver.delivery.outbox_pause): one row while paused,
+# in the outbox's file, so that every process that sends sees the same pause.
+PAUSE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pause (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    since REAL NOT NULL,
+    reason TEXT NOT NULL,
+    error TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    probe_at REAL NOT NULL,
+    suspect INTEGER,  -- the item whose call failed last: the next probe tries another
+    confirmed INTEGER NOT NULL DEFAULT 0  -- 1 once two different items failed
+)
+"""
 INDEXES = """
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_followup ON outbox (followup_at) WHERE followup_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS attempts_item ON attempts (item_id);
+CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key);
 """
 
-STATES = ("queued", "sending", "sent", "retry", "dead")
+STATES = ("queued", "sending", "sent", "retry", "dead", "superseded")
 COUNTED = ("pending", *STATES)  # what counts() reports: accepted webhooks not yet planned too
+OUTBOX_SQL = OUTBOX_TABLE.format(states=", ".join(f"'{s}'" for s in STATES))
 DUE = (
     "((state IN ('queued','retry') AND next_attempt_at<=:now)"
     " OR (state='sending' AND lease_until<:now))"
@@ -118,6 +138,9 @@ class Item:
     channel: str = "work"  # "work" | "robot"
     robot: str | None = None
     notification_id: int | None = None
+    status: str = "firing"
+    superseded_by: int | None = None
+    call_started_at: float | None = None
 
     @property
     def recipients(self) -> frozenset[str]:
@@ -150,6 +173,9 @@ class Item:
             channel=row["channel"] or "work",
             robot=row["robot"],
             notification_id=row["notification_id"],
+            status=row["status"] or "firing",
+            superseded_by=row["superseded_by"],
+            call_started_at=row["call_started_at"],
         )
 
 
@@ -183,6 +209,32 @@ def pending_from_row(row: sqlite3.Row) -> Pending:
     )  # fmt: skip
 
 
+def migrate_states(db: sqlite3.Connection) -> None:
+    """Widen the state CHECK of a file written before a state was added (`superseded`).
+
+    SQLite cannot alter a CHECK constraint, so the table is rebuilt: created anew
+    under another name, filled, and swapped in, inside the caller's transaction, so
+    a crash half-way leaves the old table as it was. Ids (and so order) are kept.
+    """
+    row = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type='table' AND name='outbox'"
+    ).fetchone()
+    if row is None or all(f"'{s}'" in row["sql"] for s in STATES):
+        return
+    cols = [r["name"] for r in db.execute("PRAGMA table_info(outbox)")]
+    db.execute("DROP TABLE IF EXISTS outbox_new")
+    db.execute(OUTBOX_SQL.replace("EXISTS outbox (", "EXISTS outbox_new (", 1))
+    for name, decl in COLUMNS.items():
+        db.execute(f"ALTER TABLE outbox_new ADD COLUMN {name} {decl}")
+    names = ",".join(cols)
+    db.execute(f"INSERT INTO outbox_new ({names}) SELECT {names} FROM outbox")
+    seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name='outbox'").fetchone()
+    db.execute("DROP TABLE outbox")  # its indexes go with it; the caller makes them again
+    db.execute("ALTER TABLE outbox_new RENAME TO outbox")
+    if seq is not None:  # AUTOINCREMENT: never hand out an id that was used before
+        db.execute("UPDATE sqlite_sequence SET seq=? WHERE name='outbox'", (seq["seq"],))
+
+
 class OutboxBase:
     """The outbox file and its transactions; the queries are in the classes built on it."""
 
@@ -200,12 +252,14 @@ class OutboxBase:
         try:
             os.makedirs(data_dir, exist_ok=True)
             with self._tx() as db:  # DDL is transactional: several workers may start at once
-                for stmt in SCHEMA.split(";"):
+                db.execute(OUTBOX_SQL)
+                for stmt in [*SCHEMA.split(";"), PAUSE_SCHEMA]:
                     db.execute(stmt)
                 have = {r["name"] for r in db.execute("PRAGMA table_info(outbox)")}
                 for name, decl in COLUMNS.items():
                     if name not in have:
                         db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
+                migrate_states(db)
                 for stmt in INDEXES.split(";"):
                     db.execute(stmt)
         except (OSError, OutboxUnavailable, sqlite3.Error) as e:
@@ -234,12 +288,14 @@ class OutboxBase:
             cur = db.execute(
                 "INSERT INTO outbox (created_at, updated_at, state, source, receiver,"
                 " group_key, msg, userids, departments, next_attempt_at, due_since,"
-                " channel, robot, notification_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " channel, robot, notification_id, status)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     created_at, now, "queued", source, e.receiver, group_key,
                     json.dumps(e.msg, ensure_ascii=False, separators=(",", ":")),
                     ",".join(e.userids), ",".join(str(d) for d in e.departments), now,
                     created_at, "robot" if e.robot else None, e.robot, notification_id,
+                    e.status,
                 ),
             )  # fmt: skip
             ids.append(int(cur.lastrowid or 0))

@@ -31,6 +31,7 @@ class Entry:
     userids: tuple[str, ...]
     departments: tuple[int, ...] = ()
     robot: str | None = None  # a group robot's copy: `msg` is its body, with its mentions
+    status: str = "firing"  # the group's status for this receiver: firing | resolved
 
 
 def split_by_receiver(
@@ -72,7 +73,7 @@ def plan(
         recipients = table.recipients(name, now)
         message = renderer.render(part, template=r.template, msgtype=r.msgtype, now=now)
         key = json.dumps(message.msg, sort_keys=True, ensure_ascii=False)
-        group = groups.setdefault(key, _Group(message.msg))
+        group = groups.setdefault(key, _Group(message.msg, part.status))
         group.receivers.setdefault(name, None)
         group.userids.update(dict.fromkeys(recipients.userids))
         group.departments.update(dict.fromkeys(recipients.departments))
@@ -88,7 +89,8 @@ def plan(
     for (robot, _), c in copies.items():  # each robot's copy, mentioning everyone it paged
         body = robot_copy(renderer, c.part, template=c.template, msgtype=c.msgtype,
                           mentions=tuple(c.userids), now=now)  # fmt: skip
-        entries.append(Entry(receiver=",".join(c.receivers), msg=body, userids=(), robot=robot))
+        entries.append(Entry(receiver=",".join(c.receivers), msg=body, userids=(), robot=robot,
+                             status=c.part.status))  # fmt: skip
     return entries
 
 
@@ -127,13 +129,15 @@ def preview(
 @dataclass
 class _Group:
     msg: dict[str, Any]
+    status: str
     receivers: dict[str, None] = field(default_factory=dict)  # ordered sets
     userids: dict[str, None] = field(default_factory=dict)
     departments: dict[int, None] = field(default_factory=dict)
 
     def entries(self) -> list[Entry]:
         name = ",".join(self.receivers)
-        return _chunks(name, self.msg, list(self.userids), list(self.departments))
+        entries = _chunks(name, self.msg, list(self.userids), list(self.departments))
+        return [replace(e, status=self.status) for e in entries]
 
 
 def _chunks(name: str, msg: dict[str, Any], userids: list[str], depts: list[int]) -> list[Entry]:

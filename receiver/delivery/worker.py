@@ -6,9 +6,16 @@ into outbox items), then sends. In dry-run mode (no credentials) it logs each
 message instead of sending it, and marks it sent. Besides sending, its loop runs
 the getsendresult follow-up and purges old sent items.
 
-Order: items are handled in id order, and an item is not claimed while an earlier
-item for one of its recipients is unfinished (Outbox.claim). When an item fails,
-the items after it in the same batch that share a recipient are given back.
+A failed send is classified in one place (receiver.delivery.failures):
+- a platform failure (an outage, a throttle, no token) pauses sending for everyone
+  (receiver.delivery.outbox_pause) and is not counted against the message; while
+  paused, one probe call goes out at a short, capped interval, and its success
+  ends the pause;
+- a failure of the message's own retries with its own backoff, and holds up only
+  later items of its own receiver, group and person (receiver.delivery.order).
+
+A `Sender` is anything that takes (userids, msg, departments) and raises
+DingTalkError on failure; other kinds of delivery plug in there.
 """
 
 from __future__ import annotations
@@ -21,15 +28,19 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from enum import Enum
 from typing import Protocol
 
 from receiver import metrics
 from receiver.delivery import health
+from receiver.delivery.failures import Failure, Kind, classify
 from receiver.delivery.followup import FollowUp
 from receiver.delivery.limits import Limits, next_day
 from receiver.delivery.outbox import Item, Outbox
+from receiver.delivery.outbox_pause import PauseState
 from receiver.delivery.owner import owner_is_dead, process_owner
-from receiver.dingtalk.client import ERRCODES, SendResult, is_too_long, redact
+from receiver.delivery.settle import Owed, RepeatLimiter
+from receiver.dingtalk.client import SendResult, redact
 from receiver.errors import DingTalkError, OutboxUnavailable, RetryableError
 from receiver.messages.budget import msg_size, shrink
 
@@ -40,9 +51,6 @@ BACKOFF_CAP_S = 300.0
 GIVE_UP_AFTER_S = 24 * 3600.0
 PURGE_EVERY_S = 600.0
 WHITELIST_ERRCODE = 60020
-# A refusal for size comes as HTTP 413 or a bad-parameter errcode. A code the table gives
-# another meaning is that, whatever its errmsg says: 90020's says 超过 (the monthly quota).
-SIZE_ERRCODES = frozenset({40035, 400002})
 
 
 class Sender(Protocol):
@@ -55,6 +63,12 @@ class ChannelSender(Protocol):
     """Delivers the items of one channel other than work notifications (a group robot)."""
 
     def handle(self, item: Item, owner: str) -> bool: ...
+
+
+class Outcome(Enum):
+    SENT = "sent"  # sent, or dead, or held: nothing later waits for it
+    WAITING = "waiting"  # still to send (its own retry, a lost lease, stopping)
+    PAUSED = "paused"  # sending is paused for everyone: stop the batch
 
 
 def backoff(attempts: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
@@ -102,6 +116,8 @@ class Worker:
         self.stopping = threading.Event()
         self._last_purge = 0.0
         self._claimed_at = 0.0  # time.monotonic() of the last claim
+        self.owed = Owed()  # outbox writes owed after one failed (a full disk)
+        self.errors = RepeatLimiter(log)
 
     def run_once(self) -> int:
         """Plan what was accepted, then claim and handle one batch; return how much was done."""
@@ -110,52 +126,77 @@ class Worker:
 
     def send_batch(self) -> int:
         """Claim and handle one batch; return how many items were handled."""
-        items = self.outbox.claim(limit=10, lease_s=self.lease_s, owner=self.owner)
+        if self.owed and not self.owed.settle(self._record_sent, self._give_back):
+            return 0  # the outbox still refuses writes: claim nothing, send nothing
+        pause = self.outbox.pause_state()
+        if pause is not None and pause.probe_at > time.time():
+            return 0
+        avoid = pause.suspect if pause is not None else None  # a probe tries another message
+        items = self.outbox.claim(
+            limit=1 if pause else 10, lease_s=self.lease_s, owner=self.owner, avoid=avoid
+        )
         self._claimed_at = time.monotonic()
-        behind: set[str] = set()  # recipients of an item in this batch that did not go out
+        if pause is not None and items and not self.outbox.take_probe(self.lease_s):
+            self.outbox.release(items[0].id, self.owner)  # another process probes
+            return 0
+        behind: set[tuple[str, str, str]] = set()  # order keys of items that did not go out
         for n, item in enumerate(items):
-            if self.stopping.is_set():
-                for rest in items[n:]:
-                    self.outbox.release(rest.id, self.owner)
-                return n
-            if item.recipients & behind:
-                self.outbox.release(item.id, self.owner)  # keep its place behind the failure
-                behind |= item.recipients
+            keys = {(item.receiver, item.group_key, r) for r in item.recipients}
+            if self.stopping.is_set() or keys & behind:
+                self.outbox.release(item.id, self.owner)  # keep its place
+                behind |= keys
                 continue
-            if not self.handle(item):
-                behind |= item.recipients
+            try:
+                outcome = self.handle(item, pause)
+            except OutboxUnavailable:
+                # Stop here; give back the rest as soon as the outbox takes writes again.
+                self.owed.release += [i.id for i in items[n:] if i.id not in self.owed.sent]
+                raise
+            if outcome is Outcome.PAUSED:
+                for rest in items[n + 1 :]:
+                    self.outbox.release(rest.id, self.owner)
+                return n + 1
+            if outcome is Outcome.WAITING:
+                behind |= keys
         return len(items)
 
-    def handle(self, item: Item) -> bool:
-        """Send one item; True if it went out (or is dead), False if it is still pending."""
-        if item.channel in self.channels:
-            return self.channels[item.channel].handle(item, self.owner)
+    def handle(self, item: Item, pause: PauseState | None = None) -> Outcome:
+        """Send one item (a probe if `pause`); say whether later items may go."""
+        if item.channel in self.channels:  # another channel (a group robot) sends its own
+            ok = self.channels[item.channel].handle(item, self.owner)
+            return Outcome.SENT if ok else Outcome.WAITING
         # Renew before working on an item, unless the claim is recent: a lease this young
-        # is ours (only a dead owner's or an expired lease is taken), and a write saved
-        # per item is a write that does not hold up a webhook's commit.
+        # is ours (only a dead owner's or an expired lease is taken).
         fresh = time.monotonic() - self._claimed_at < self.lease_s / 4
         if not fresh and not self.outbox.renew(item.id, self.owner, self.lease_s):
             log.warning("lease_lost id=%d", item.id)
-            return False
+            return Outcome.WAITING
         if self.limits is not None:
             item = self._hold_over_cap(item)
             if not item.userids and not item.departments:
-                return True
+                return Outcome.SENT
             if not self._wait_for_room(item):
-                return False
+                return Outcome.WAITING
+        if not self.outbox.start_call(item.id, self.owner, self.lease_s):
+            log.warning("lease_lost id=%d", item.id)  # another process has it: don't send
+            return Outcome.WAITING
         try:
             results = self.sender.async_send(list(item.userids), item.msg, list(item.departments))
         except DingTalkError as e:
-            return self._failed(item, e)
+            return self._failed(item, e, pause)
         except Exception as e:  # a reply nobody foresaw: retry it, never let it kill the loop
             where = traceback.extract_tb(e.__traceback__)[-1]
             what = f"unexpected {type(e).__name__}: {e} at {where.filename}:{where.lineno}"
             log.error("send_failed_unexpectedly id=%d error=%s", item.id, redact(what))
-            return self._failed(item, RetryableError(redact(what)))
+            return self._failed(item, RetryableError(redact(what)), pause)
         task_ids = [r.task_id for r in results]
-        self.outbox.mark_sent(item.id, task_ids, followup_after_s=self.followup_delay_s)
-        metrics.sends.labels("sent", "").inc()
-        log.info("sent id=%d receiver=%s task_ids=%s", item.id, item.receiver, task_ids)
+        try:
+            self._record_sent(item.id, task_ids)
+        except OutboxUnavailable:
+            self.owed.sent[item.id] = task_ids  # DingTalk has it: never send it again
+            raise
+        if pause is not None:
+            self._resume(item.id)
         if self.limits is not None:
             for userid in self.limits.count_sent(item.userids):
                 metrics.user_daily_quota_warnings.inc()
@@ -163,7 +204,15 @@ class Worker:
                     "user_daily_quota_warning userid=%s sent=%d%% of %d today",
                     userid, 80, self.limits.daily,
                 )  # fmt: skip
-        return True
+        return Outcome.SENT
+
+    def _record_sent(self, item_id: int, task_ids: list[int]) -> None:
+        self.outbox.mark_sent(item_id, task_ids, followup_after_s=self.followup_delay_s)
+        metrics.sends.labels("sent", "").inc()
+        log.info("sent id=%d task_ids=%s", item_id, task_ids)
+
+    def _give_back(self, item_id: int) -> None:
+        self.outbox.release(item_id, self.owner)
 
     def _hold_over_cap(self, item: Item) -> Item:
         """Users past the daily cap wait for tomorrow in a held item; the rest go now."""
@@ -198,20 +247,26 @@ class Worker:
                 return False
         return True
 
-    def _failed(self, item: Item, e: DingTalkError) -> bool:
+    def _failed(self, item: Item, e: DingTalkError, pause: PauseState | None) -> Outcome:
+        failure = classify(e)
+        if failure.kind is Kind.PLATFORM:
+            self._pause(item, e, failure, pause)
+            return Outcome.PAUSED
+        if pause is not None:
+            self._resume(item.id)  # DingTalk answered about the message: it works again
         age = self.clock() - item.due_since
         errclass = type(e).__name__.removesuffix("Error").lower()
-        about_size = e.errcode is None or e.errcode in SIZE_ERRCODES or e.errcode not in ERRCODES
-        too_long = is_too_long(e) and about_size
-        smaller = shrink(item.msg, msg_size(item.msg) * 3 // 4) if too_long else None
+        smaller = None
+        if failure.kind is Kind.TOO_LONG:
+            smaller = shrink(item.msg, msg_size(item.msg) * 3 // 4)
         if smaller is not None:  # cut it and send it again, rather than lose it for its size
             self.outbox.mark_retry(item.id, delay_s=0, error=str(e), errcode=e.errcode,
                                    owner=self.owner, msg=smaller)  # fmt: skip
             metrics.sends.labels("retry", "too_long").inc()
             log.warning("message_shrunk id=%d from=%d to=%d bytes error=%s",
                         item.id, msg_size(item.msg), msg_size(smaller), e)  # fmt: skip
-            return False
-        if e.retryable and age < self.give_up_after_s:
+            return Outcome.WAITING
+        if failure.kind is Kind.MESSAGE and age < self.give_up_after_s:
             delay = backoff(item.attempts, base=self.backoff_min_s, cap=self.backoff_max_s)
             self.outbox.mark_retry(
                 item.id, delay_s=delay, error=str(e), errcode=e.errcode, owner=self.owner
@@ -222,7 +277,7 @@ class Worker:
             level = logging.INFO if str(e) == item.last_error else logging.WARNING
             log.log(level, "retry_scheduled id=%d attempt=%d in=%.1fs error=%s",
                     item.id, item.attempts + 1, delay, e)  # fmt: skip
-            return False
+            return Outcome.WAITING
         self.outbox.mark_dead(item.id, error=str(e), errcode=e.errcode, owner=self.owner)
         metrics.sends.labels("dead", errclass).inc()
         metrics.dead_lettered.inc()
@@ -236,7 +291,53 @@ class Worker:
                 " or set DINGTALK_PROXY to a proxy whose IP is whitelisted; then run"
                 " `dingtalk-receiver outbox retry --dead`"
             )
-        return True
+        return Outcome.SENT
+
+    def _pause(self, item: Item, e: DingTalkError, failure: Failure,
+               pause: PauseState | None) -> None:  # fmt: skip
+        """DingTalk fails for everyone: pause, give the item back uncounted, age out the old."""
+        failures = (pause.failures if pause is not None else 0) + 1
+        cap = min(self.backoff_max_s, 5.0)
+        probe_in = failure.probe_after(failures, min(self.backoff_min_s, cap), cap)
+        self.outbox.pause(reason=failure.reason, error=str(e), probe_in=probe_in, item_id=item.id)
+        self.outbox.release_paused(item.id, self.owner, error=str(e), errcode=e.errcode)
+        metrics.sends.labels("paused", failure.reason).inc()
+        if pause is None or pause.reason != failure.reason:
+            log.warning("sending_paused reason=%s id=%d probe_in=%.1fs error=%s",
+                        failure.reason, item.id, probe_in, e)  # fmt: skip
+        else:
+            log.info("probe_failed reason=%s id=%d failures=%d probe_in=%.1fs error=%s",
+                     failure.reason, item.id, failures, probe_in, e)  # fmt: skip
+        why = f"gave up after {self.give_up_after_s:.0f}s: sending paused ({failure.reason}): {e}"
+        for dead in self.outbox.expire(self.give_up_after_s, error=why, errcode=e.errcode):
+            metrics.sends.labels("dead", failure.reason).inc()
+            metrics.dead_lettered.inc()
+            log.error("dead_lettered id=%d %s", dead, why)
+
+    def _resume(self, answered: int) -> None:
+        """A call (of item `answered`) got an answer: end the pause.
+
+        If only one item's calls failed, and another's now went through, those failures
+        were that message's own: it takes its own backoff, and holds up nobody else.
+        """
+        was = self.outbox.resume()
+        if was is None:
+            return
+        log.warning("sending_resumed reason=%s after=%.1fs failures=%d",
+                    was.reason, time.time() - was.since, was.failures)  # fmt: skip
+        if was.suspect is None or was.confirmed or was.suspect == answered:
+            return
+        item = self.outbox.get(was.suspect)
+        if item is None:
+            return
+        delay = backoff(item.attempts, base=self.backoff_min_s, cap=self.backoff_max_s)
+        error = f"{was.error} (only this message failed; others went through)"
+        if self.outbox.charge(item.id, delay_s=delay, error=error, errcode=item.errcode):
+            metrics.sends.labels("retry", "own").inc()
+            metrics.retries.inc()
+            level = logging.INFO if error == item.last_error else logging.WARNING
+            log.log(level, "retry_scheduled id=%d attempt=%d in=%.1fs error=%s",
+                    item.id, item.attempts + 1, delay, error)  # fmt: skip
 
     def recover_orphans(self) -> None:
         """Items leased by a delivery process on this host that died go back at once."""
@@ -246,7 +347,9 @@ class Worker:
                 log.warning("lease_recovered owner=%s items=%d", owner, n)
 
     def housekeeping(self) -> int:
-        done = self.followup.run_once() if self.followup is not None else 0
+        done = 0
+        if self.followup is not None and self.outbox.pause_state() is None:
+            done = self.followup.run_once()  # not while DingTalk fails for everyone
         now = self.clock()
         if self.retention_s is not None and now - self._last_purge > PURGE_EVERY_S:
             self._last_purge = now
@@ -260,7 +363,7 @@ class Worker:
         try:
             self.recover_orphans()
         except OutboxUnavailable as e:
-            log.error("outbox_unavailable error=%s", e)
+            self.errors.error(f"outbox_unavailable error={e}")
         while not self.stopping.is_set():
             metrics.delivery_heartbeat.set(time.time())
             health.beat(os.path.dirname(self.outbox.path))
@@ -269,7 +372,7 @@ class Worker:
                 handled = self.run_once()
                 handled += self.housekeeping()
             except OutboxUnavailable as e:
-                log.error("outbox_unavailable error=%s", e)
+                self.errors.error(f"outbox_unavailable error={e}")  # once per 10 s, counted
                 handled = 0
             if self.parent_pid is not None and os.getppid() != self.parent_pid:
                 log.error("delivery_orphaned parent=%d; exiting", self.parent_pid)

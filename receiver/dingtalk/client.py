@@ -38,7 +38,7 @@ from receiver.dingtalk.errcodes import (
     unexpected_reply,
 )
 from receiver.dingtalk.tokenstore import SqliteKv
-from receiver.errors import PermanentError, RetryableError, TokenError
+from receiver.errors import DingTalkError, PermanentError, RetryableError, TokenError
 from receiver.settings import Settings
 
 __all__ = [
@@ -99,6 +99,13 @@ class Client(AppKeyClient):  # type: ignore[misc]
 
     # -- transport: the only place that touches the network --------------------------------
     def _request(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
+        try:
+            return self._transport(method, url_or_endpoint, **kwargs)
+        except DingTalkError as e:  # say which API failed: a failed gettoken fails every send
+            e.api = url_or_endpoint.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            raise
+
+    def _transport(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
         url = url_or_endpoint
         if not url.startswith(("http://", "https://")):
             url = urljoin(self.API_BASE_URL, url.lstrip("/"))
@@ -120,23 +127,32 @@ class Client(AppKeyClient):  # type: ignore[misc]
         try:
             res = self._http.request(method=method, url=url, **kwargs)
         except requests.Timeout:
-            raise RetryableError(f"DingTalk {path}: timed out") from None
+            raise RetryableError(f"DingTalk {path}: timed out", transport="timeout") from None
         except requests.RequestException as e:
-            raise RetryableError(f"DingTalk {path}: {type(e).__name__}") from None
+            raise RetryableError(
+                f"DingTalk {path}: {type(e).__name__}", transport="network"
+            ) from None
         finally:
             metrics.api_duration.labels(api).observe(time.monotonic() - started)
         if res.status_code == 429 or res.status_code >= 500:
-            raise RetryableError(f"DingTalk {path}: HTTP {res.status_code}", status=res.status_code)
+            kind = "http_429" if res.status_code == 429 else "http_5xx"
+            raise RetryableError(
+                f"DingTalk {path}: HTTP {res.status_code}", status=res.status_code, transport=kind
+            )
         if res.status_code >= 400:
             raise PermanentError(f"DingTalk {path}: HTTP {res.status_code}", status=res.status_code)
         try:
             result = json.loads(res.content.decode("utf-8", "replace"))
         except ValueError:
-            raise RetryableError(f"DingTalk {path}: reply is not JSON (throttled?)") from None
+            raise RetryableError(
+                f"DingTalk {path}: reply is not JSON (throttled?)", transport="not_json"
+            ) from None
         if not isinstance(result, dict):
-            raise RetryableError(f"DingTalk {path}: unexpected reply")
+            raise RetryableError(f"DingTalk {path}: unexpected reply", transport="not_json")
         if "punish" in result:
-            raise RetryableError(f"DingTalk {path}: throttled ({result.get('punish')})")
+            raise RetryableError(
+                f"DingTalk {path}: throttled ({result.get('punish')})", transport="punish"
+            )
         try:
             errcode = int(result.get("errcode", 0) or 0)
         except (TypeError, ValueError):

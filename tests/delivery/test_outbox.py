@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -98,21 +99,28 @@ def test_worker_sends_and_records_task_ids(
     assert req.body is not None and req.body["userid_list"] == "a,b" and req.body["msg"] == MSG
 
 
-def test_worker_retries_transient_and_kills_permanent(
+def test_a_platform_failure_pauses_everyone_without_counting_and_a_permanent_one_kills(
     live_settings: Settings, fake_dingtalk: FakeDingTalk
 ) -> None:
     box = Outbox(live_settings.data_dir)
-    box.enqueue([entry("a")], source="alertmanager", group_key="g")
-    box.enqueue([entry("b")], source="alertmanager", group_key="g")
+    box.enqueue([entry("a")], source="alertmanager", group_key="g1")
+    box.enqueue([entry("b")], source="alertmanager", group_key="g2")
     fake_dingtalk.fail("asyncsend_v2", times=1, status=503, body={})
     fake_dingtalk.fail("asyncsend_v2", times=1, body={"errcode": 40035, "errmsg": "bad param"})
-    Worker(box, Client(live_settings)).run_once()
+    worker = Worker(box, Client(live_settings), backoff_min_s=0.01)
+    worker.run_once()  # the 503 pauses sending: the batch stops, nothing is counted
     first, second = box.items()
-    assert (first.state, first.last_error) == (
-        "retry",
-        "DingTalk /topapi/message/corpconversation/asyncsend_v2: HTTP 503",
-    )
+    assert (first.state, first.attempts, second.state) == ("queued", 0, "queued")
+    assert [h["outcome"] for h in box.history(first.id)] == ["paused"]
+    pause = box.pause_state()
+    assert pause is not None and pause.reason == "http_5xx" and pause.suspect == first.id
+    time.sleep(0.02)
+    worker.run_once()  # the probe tries the other message; DingTalk answers about it
+    first, second = box.items()
     assert second.state == "dead" and second.errcode == 40035
+    assert box.pause_state() is None
+    # `first` alone failed, and the next call went through: that failure was its own
+    assert (first.state, first.attempts) == ("retry", 1)
 
 
 def test_retryable_failure_goes_dead_after_the_give_up_age(
@@ -140,27 +148,35 @@ def test_backoff_is_capped_and_jittered(attempts: int) -> None:
     assert len(delays) > 1
 
 
-def test_a_retrying_item_holds_back_later_items_for_the_same_user(tmp_path: Path) -> None:
+def test_a_retrying_item_holds_back_later_items_of_its_group_for_the_same_user(
+    tmp_path: Path,
+) -> None:
     box = Outbox(str(tmp_path))
-    first, second, other = (
-        box.enqueue([entry(*u)], source="alertmanager", group_key="g")[0]
-        for u in (("a",), ("a", "b"), ("c",))
+    first, second, other, other_group = (
+        box.enqueue([entry(*u)], source="alertmanager", group_key=g)[0]
+        for u, g in ((("a", "b"), "g"), (("a", "c"), "g"), (("d",), "g"), (("a",), "h"))
     )
+    # `second` is not a newer state of `first`'s group for the same people (b is not
+    # among them), so it is not superseded: it waits for `first`.
     (head,) = box.claim(limit=1)
     box.mark_retry(head.id, delay_s=3600, error="HTTP 500", errcode=None)
-    # `second` shares "a" with the retrying `first`: it waits; `other` does not.
-    assert [i.id for i in box.claim()] == [other]
+    # `second` shares "a" with the retrying `first` in group g: it waits; the item of
+    # another group to "a" does not, nor does `other`, which shares no one.
+    assert [i.id for i in box.claim()] == [other, other_group]
+    assert box.waiting_behind() == {second: first}
     box.requeue(first)
-    assert [i.id for i in box.claim()] == [first, second]
+    assert [i.id for i in box.claim()] == [first]
+    box.mark_sent(first, [1])
+    assert [i.id for i in box.claim()] == [second]
 
 
 def test_a_live_lease_blocks_and_a_held_item_does_not(tmp_path: Path) -> None:
     box = Outbox(str(tmp_path))
-    ids = [box.enqueue([entry("a")], source="am", group_key="g")[0] for _ in range(3)]
+    ids = [box.enqueue([entry("a", u)], source="am", group_key="g")[0] for u in "bcd"]
     assert [i.id for i in box.claim(limit=1, owner="p1")] == [ids[0]]
     assert box.claim(owner="p2") == []  # ids[0] is being sent by p1: the rest wait
     box.hold(ids[0], until=10**10, reason="daily limit")
-    assert [i.id for i in box.claim(owner="p2")] == ids[1:]  # a held item does not block
+    assert [i.id for i in box.claim(owner="p2")] == [ids[1]]  # a held item does not block
 
 
 def test_hold_moves_only_the_given_users_to_a_held_item(tmp_path: Path) -> None:
@@ -205,10 +221,11 @@ def test_requeue_dead_and_purge_sent(tmp_path: Path) -> None:
 def test_an_outbox_from_the_first_schema_is_migrated(tmp_path: Path) -> None:
     import sqlite3
 
-    from receiver.delivery.outbox_schema import SCHEMA
+    from receiver.delivery.outbox_schema import OUTBOX_TABLE, SCHEMA
 
     db = sqlite3.connect(tmp_path / "outbox.sqlite3")
-    db.executescript(SCHEMA)
+    first_states = "'queued', 'sending', 'sent', 'retry', 'dead'"
+    db.executescript(OUTBOX_TABLE.format(states=first_states) + ";" + SCHEMA)
     db.execute(
         "INSERT INTO outbox (created_at, updated_at, state, source, receiver, group_key, msg,"
         " userids, departments, next_attempt_at) VALUES (1, 1, 'queued', 'am', 'ops', 'g', '{}',"

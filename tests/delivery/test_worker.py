@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -16,7 +17,7 @@ from receiver.delivery.outbox import Outbox
 from receiver.delivery.owner import owner_is_dead, process_owner
 from receiver.delivery.pipeline import Entry
 from receiver.delivery.process import make_worker
-from receiver.delivery.worker import Worker
+from receiver.delivery.worker import Outcome, Worker
 from receiver.dingtalk.client import ERRCODES, Client, SendResult
 from receiver.messages.budget import RESENT_MARK
 from receiver.settings import Settings
@@ -26,20 +27,30 @@ from tests.fakes.dingtalk import FakeDingTalk
 MSG = {"msgtype": "text", "text": {"content": "磁盘满了"}}
 
 
-def enqueue(box: Outbox, *userids: str) -> int:
-    return box.enqueue([Entry("ops", MSG, userids)], source="alertmanager", group_key="g")[0]
+def enqueue(box: Outbox, *userids: str, group: str | None = None) -> int:
+    """One item; each in its own alert group unless `group` says (a group's newer one
+    replaces an older one still waiting)."""
+    group = group if group is not None else f"g{next(_GROUPS)}"
+    return box.enqueue([Entry("ops", MSG, userids)], source="alertmanager", group_key=group)[0]
 
 
-def test_a_failure_gives_back_later_items_of_the_batch_for_that_user(
+_GROUPS = itertools.count()
+
+
+def test_later_items_of_a_group_wait_for_its_earlier_one_other_groups_do_not(
     live_settings: Settings, fake_dingtalk: FakeDingTalk
 ) -> None:
     box = Outbox(live_settings.data_dir)
-    first, second, other = enqueue(box, "a"), enqueue(box, "a"), enqueue(box, "b")
-    fake_dingtalk.fail("asyncsend_v2", times=1, status=500, body={})
+    # `same_group` is not a newer state of `first` for the same people, so it does not
+    # replace it: it shares "a", and waits.
+    first, same_group = enqueue(box, "a", "b", group="g"), enqueue(box, "a", "c", group="g")
+    other_group, other_user = enqueue(box, "a"), enqueue(box, "b")
+    fake_dingtalk.fail("asyncsend_v2", times=1, status=200, body={"errcode": 40035})
     Worker(box, Client(live_settings)).run_once()
     states = {i.id: i.state for i in box.items()}
-    assert states == {first: "retry", second: "queued", other: "sent"}
-    assert [r.body["userid_list"] for r in fake_dingtalk.delivered() if r.body] == ["b"]
+    assert states == {first: "dead", same_group: "queued", other_group: "sent", other_user: "sent"}
+    assert [r.body["userid_list"] for r in fake_dingtalk.delivered() if r.body] == ["a", "b"]
+    assert [r.body["userid_list"] for r in fake_dingtalk.sends() if r.body][0] == "a,b"
 
 
 def test_an_old_claim_is_renewed_first_and_a_lost_lease_is_not_sent(
@@ -50,7 +61,7 @@ def test_an_old_claim_is_renewed_first_and_a_lost_lease_is_not_sent(
     worker = Worker(box, Client(live_settings), lease_s=60)
     (item,) = box.claim(owner="elsewhere:1:1", lease_s=60)  # not this worker's lease
     worker._claimed_at = 0.0  # its own claim long ago: the lease must be checked
-    assert worker.handle(item) is False
+    assert worker.handle(item) is Outcome.WAITING
     assert fake_dingtalk.delivered() == [] and f"lease_lost id={item.id}" in caplog.text
     assert box.get(item.id).owner == "elsewhere:1:1"  # type: ignore[union-attr]
 
@@ -93,8 +104,8 @@ def test_a_repeated_retry_is_warned_once(
 ) -> None:
     box = Outbox(live_settings.data_dir)
     enqueue(box, "a")
-    fake_dingtalk.fail("asyncsend_v2", times=3, status=500, body={})
     worker = Worker(box, Client(live_settings), backoff_min_s=0, backoff_max_s=0)
+    worker.sender = _Broken()  # type: ignore[assignment]  # fails the same way three times
     for _ in range(3):
         worker.run_once()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -330,7 +341,7 @@ def test_a_lease_lost_while_waiting_for_the_limiter_is_not_sent(
 
     thief = threading.Thread(target=steal)
     thief.start()
-    assert worker.handle(item) is False
+    assert worker.handle(item) is Outcome.WAITING
     thief.join()
     assert fake_dingtalk.sends() == [] and f"lease_lost id={item.id}" in caplog.text
     assert box.get(item.id).owner == "elsewhere:1:1"  # type: ignore[union-attr]

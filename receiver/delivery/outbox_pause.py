@@ -1,0 +1,80 @@
+"""Sending paused for everyone: one row in the outbox's file, shared by every sender.
+
+While DingTalk fails for everyone (an outage, a throttle, no token), the worker
+sends nothing but one probe call at a time. The row says why, since when, and when
+the next probe is due; taking the probe is a conditional write, so of several
+delivery processes exactly one sends it. The first success deletes the row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from receiver.delivery.outbox_schema import OutboxBase
+
+
+@dataclass(frozen=True)
+class PauseState:
+    since: float
+    reason: str  # a bounded label: network, timeout, http_5xx, busy, throttled, token …
+    error: str  # the last error, as logged
+    failures: int  # platform failures in a row, the probes' included
+    probe_at: float  # when the next probe may go
+    suspect: int | None = None  # the item whose call failed last
+    confirmed: bool = False  # calls of two different items failed: it is not one message's fault
+
+    @classmethod
+    def from_row(cls, row: Any) -> PauseState:
+        return cls(row["since"], row["reason"], row["error"], row["failures"], row["probe_at"],
+                   row["suspect"], bool(row["confirmed"]))  # fmt: skip
+
+
+class PauseQueries(OutboxBase):
+    def pause_state(self) -> PauseState | None:
+        with self._read() as db:
+            row = db.execute("SELECT * FROM pause WHERE id=1").fetchone()
+        return PauseState.from_row(row) if row is not None else None
+
+    def pause(self, *, reason: str, error: str, probe_in: float, item_id: int) -> PauseState:
+        """Start the pause, or extend it after a failed probe; returns it as it now is.
+
+        `item_id` is the item whose call failed. The pause is `confirmed` once a second,
+        different item fails too; until then it may be that one message's own fault.
+        """
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(
+                "INSERT INTO pause (id, since, reason, error, failures, probe_at, suspect)"
+                " VALUES (1,?,?,?,1,?,?) ON CONFLICT (id) DO UPDATE SET reason=excluded.reason,"
+                " error=excluded.error, failures=failures+1, probe_at=excluded.probe_at,"
+                " confirmed=MAX(confirmed, suspect IS NOT excluded.suspect),"
+                " suspect=excluded.suspect RETURNING *",
+                (now, reason, error, now + probe_in, item_id),
+            ).fetchone()
+        return PauseState.from_row(row)
+
+    def take_probe(self, lease_s: float, now: float | None = None) -> bool:
+        """While paused: True for the one caller that may send the probe now.
+
+        The next probe is pushed `lease_s` ahead, so a prober that dies does not
+        stop probing for long; its outcome sets the real next time.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE pause SET probe_at=? WHERE id=1 AND probe_at<=?", (now + lease_s, now)
+            )
+        return cur.rowcount == 1
+
+    def resume(self) -> PauseState | None:
+        """End the pause (a call went through); what it was, or None if there was none."""
+        with self._tx() as db:
+            row = db.execute("DELETE FROM pause WHERE id=1 RETURNING *").fetchone()
+        return PauseState.from_row(row) if row is not None else None
+
+    def paused_reason(self) -> tuple[str, float] | None:
+        """For /metrics: why sending is paused, and since when; None when it is not."""
+        state = self.pause_state()
+        return (state.reason, state.since) if state is not None else None
