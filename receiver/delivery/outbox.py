@@ -144,54 +144,6 @@ class Outbox(PendingWebhooks, AdminQueries, PauseQueries, RobotQueries):
             )
         return cur.rowcount == 1
 
-    def release_paused(self, item_id: int, owner: str, *, error: str,
-                       errcode: int | None) -> None:  # fmt: skip
-        """Give back an item whose call failed for everyone: no attempt counted, no backoff."""
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE outbox SET state=CASE WHEN attempts>0 THEN 'retry' ELSE 'queued' END,"
-                " lease_until=NULL, owner=NULL, call_started_at=NULL, updated_at=?"
-                " WHERE id=? AND state='sending' AND owner=?",
-                (time.time(), item_id, owner),
-            )
-            if cur.rowcount:
-                self._log(db, item_id, "paused", errcode, error)
-
-    def charge(self, item_id: int, *, delay_s: float, error: str,
-               errcode: int | None) -> bool:  # fmt: skip
-        """Count a failure that looked like DingTalk's against the item after all.
-
-        Its call failed, and the next call, of another message, went through: the
-        failure was this message's own. It waits its own backoff from now.
-        """
-        now = time.time()
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE outbox SET state='retry', attempts=attempts+1, next_attempt_at=?,"
-                " updated_at=?, errcode=?, last_error=? WHERE id=? AND state IN ('queued','retry')",
-                (now + delay_s, now, errcode, error, item_id),
-            )
-            if cur.rowcount:
-                self._log(db, item_id, "retry", errcode, error)
-        return cur.rowcount == 1
-
-    def expire(self, older_than_s: float, *, error: str, errcode: int | None) -> list[int]:
-        """Dead-letter waiting items accepted (or requeued) longer ago than `older_than_s`.
-
-        Used while sending is paused: nothing of theirs was tried, but they are too old.
-        """
-        now = time.time()
-        with self._tx() as db:
-            rows = db.execute(
-                "UPDATE outbox SET state='dead', updated_at=?, errcode=?, last_error=?"
-                " WHERE state IN ('queued','retry') AND hold_reason IS NULL"
-                " AND COALESCE(due_since, created_at)<? RETURNING id",
-                (now, errcode, error, now - older_than_s),
-            ).fetchall()
-            for r in rows:
-                self._log(db, r["id"], "dead", errcode, error)
-        return sorted(r["id"] for r in rows)
-
     def renew(self, item_id: int, owner: str, lease_s: float) -> bool:
         """Extend our lease before working on an item; False if it is no longer ours."""
         with self._tx() as db:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 import traceback
@@ -33,12 +32,13 @@ from typing import Protocol
 
 from receiver import metrics
 from receiver.delivery import health
-from receiver.delivery.failures import Failure, Kind, classify
+from receiver.delivery.failures import Kind, classify
 from receiver.delivery.followup import FollowUp
 from receiver.delivery.limits import Limits, next_day
 from receiver.delivery.outbox import Item, Outbox
 from receiver.delivery.outbox_pause import PauseState
 from receiver.delivery.owner import owner_is_dead, process_owner
+from receiver.delivery.pausing import Pauses, backoff
 from receiver.delivery.settle import Owed, RepeatLimiter
 from receiver.dingtalk.client import SendResult, redact
 from receiver.errors import DingTalkError, OutboxUnavailable, RetryableError
@@ -69,12 +69,6 @@ class Outcome(Enum):
     SENT = "sent"  # sent, or dead, or held: nothing later waits for it
     WAITING = "waiting"  # still to send (its own retry, a lost lease, stopping)
     PAUSED = "paused"  # sending is paused for everyone: stop the batch
-
-
-def backoff(attempts: int, *, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
-    """Capped exponential backoff with full jitter, never below half the step."""
-    step = min(cap, base * 2.0 ** min(attempts, 20))
-    return step / 2 + random.uniform(0, step / 2)
 
 
 class Worker:
@@ -117,6 +111,7 @@ class Worker:
         self._last_purge = 0.0
         self._claimed_at = 0.0  # time.monotonic() of the last claim
         self.owed = Owed()  # outbox writes owed after one failed (a full disk)
+        self.pauses = Pauses(outbox, backoff_min_s, backoff_max_s, give_up_after_s)
         self.errors = RepeatLimiter(log)
 
     def run_once(self) -> int:
@@ -196,7 +191,7 @@ class Worker:
             self.owed.sent[item.id] = task_ids  # DingTalk has it: never send it again
             raise
         if pause is not None:
-            self._resume(item.id)
+            self.pauses.resume(item.id)
         if self.limits is not None:
             for userid in self.limits.count_sent(item.userids):
                 metrics.user_daily_quota_warnings.inc()
@@ -250,10 +245,10 @@ class Worker:
     def _failed(self, item: Item, e: DingTalkError, pause: PauseState | None) -> Outcome:
         failure = classify(e)
         if failure.kind is Kind.PLATFORM:
-            self._pause(item, e, failure, pause)
+            self.pauses.pause(item, e, failure, pause, self.owner)
             return Outcome.PAUSED
         if pause is not None:
-            self._resume(item.id)  # DingTalk answered about the message: it works again
+            self.pauses.resume(item.id)  # DingTalk answered about the message: it works again
         age = self.clock() - item.due_since
         errclass = type(e).__name__.removesuffix("Error").lower()
         smaller = None
@@ -292,52 +287,6 @@ class Worker:
                 " `dingtalk-receiver outbox retry --dead`"
             )
         return Outcome.SENT
-
-    def _pause(self, item: Item, e: DingTalkError, failure: Failure,
-               pause: PauseState | None) -> None:  # fmt: skip
-        """DingTalk fails for everyone: pause, give the item back uncounted, age out the old."""
-        failures = (pause.failures if pause is not None else 0) + 1
-        cap = min(self.backoff_max_s, 5.0)
-        probe_in = failure.probe_after(failures, min(self.backoff_min_s, cap), cap)
-        self.outbox.pause(reason=failure.reason, error=str(e), probe_in=probe_in, item_id=item.id)
-        self.outbox.release_paused(item.id, self.owner, error=str(e), errcode=e.errcode)
-        metrics.sends.labels("paused", failure.reason).inc()
-        if pause is None or pause.reason != failure.reason:
-            log.warning("sending_paused reason=%s id=%d probe_in=%.1fs error=%s",
-                        failure.reason, item.id, probe_in, e)  # fmt: skip
-        else:
-            log.info("probe_failed reason=%s id=%d failures=%d probe_in=%.1fs error=%s",
-                     failure.reason, item.id, failures, probe_in, e)  # fmt: skip
-        why = f"gave up after {self.give_up_after_s:.0f}s: sending paused ({failure.reason}): {e}"
-        for dead in self.outbox.expire(self.give_up_after_s, error=why, errcode=e.errcode):
-            metrics.sends.labels("dead", failure.reason).inc()
-            metrics.dead_lettered.inc()
-            log.error("dead_lettered id=%d %s", dead, why)
-
-    def _resume(self, answered: int) -> None:
-        """A call (of item `answered`) got an answer: end the pause.
-
-        If only one item's calls failed, and another's now went through, those failures
-        were that message's own: it takes its own backoff, and holds up nobody else.
-        """
-        was = self.outbox.resume()
-        if was is None:
-            return
-        log.warning("sending_resumed reason=%s after=%.1fs failures=%d",
-                    was.reason, time.time() - was.since, was.failures)  # fmt: skip
-        if was.suspect is None or was.confirmed or was.suspect == answered:
-            return
-        item = self.outbox.get(was.suspect)
-        if item is None:
-            return
-        delay = backoff(item.attempts, base=self.backoff_min_s, cap=self.backoff_max_s)
-        error = f"{was.error} (only this message failed; others went through)"
-        if self.outbox.charge(item.id, delay_s=delay, error=error, errcode=item.errcode):
-            metrics.sends.labels("retry", "own").inc()
-            metrics.retries.inc()
-            level = logging.INFO if error == item.last_error else logging.WARNING
-            log.log(level, "retry_scheduled id=%d attempt=%d in=%.1fs error=%s",
-                    item.id, item.attempts + 1, delay, error)  # fmt: skip
 
     def recover_orphans(self) -> None:
         """Items leased by a delivery process on this host that died go back at once."""
