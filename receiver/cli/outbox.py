@@ -52,8 +52,14 @@ def list_items(state: str | None, limit: int) -> None:
         counts = box.counts()
         pending = box.pending(limit) if state in (None, "pending") else []
         items = box.items(state, limit=limit) if state != "pending" else []
+        behind, pause = box.waiting_behind(), box.pause_state()
     click.echo(" ".join(f"{s}={n}" for s, n in counts.items()))
     now = time.time()
+    if pause is not None:
+        click.echo(
+            f"sending paused since {_when(pause.since)} ({pause.reason}): {pause.error};"
+            f" next probe {_when(pause.probe_at)}"
+        )
     for p in pending:
         error = f"  {p.last_error}" if p.last_error else ""
         click.echo(
@@ -62,11 +68,28 @@ def list_items(state: str | None, limit: int) -> None:
         )
     for i in items:
         error = f"  [{i.errcode}] {i.last_error}" if i.last_error and i.state != "sent" else ""
-        held = f"  held: {i.hold_reason}" if i.hold_reason else ""
+        why = _why(i, behind.get(i.id), pause is not None, now)
         click.echo(
             f"{i.id:>6} {i.state:<7} attempts={i.attempts} age={now - i.created_at:.0f}s"
-            f" {i.receiver} -> {_recipients(i)}{held}{error}"
+            f" {i.receiver} -> {_recipients(i)}{'  ' + why if why else ''}{error}"
         )
+
+
+def _why(item: Item, behind: int | None, paused: bool, now: float) -> str:
+    """Why an unfinished item is not sent now: the first reason that holds it."""
+    if item.state == "superseded":
+        return f"superseded by #{item.superseded_by}"
+    if item.state == "sending":
+        return f"call started {_when(item.call_started_at)}" if item.call_started_at else ""
+    if item.state not in ("queued", "retry"):
+        return ""
+    if item.hold_reason:
+        return f"held: {item.hold_reason}"
+    if behind is not None:
+        return f"waits behind #{behind} (same alert group and recipient)"
+    if item.next_attempt_at > now:
+        return f"backoff until {_when(item.next_attempt_at)}"
+    return "waits for the pause to end" if paused else ""
 
 
 @outbox.command()
@@ -87,6 +110,13 @@ def show(item_id: int) -> None:
     click.echo(f"accepted:    {_when(item.created_at)}")
     if item.state in ("queued", "retry"):
         click.echo(f"next try:    {_when(item.next_attempt_at)}")
+    if item.superseded_by is not None:
+        click.echo(f"superseded:  by #{item.superseded_by}, a newer message of the same group")
+    if item.call_started_at is not None and item.state != "sent":
+        click.echo(
+            f"call:        started {_when(item.call_started_at)}, no answer recorded: it may"
+            " have reached DingTalk (sent again, DingTalk shows the same content once a day)"
+        )
     click.echo(f"sent:        {_when(item.sent_at)}  task_ids={list(item.task_ids)}")
     if item.last_error:
         click.echo(f"last error:  [{item.errcode}] {item.last_error}")

@@ -29,9 +29,10 @@ THROTTLE_ERRCODES = range(90001, 90020)
 
 # How long to wait before the next probe while paused. An outage is probed soon and
 # often (capped at 5 s), since DingTalk is usually back within seconds. A throttle is
-# waited out: DingTalk's API rate limits (90001–90019, HTTP 429) count per second, so
-# the first probe goes after 1 s; `punish` blocks an egress IP for about 5 minutes
-# (DINGTALK.md), and probing it sooner than once a minute only risks prolonging it.
+# waited out: DingTalk's API rate limits (90001–90019, HTTP 429) count per second, so a
+# probe goes once a second, one call in each window; `punish` blocks an egress IP for
+# about 5 minutes (DINGTALK.md), and probing sooner than once a minute only risks
+# prolonging it.
 OUTAGE_PROBE_MAX_S = 5.0
 THROTTLE_PROBE_S = 1.0
 PUNISH_PROBE_S = 60.0
@@ -60,10 +61,9 @@ class Failure:
         """
         if self.reason == "punish":
             return PUNISH_PROBE_S
-        step = 2.0 ** max(0, min(failures - 1, 20))
         if self.throttle:
-            return min(OUTAGE_PROBE_MAX_S, THROTTLE_PROBE_S * step)
-        return min(cap_s, OUTAGE_PROBE_MAX_S, first_s * step)
+            return THROTTLE_PROBE_S  # one call a window: never more than the limit allows
+        return min(cap_s, OUTAGE_PROBE_MAX_S, first_s * 2.0 ** max(0, min(failures - 1, 20)))
 
 
 def classify(e: DingTalkError) -> Failure:

@@ -258,3 +258,45 @@ def test_items_lists_what_waits_before_a_week_of_sent_items(tmp_path: Path) -> N
     box.mark_dead(dead, error="DingTalk errcode 40035: bad", errcode=40035)
     assert [i.id for i in box.items(limit=2)][0] == dead
     assert [i.id for i in box.items()] == [dead, *sent]  # then by id, as before
+
+
+def test_a_file_from_before_superseded_is_rebuilt_with_its_rows_ids_and_sequence(
+    tmp_path: Path,
+) -> None:
+    """SQLite can't alter a CHECK: the table is rebuilt in one transaction, nothing lost."""
+    import sqlite3
+
+    from receiver.delivery.outbox_schema import COLUMNS, OUTBOX_TABLE, SCHEMA
+
+    old = sqlite3.connect(tmp_path / "outbox.sqlite3")
+    first_states = "'queued', 'sending', 'sent', 'retry', 'dead'"
+    old.executescript(OUTBOX_TABLE.format(states=first_states) + ";" + SCHEMA)
+    for name in ("owner", "due_since", "hold_reason", "followup_at", "send_result"):
+        old.execute(f"ALTER TABLE outbox ADD COLUMN {name} {COLUMNS[name]}")
+    for i, state in enumerate(("sent", "queued", "queued", "dead"), start=1):
+        old.execute(
+            "INSERT INTO outbox (id, created_at, updated_at, state, source, receiver, group_key,"
+            " msg, userids, departments, next_attempt_at, due_since) VALUES"
+            " (?, 1, 1, ?, 'am', 'ops', 'g', '{}', 'a', '', 1, 1)",
+            (i * 10, state),
+        )
+        old.execute("INSERT INTO attempts (item_id, at, outcome) VALUES (?, 1, ?)", (i * 10, state))
+    old.execute("DELETE FROM outbox WHERE id=40")  # the sequence is ahead of the last row
+    old.commit()
+    with pytest.raises(sqlite3.IntegrityError):  # the old file refuses the new state
+        old.execute("UPDATE outbox SET state='superseded' WHERE id=20")
+    old.close()
+
+    box = Outbox(str(tmp_path))
+    assert [(i.id, i.state) for i in box.items()] == [(20, "queued"), (30, "queued"), (10, "sent")]
+    assert [h["outcome"] for h in box.history(20)] == ["queued"]
+    # The two queued items are one group to one person: the claim supersedes the older.
+    assert [i.id for i in box.claim()] == [30]
+    assert box.get(20).state == "superseded" and box.get(20).superseded_by == 30  # type: ignore[union-attr]
+    (new,) = box.enqueue([entry("b")], source="am", group_key="h")
+    assert new == 41  # AUTOINCREMENT: an id once used is never handed out again
+    with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"outbox_due", "outbox_group"} <= names
+    Outbox(str(tmp_path))  # opening it again changes nothing
+    assert box.counts()["superseded"] == 1

@@ -9,6 +9,8 @@ listsub and user list; records every request; and can be scripted to fail:
     fake.invalidate_tokens()       # every issued token becomes bad (errcode 88/40014)
     fake.delay = 30                # every call hangs this long first
     fake.fail_for("asyncsend_v2", seconds=3, status=500)   # an outage of 3 s from now
+    fake.fail_for("asyncsend_v2", seconds=5, start=3, body={"errcode": 90002})  # 3 s on, for 5 s
+    fake.fail("asyncsend_v2", times=10**9, match="POISON")  # only calls whose body holds it
     fake.recover()                 # drop every scripted failure
     fake.delivered()               # the asyncsend_v2 calls that DingTalk accepted
 """
@@ -53,6 +55,8 @@ class Failure:
     body: Any = None
     after: int = 0  # let this many matching calls through first
     until: float | None = None  # time.monotonic() deadline, instead of a count
+    start: float = 0.0  # time.monotonic() from when a timed failure applies
+    match: str | None = None  # only calls whose body (as text) holds this
 
 
 @dataclass
@@ -106,15 +110,33 @@ class FakeDingTalk:
 
     # -- scripting ------------------------------------------------------------------------
     def fail(
-        self, name: str, times: int = 1, status: int = 200, body: Any = None, after: int = 0
+        self,
+        name: str,
+        times: int = 1,
+        status: int = 200,
+        body: Any = None,
+        after: int = 0,
+        match: str | None = None,
     ) -> None:
         with self._lock:
-            self.failures.append(Failure(name, times, status, body, after))
+            self.failures.append(Failure(name, times, status, body, after, match=match))
 
-    def fail_for(self, name: str, seconds: float, status: int = 200, body: Any = None) -> None:
+    def fail_for(
+        self,
+        name: str,
+        seconds: float,
+        status: int = 200,
+        body: Any = None,
+        *,
+        start: float = 0.0,
+        match: str | None = None,
+    ) -> None:
+        """Fail every matching call from `start` seconds from now, for `seconds`."""
         with self._lock:
-            until = time.monotonic() + seconds
-            self.failures.append(Failure(name, 1, status, body, until=until))
+            begin = time.monotonic() + start
+            self.failures.append(
+                Failure(name, 1, status, body, until=begin + seconds, start=begin, match=match)
+            )
 
     def recover(self) -> None:
         with self._lock:
@@ -183,9 +205,12 @@ class FakeDingTalk:
             pass  # the client gave up first (a timeout test): nothing to tell it
 
     def _reply(self, req: Request) -> tuple[int, Any]:
+        text = req.raw.decode("utf-8", "replace")
         for f in self.failures:
+            if f.match is not None and f.match not in text:
+                continue
             if f.until is not None:
-                if f.name == req.name and time.monotonic() < f.until:
+                if f.name == req.name and f.start <= time.monotonic() < f.until:
                     return f.status, f.body if f.body is not None else {"errcode": -1}
                 continue
             if f.name == req.name and f.times > 0:
