@@ -14,8 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from receiver.errors import OutboxUnavailable
-
 REPEAT_EVERY_S = 10.0
 
 
@@ -28,19 +26,15 @@ class Owed:
         return bool(self.sent or self.release)
 
     def settle(self, mark_sent: Callable[[int, list[int]], None],
-               release: Callable[[int], None]) -> bool:  # fmt: skip
-        """Write what is owed; False (keeping the rest) if the outbox still refuses."""
-        try:
-            while self.sent:
-                item_id, task_ids = next(iter(self.sent.items()))
-                mark_sent(item_id, task_ids)
-                del self.sent[item_id]
-            while self.release:
-                release(self.release[0])
-                self.release.pop(0)
-        except OutboxUnavailable:
-            return False
-        return True
+               release: Callable[[int], None]) -> None:  # fmt: skip
+        """Write what is owed. OutboxUnavailable if the outbox still refuses: the rest is kept."""
+        while self.sent:
+            item_id, task_ids = next(iter(self.sent.items()))
+            mark_sent(item_id, task_ids)
+            del self.sent[item_id]
+        while self.release:
+            release(self.release[0])
+            self.release.pop(0)
 
 
 class RepeatLimiter:
@@ -63,3 +57,11 @@ class RepeatLimiter:
         self.logger.error("%s%s", message, more)
         self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.every_s}
         self._seen[message] = (now, 0)
+
+    def ended(self, event: str) -> None:
+        """The errors stopped: say how many were not logged since the last line, if any."""
+        if not self._seen:
+            return
+        quiet = sum(n for _, n in self._seen.values())
+        self.logger.warning("%s errors_not_logged=%d", event, quiet)
+        self._seen.clear()

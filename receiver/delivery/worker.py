@@ -121,8 +121,9 @@ class Worker:
 
     def send_batch(self) -> int:
         """Claim and handle one batch; return how many items were handled."""
-        if self.owed and not self.owed.settle(self._record_sent, self._give_back):
-            return 0  # the outbox still refuses writes: claim nothing, send nothing
+        # Writes owed since one failed come first; while the outbox refuses them this
+        # raises, and nothing is claimed or sent.
+        self.owed.settle(self._record_sent, self._give_back)
         pause = self.outbox.pause_state()
         if pause is not None and pause.probe_at > time.time():
             return 0
@@ -323,6 +324,8 @@ class Worker:
             except OutboxUnavailable as e:
                 self.errors.error(f"outbox_unavailable error={e}")  # once per 10 s, counted
                 handled = 0
+            else:
+                self.errors.ended("outbox_available_again")
             if self.parent_pid is not None and os.getppid() != self.parent_pid:
                 log.error("delivery_orphaned parent=%d; exiting", self.parent_pid)
                 break

@@ -38,7 +38,9 @@ def run(*args: str) -> tuple[int, str]:
 def test_list(box: Outbox) -> None:
     code, out = run("list")
     assert code == 0
-    assert out.splitlines()[0] == "pending=1 queued=0 sending=0 sent=1 retry=1 dead=1"
+    assert out.splitlines()[0] == (
+        "pending=1 queued=0 sending=0 sent=1 retry=1 dead=1 superseded=0"
+    )
     assert len(out.splitlines()) == 5
     assert "p1 pending attempts=0" in out.splitlines()[1] and "(route tree)" in out
     code, out = run("list", "--state", "pending")
@@ -114,3 +116,45 @@ def test_a_robot_copy_shows_its_robot_and_mentions(box: Outbox) -> None:
     assert run("retry", "--dead")[0] == 0
     item = box.get(rid)
     assert item is not None and item.state == "queued" and item.channel == "robot"
+
+
+def test_list_says_why_each_item_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECEIVER_DATA_DIR", str(tmp_path))
+    box = Outbox(str(tmp_path))
+
+    def item(group: str, *users: str) -> int:
+        return box.enqueue([Entry("ops", MSG, users)], source="am", group_key=group)[0]
+
+    failing, behind, newer = item("g", "alice", "bob"), item("g", "alice"), item("h", "carol")
+    replaced = item("h", "carol")  # a newer state of group h for carol
+    box.claim(limit=1)
+    box.mark_retry(failing, delay_s=600, error="DingTalk errcode -1: busy", errcode=-1)
+    box.claim()  # supersedes `newer` by `replaced`, and sends nothing more
+    lines = {int(ln.split()[0]): ln for ln in run("list")[1].splitlines()[1:]}
+    assert "backoff until" in lines[failing]
+    assert f"waits behind #{failing} (same alert group and recipient)" in lines[behind]
+    assert f"superseded by #{replaced}" in lines[newer]
+    box.pause(reason="http_5xx", error="HTTP 502", probe_in=5, item_id=replaced)
+    box.release(replaced)
+    out = run("list")[1]
+    assert "sending paused since" in out and "(http_5xx): HTTP 502; next probe" in out
+    assert "waits for the pause to end" in out
+    code, shown = run("show", str(newer))
+    assert code == 0 and f"superseded:  by #{replaced}" in shown
+
+
+def test_show_says_a_call_that_started_may_have_gone_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #22: the outbox records "call started" before the call; a crash after it is
+    visible, so the resend is explained."""
+    monkeypatch.setenv("RECEIVER_DATA_DIR", str(tmp_path))
+    box = Outbox(str(tmp_path))
+    (a,) = box.enqueue([Entry("ops", MSG, ("alice",))], source="am", group_key="g")
+    box.claim(owner="host:1:1")
+    assert box.start_call(a, "host:1:1", 60)
+    assert "call started" in run("list")[1]
+    assert box.release_owner("host:1:1") == 1  # its claimer died: the call's fate is unknown
+    code, out = run("show", str(a))
+    assert code == 0 and "no answer recorded: it may have reached DingTalk" in out
+    assert "recovered its claimer died after the call started" in out
