@@ -119,10 +119,15 @@ def mark_process_dead(pid: int) -> None:
 
 
 class OutboxCollector(Collector):
-    """Outbox depth by state and the age of the oldest queued item, read at scrape time."""
+    """Outbox depth by state, the oldest undelivered message, and the pause: at scrape time."""
 
-    def __init__(self, stats: Callable[[], tuple[dict[str, int], float | None]]) -> None:
+    def __init__(
+        self,
+        stats: Callable[[], tuple[dict[str, int], float | None]],
+        paused: Callable[[], tuple[str, float] | None] | None = None,
+    ) -> None:
         self.stats = stats
+        self.paused = paused
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         counts, oldest = self.stats()
@@ -133,7 +138,22 @@ class OutboxCollector(Collector):
         age = oldest and max(0.0, time.time() - oldest)
         yield GaugeMetricFamily(
             f"{NS}_outbox_oldest_pending_age_seconds",
-            "Age of the oldest queued or retrying item (0 when none).", value=age or 0.0,
+            "Age of the oldest message not delivered yet: a pending webhook, or a queued,"
+            " retrying or sending item (0 when none).", value=age or 0.0,
+        )  # fmt: skip
+        if self.paused is None:
+            return
+        pause = self.paused()
+        paused = GaugeMetricFamily(
+            f"{NS}_sending_paused",
+            "1 while sending is paused because DingTalk fails for everyone, with the reason.",
+            labels=["reason"],
+        )
+        paused.add_metric([pause[0] if pause else ""], 1 if pause else 0)
+        yield paused
+        yield GaugeMetricFamily(
+            f"{NS}_sending_paused_seconds", "How long sending has been paused (0 when it is not).",
+            value=max(0.0, time.time() - pause[1]) if pause else 0.0,
         )  # fmt: skip
 
 

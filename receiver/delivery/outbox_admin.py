@@ -141,11 +141,14 @@ class AdminQueries(OutboxBase):
         return Item.from_row(row) if row is not None else None
 
     def stats(self) -> tuple[dict[str, int], float | None]:
-        """Counts by state, and when the oldest pending, queued or retrying item was accepted."""
+        """Counts by state, and when the oldest message not yet delivered was accepted.
+
+        Undelivered: a pending webhook, or an item queued, retrying or being sent.
+        """
         with self._read() as db:
             row = db.execute(
                 "SELECT MIN(t) AS oldest FROM (SELECT MIN(received_at) AS t FROM pending UNION ALL"
-                " SELECT MIN(created_at) FROM outbox WHERE state IN ('queued','retry'))"
+                " SELECT MIN(created_at) FROM outbox WHERE state IN ('queued','retry','sending'))"
             ).fetchone()
         return self.counts(), row["oldest"]
 

@@ -135,7 +135,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
 
     @app.get("/metrics")
     def prometheus_metrics() -> Response:
-        body, content_type = metrics.exposition(metrics.OutboxCollector(state.outbox.stats))
+        collector = metrics.OutboxCollector(state.outbox.stats, state.outbox.paused_reason)
+        body, content_type = metrics.exposition(collector)
         return Response(body, content_type=content_type)
 
     @app.post("/-/reload")

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 def good(n: int) -> bytes:
     doc = json.loads((FIXTURES / "alertmanager/firing-1.json").read_text())
     doc["alerts"][0]["annotations"]["summary"] = f"good alert #{n}"
+    doc["groupKey"] = f'{{}}:{{n="{n}"}}'  # its own group: a newer one would replace it
     return json.dumps(doc).encode()
 
 
