@@ -32,11 +32,15 @@ class AdminQueries(OutboxBase):
         return len(ids)
 
     def purge_sent(self, older_than_s: float) -> int:
+        """Delete sent items sent, and superseded items replaced, longer ago than that."""
         cutoff = time.time() - older_than_s
-        old = "SELECT id FROM outbox WHERE state='sent' AND sent_at<?"
+        where = "(state='sent' AND sent_at<:cutoff) OR (state='superseded' AND updated_at<:cutoff)"
         with self._tx() as db:
-            db.execute(f"DELETE FROM attempts WHERE item_id IN ({old})", (cutoff,))
-            cur = db.execute("DELETE FROM outbox WHERE state='sent' AND sent_at<?", (cutoff,))
+            db.execute(
+                f"DELETE FROM attempts WHERE item_id IN (SELECT id FROM outbox WHERE {where})",
+                {"cutoff": cutoff},
+            )
+            cur = db.execute(f"DELETE FROM outbox WHERE {where}", {"cutoff": cutoff})
             db.execute(  # webhooks as received: kept as long as an item of theirs is
                 "DELETE FROM notifications WHERE received_at<? AND id NOT IN"
                 " (SELECT notification_id FROM outbox WHERE notification_id IS NOT NULL)",

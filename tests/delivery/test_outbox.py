@@ -300,3 +300,12 @@ def test_a_file_from_before_superseded_is_rebuilt_with_its_rows_ids_and_sequence
     assert {"outbox_due", "outbox_group"} <= names
     Outbox(str(tmp_path))  # opening it again changes nothing
     assert box.counts()["superseded"] == 1
+
+
+def test_superseded_items_are_purged_with_the_sent_ones(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path))
+    old, new = (box.enqueue([entry("a")], source="am", group_key="g")[0] for _ in range(2))
+    assert [i.id for i in box.claim()] == [new]
+    box.mark_sent(new, [1])
+    assert box.purge_sent(3600) == 0
+    assert box.purge_sent(0) == 2 and box.get(old) is None and box.history(old) == []
