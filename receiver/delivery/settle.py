@@ -53,7 +53,11 @@ class RepeatLimiter:
         if logged_at is not None and now - logged_at < self.every_s:
             self._seen[message] = (logged_at, repeats + 1)
             return
-        more = f" (repeated {repeats} times in {now - logged_at:.0f}s)" if logged_at else ""
+        more = (
+            f" (repeated {repeats} times in {now - logged_at:.0f}s)"
+            if logged_at is not None
+            else ""
+        )
         self.logger.error("%s%s", message, more)
         self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.every_s}
         self._seen[message] = (now, 0)
