@@ -80,11 +80,18 @@ def supersessions(rows: list[Row], fired: Callable[[str, str], bool]) -> dict[in
     return out
 
 
-def plan(rows: Iterable[Row], now: float, limit: int,
-         fired: Callable[[str, str], bool]) -> Plan:  # fmt: skip
-    """Rows are every unfinished item (queued, retry, sending) in id order."""
-    rows = list(rows)
-    result = Plan(superseded=supersessions(rows, fired))
+def plan(rows: Iterable[Row], now: float, limit: int, fired: Callable[[str, str], bool], *,
+         superseded: dict[int, int] | None = None, explain: bool = True) -> Plan:  # fmt: skip
+    """Rows are every unfinished item (queued, retry, sending) in id order.
+
+    `superseded`: supersessions found beforehand (the outbox finds them among only the
+    groups with two waiting items); None: found here, from `rows`. Without `explain`,
+    the scan stops once `limit` items are chosen, and `behind` is partial.
+    """
+    if superseded is None:
+        rows = list(rows)
+        superseded = supersessions(rows, fired)
+    result = Plan(superseded=superseded)
     blocked: dict[tuple[str, str, str], int] = {}  # key -> the earliest item holding it
     for r in rows:
         if r.id in result.superseded:
@@ -96,6 +103,8 @@ def plan(rows: Iterable[Row], now: float, limit: int,
             result.behind[r.id] = min(ahead)
         elif due and len(result.chosen) < limit:
             result.chosen.append(r.id)
+            if len(result.chosen) >= limit and not explain:
+                break
         # A held item (a client-side limit) waits for its day without holding others back.
         if due or r.hold_reason is None:
             for k in keys:

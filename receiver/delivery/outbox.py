@@ -99,12 +99,25 @@ class Outbox(PendingWebhooks, AdminQueries, PauseQueries, RobotQueries):
         return (others or p.chosen)[:limit]
 
     @staticmethod
-    def _plan(db: sqlite3.Connection, now: float, limit: int) -> order.Plan:
-        rows = db.execute(
+    def _plan(db: sqlite3.Connection, now: float, limit: int, explain: bool = False) -> order.Plan:
+        """Supersessions first, among only the groups with two items waiting; then the scan
+        in id order, which stops at `limit` unless `explain` (for `outbox list`)."""
+        columns = (
             "SELECT id, state, next_attempt_at, lease_until, hold_reason, receiver, group_key,"
             " status, userids, departments FROM outbox"
-            " WHERE state IN ('queued','retry','sending') ORDER BY id"
         )
+        groups = db.execute(
+            "SELECT receiver, group_key FROM outbox WHERE state IN ('queued','retry')"
+            " AND hold_reason IS NULL GROUP BY receiver, group_key HAVING COUNT(*) > 1"
+        ).fetchall()
+        candidates = [
+            _row(r)
+            for g in groups
+            for r in db.execute(
+                f"{columns} WHERE group_key=? AND receiver=? AND state IN ('queued','retry')",
+                (g["group_key"], g["receiver"]),
+            )
+        ]
 
         def fired(receiver: str, group_key: str) -> bool:
             return bool(db.execute(
@@ -112,22 +125,15 @@ class Outbox(PendingWebhooks, AdminQueries, PauseQueries, RobotQueries):
                 " AND COALESCE(status,'firing')='firing' LIMIT 1", (group_key, receiver),
             ).fetchone())  # fmt: skip
 
-        return order.plan(
-            (
-                order.Row(
-                    r["id"], r["state"], r["next_attempt_at"], r["lease_until"],
-                    r["hold_reason"], r["receiver"], r["group_key"], r["status"] or "firing",
-                    frozenset(recipient_keys(r["userids"], r["departments"])),
-                )  # fmt: skip
-                for r in rows
-            ),
-            now, limit, fired,
-        )  # fmt: skip
+        rows = db.execute(f"{columns} WHERE state IN ('queued','retry','sending') ORDER BY id")
+        superseded = order.supersessions(candidates, fired)
+        return order.plan((_row(r) for r in rows), now, limit, fired,
+                          superseded=superseded, explain=explain)  # fmt: skip
 
     def waiting_behind(self, now: float | None = None) -> dict[int, int]:
         """For `outbox list`: each waiting item, and the earlier item it waits for."""
         with self._read() as db:
-            return self._plan(db, time.time() if now is None else now, 0).behind
+            return self._plan(db, time.time() if now is None else now, 0, explain=True).behind
 
     def start_call(self, item_id: int, owner: str, lease_s: float) -> bool:
         """Record that the call is about to go out, renewing our lease; False if not ours.
@@ -329,3 +335,11 @@ class Outbox(PendingWebhooks, AdminQueries, PauseQueries, RobotQueries):
             )
             if error:
                 self._log(db, item_id, "followup_error", error=error)
+
+
+def _row(r: sqlite3.Row) -> order.Row:
+    return order.Row(
+        r["id"], r["state"], r["next_attempt_at"], r["lease_until"], r["hold_reason"],
+        r["receiver"], r["group_key"], r["status"] or "firing",
+        frozenset(recipient_keys(r["userids"], r["departments"])),
+    )  # fmt: skip
