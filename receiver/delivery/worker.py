@@ -123,7 +123,7 @@ class Worker:
         """Claim and handle one batch; return how many items were handled."""
         # Writes owed since one failed come first; while the outbox refuses them this
         # raises, and nothing is claimed or sent.
-        self.owed.settle(self._record_sent, self._give_back)
+        self.owed.settle(self._record_late, self._give_back)
         pause = self.outbox.pause_state()
         if pause is not None and pause.probe_at > time.time():
             return 0
@@ -191,6 +191,7 @@ class Worker:
         except OutboxUnavailable:
             self.owed.sent[item.id] = task_ids  # DingTalk has it: never send it again
             raise
+        log.info("sent id=%d receiver=%s task_ids=%s", item.id, item.receiver, task_ids)
         if pause is not None:
             self.pauses.resume(item.id)
         if self.limits is not None:
@@ -205,7 +206,11 @@ class Worker:
     def _record_sent(self, item_id: int, task_ids: list[int]) -> None:
         self.outbox.mark_sent(item_id, task_ids, followup_after_s=self.followup_delay_s)
         metrics.sends.labels("sent", "").inc()
-        log.info("sent id=%d task_ids=%s", item_id, task_ids)
+
+    def _record_late(self, item_id: int, task_ids: list[int]) -> None:
+        """A send DingTalk accepted while the outbox refused writes, recorded now."""
+        self._record_sent(item_id, task_ids)
+        log.info("sent id=%d task_ids=%s recorded_late=true", item_id, task_ids)
 
     def _give_back(self, item_id: int) -> None:
         self.outbox.release(item_id, self.owner)
