@@ -68,6 +68,11 @@ class PauseQueries(OutboxBase):
             )
         return cur.rowcount == 1
 
+    def reprobe(self) -> None:
+        """The probe taken made no call: let the next one go now (if still paused)."""
+        with self._tx() as db:
+            db.execute("UPDATE pause SET probe_at=? WHERE id=1", (time.time(),))
+
     def resume(self) -> PauseState | None:
         """End the pause (a call went through); what it was, or None if there was none."""
         with self._tx() as db:

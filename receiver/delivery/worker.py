@@ -152,6 +152,8 @@ class Worker:
                 for rest in items[n + 1 :]:
                     self.outbox.release(rest.id, self.owner)
                 return n + 1
+            if pause is not None:  # the probe made no call (held, say): another may go now
+                self.outbox.reprobe()
             if outcome is Outcome.WAITING:
                 behind |= keys
         return len(items)

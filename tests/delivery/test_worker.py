@@ -345,3 +345,20 @@ def test_a_lease_lost_while_waiting_for_the_limiter_is_not_sent(
     thief.join()
     assert fake_dingtalk.sends() == [] and f"lease_lost id={item.id}" in caplog.text
     assert box.get(item.id).owner == "elsewhere:1:1"  # type: ignore[union-attr]
+
+
+def test_a_probe_that_makes_no_call_does_not_hold_up_the_next_one(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    box = Outbox(live_settings.data_dir)
+    limits = Limits(str(Path(live_settings.data_dir) / "limits.sqlite3"), rate=1000, daily=1)
+    limits.count_sent(["a"])  # "a" had the day's one message
+    held, other = enqueue(box, "a"), enqueue(box, "b")
+    box.pause(reason="http_5xx", error="HTTP 502", probe_in=0, item_id=10**6)
+    worker = Worker(box, Client(live_settings), limits=limits)
+    worker.run_once()  # the probe is `held`: held until tomorrow, no call made
+    assert box.get(held).hold_reason and fake_dingtalk.sends() == []  # type: ignore[union-attr]
+    pause = box.pause_state()
+    assert pause is not None and pause.probe_at <= time.time()  # not a lease away
+    worker.run_once()  # the next probe goes at once, and ends the pause
+    assert box.pause_state() is None and box.get(other).state == "sent"  # type: ignore[union-attr]
