@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -100,9 +101,10 @@ def metric(text: str, name: str) -> float:
 
 
 def test_metrics_add_up_across_workers(tmp_path: Path, fake_dingtalk: FakeDingTalk) -> None:
-    payload = (ROOT / "tests/fixtures/alertmanager/firing-1.json").read_bytes()
+    payload = json.loads((ROOT / "tests/fixtures/alertmanager/firing-1.json").read_text())
     with serve(receiver_env(tmp_path, fake_dingtalk), tmp_path / "serve.log", workers=3) as srv:
-        for _ in range(12):
+        for n in range(12):  # twelve alert groups: a newer one of a group would replace it
+            payload["groupKey"] = f'{{}}:{{n="{n}"}}'
             assert http("POST", srv.url + "/alertmanager", payload)[0] == 200
         assert http("POST", srv.url + "/alertmanager", b"{")[0] == 400
         assert fake_dingtalk.wait_for(lambda f: len(f.sends()) == 12, 30)

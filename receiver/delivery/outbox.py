@@ -228,6 +228,8 @@ class Outbox(PendingWebhooks, AdminQueries, PauseQueries, RobotQueries):
             for r in rows:
                 if r["call_started_at"] is not None:
                     self._log(db, r["id"], "recovered", error=UNKNOWN_OUTCOME)
+            # If it died probing a pause, the next probe need not wait out its lease.
+            db.execute("UPDATE pause SET probe_at=? WHERE prober=?", (time.time(), owner))
         return len(rows)
 
     def owners(self) -> set[str]:

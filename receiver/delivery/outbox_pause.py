@@ -55,16 +55,18 @@ class PauseQueries(OutboxBase):
             ).fetchone()
         return PauseState.from_row(row)
 
-    def take_probe(self, lease_s: float, now: float | None = None) -> bool:
+    def take_probe(self, lease_s: float, owner: str = "", now: float | None = None) -> bool:
         """While paused: True for the one caller that may send the probe now.
 
-        The next probe is pushed `lease_s` ahead, so a prober that dies does not
-        stop probing for long; its outcome sets the real next time.
+        The next probe is pushed `lease_s` ahead; its outcome sets the real next time.
+        A prober that dies is found when its lease is recovered (`release_owner`), and
+        the next probe may then go at once.
         """
         now = time.time() if now is None else now
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE pause SET probe_at=? WHERE id=1 AND probe_at<=?", (now + lease_s, now)
+                "UPDATE pause SET probe_at=?, prober=? WHERE id=1 AND probe_at<=?",
+                (now + lease_s, owner, now),
             )
         return cur.rowcount == 1
 

@@ -94,7 +94,8 @@ CREATE TABLE IF NOT EXISTS pause (
     failures INTEGER NOT NULL,
     probe_at REAL NOT NULL,
     suspect INTEGER,  -- the item whose call failed last: the next probe tries another
-    confirmed INTEGER NOT NULL DEFAULT 0  -- 1 once two different items failed
+    confirmed INTEGER NOT NULL DEFAULT 0,  -- 1 once two different items failed
+    prober TEXT  -- the owner that took the last probe: if it dies, the next probe goes at once
 )
 """
 INDEXES = """

@@ -132,7 +132,7 @@ class Worker:
             limit=1 if pause else 10, lease_s=self.lease_s, owner=self.owner, avoid=avoid
         )
         self._claimed_at = time.monotonic()
-        if pause is not None and items and not self.outbox.take_probe(self.lease_s):
+        if pause is not None and items and not self.outbox.take_probe(self.lease_s, self.owner):
             self.outbox.release(items[0].id, self.owner)  # another process probes
             return 0
         behind: set[tuple[str, str, str]] = set()  # order keys of items that did not go out

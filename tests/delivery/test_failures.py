@@ -66,7 +66,9 @@ def test_the_pause_is_shared_and_one_process_takes_each_probe(tmp_path: Path) ->
     state = one.pause(reason="http_5xx", error="HTTP 502", probe_in=0, item_id=7)
     assert two.pause_state() == state and state.failures == 1 and not state.confirmed
     assert two.paused_reason() == ("http_5xx", state.since)
-    assert one.take_probe(60) is True and two.take_probe(60) is False
+    assert one.take_probe(60, "host:1:1") is True and two.take_probe(60, "host:2:2") is False
+    one.release_owner("host:1:1")  # the prober died: the next probe need not wait 60 s
+    assert two.take_probe(60, "host:2:2") is True
     again = two.pause(reason="http_5xx", error="HTTP 502", probe_in=5, item_id=8)
     assert again.failures == 2 and again.confirmed and again.since == state.since
     assert one.resume() == again and two.pause_state() is None and two.resume() is None
