@@ -48,7 +48,8 @@ class Row:
 
     @property
     def replaceable(self) -> bool:
-        return self.state in WAITING and self.hold_reason is None
+        # An item with no recipients (a group robot's copy) is never replaced, nor replaces.
+        return self.state in WAITING and self.hold_reason is None and bool(self.recipients)
 
 
 @dataclass

@@ -38,7 +38,8 @@ from receiver.delivery.limits import Limits, next_day
 from receiver.delivery.outbox import Item, Outbox
 from receiver.delivery.outbox_pause import PauseState
 from receiver.delivery.owner import owner_is_dead, process_owner
-from receiver.delivery.pausing import Pauses, backoff
+from receiver.delivery.pausing import Pauses
+from receiver.delivery.pausing import backoff as backoff  # re-exported: robots use it
 from receiver.delivery.settle import Owed, RepeatLimiter
 from receiver.dingtalk.client import SendResult, redact
 from receiver.errors import DingTalkError, OutboxUnavailable, RetryableError

@@ -45,6 +45,8 @@ def always(receiver: str, group: str) -> bool:
         ([row(1, "a"), row(2, "a", status="resolved")], never, [1], {}, {2: 1}),
         # ... and after one that was: the resolved one replaces the waiting firing
         ([row(1, "a"), row(2, "a", status="resolved")], always, [2], {1: 2}, {}),
+        # a group robot's copy (no recipients) is never replaced, and never waits
+        ([row(1), row(2, "a"), row(3)], never, [1, 2, 3], {}, {}),
         # firing, firing, resolved, none delivered: the newer firing goes, then resolved
         ([row(1, "a"), row(2, "a"), row(3, "a", status="resolved")], never, [2], {1: 2}, {3: 2}),
     ],

@@ -62,6 +62,7 @@ def post(settings: Settings, alertname: str = "HighLatency", team: str = "db") -
         where["alertname"] = alertname
     body["alerts"][0]["labels"]["team"] = body["commonLabels"]["team"] = team
     body["alerts"][0]["fingerprint"] = f"fp-{alertname}"
+    body["groupKey"] = f'{{}}:{{alertname="{alertname}"}}'  # as Alertmanager groups them
     res = create_app(settings).test_client().post("/alertmanager", json=body)
     assert res.status_code == 200
 
