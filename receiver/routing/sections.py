@@ -37,7 +37,8 @@ def read_route(rd: Reader, node: Node, parent: str, *, root: bool = False) -> Ro
         if key in keys:
             rd.error(keys[key], f"the root route cannot have {key}: it matches every alert")
     receiver = parent
-    if "receiver" in keys:
+    # A child's `receiver: ""` (or one left empty) inherits its parent's, as in Alertmanager.
+    if "receiver" in keys and (root or construct(keys["receiver"]) not in (None, "")):
         receiver = rd.text(keys["receiver"], "receiver") or parent
     matchers = _matchers(rd, keys)
     intervals = {

@@ -153,3 +153,45 @@ def test_amtool_accepts_bundled_intervals(tmp_path: Path) -> None:
         [AMTOOL, "check-config", str(path)], capture_output=True, text=True, timeout=20
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# The same route tree is valid in routing.yaml and in alertmanager.yml.
+INHERIT = """
+route:
+  receiver: root
+  routes:
+    - matchers: ['team="db"']
+      receiver: db
+      routes:
+        - matchers: ['severity="critical"']
+          receiver: ""
+          continue: true
+        - matchers: ['severity=~"critical|page"']
+          receiver:
+    - matchers: ['team="web"']
+      receiver: ''
+      routes:
+        - matchers: ['env="prod"']
+          receiver: web
+"""
+
+
+def test_an_empty_child_receiver_inherits_as_in_alertmanager(tmp_path: Path) -> None:
+    """`receiver: ""` (or `receiver:` with no value) on a child route is its parent's."""
+    am = tmp_path / "alertmanager.yml"
+    am.write_text(INHERIT + "receivers: [{name: root}, {name: db}, {name: web}]\n")
+    check = subprocess.run([AMTOOL, "check-config", str(am)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    ours = tmp_path / "routing.yaml"
+    ours.write_text(INHERIT + "receivers: [{name: root}, {name: db}, {name: web}]\n")
+    table = load_routing(str(ours))
+    cases = [
+        {"team": "db", "severity": "critical"},
+        {"team": "db", "severity": "page"},
+        {"team": "web"},
+        {"team": "web", "env": "prod"},
+        {},
+    ]
+    theirs = [amtool_routes(am, labels) for labels in cases]
+    assert [[r.receiver for r in table.routes(labels)] for labels in cases] == theirs
+    assert theirs == [["db", "db"], ["db"], ["root"], ["web"], ["root"]]

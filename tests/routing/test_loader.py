@@ -228,3 +228,10 @@ def test_a_file_that_is_not_utf8_is_a_problem_at_its_line(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as e:
         load_routing(str(path))
     assert str(e.value).startswith(f"{path}:3: ") and "UTF-8" in str(e.value), e.value
+
+
+def test_the_root_route_needs_a_receiver_that_is_not_empty(tmp_path: Path) -> None:
+    """Only a child inherits an empty receiver; Alertmanager refuses an empty root one too."""
+    for value in ('""', ""):
+        text = f"receivers: [{{name: ops}}]\nroute:\n  receiver: {value}\n"
+        assert [line for line, _ in problems(tmp_path, text)] == [3]
