@@ -4,12 +4,13 @@ A named interval matches if any of its `TimeInterval`s does. A `TimeInterval`
 matches if every field it sets matches (an unset field matches anything), and a
 field matches if any of its ranges does. Times are `[start, end)` in minutes of
 the day; weekday, day-of-month, month and year ranges are inclusive. The clock
-is read in `location`, UTC by default.
+is read in `location`, UTC by default; `Local` is the host's zone (`host_zone`).
 """
 
 from __future__ import annotations
 
 import calendar
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -156,13 +157,35 @@ def parse_location(value: Any) -> tzinfo:
     if value == "UTC":
         return UTC
     if value == "Local":
-        local = datetime.now().astimezone().tzinfo
-        assert local is not None
-        return local
+        return host_zone()
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {value!r}") from None
+
+
+def host_zone() -> tzinfo:
+    """The host's time zone, with its DST rules, found as Go's `time.Local` finds it.
+
+    `TZ` unset: /etc/localtime. `TZ=""` or `TZ=UTC`: UTC. `TZ=Europe/Berlin`,
+    `TZ=:Europe/Berlin` or `TZ=/path/to/zonefile`: that zone. One that can't be
+    read: UTC, as in Go. The offset is then the zone's at each instant matched,
+    so a DST change moves it.
+    """
+    name = os.environ.get("TZ")
+    try:
+        if name is None:
+            with open("/etc/localtime", "rb") as fh:
+                return ZoneInfo.from_file(fh, key="Local")
+        name = name.removeprefix(":")
+        if name.startswith("/"):
+            with open(name, "rb") as fh:
+                return ZoneInfo.from_file(fh, key="Local")
+        if name and name != "UTC":
+            return ZoneInfo(name)
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        pass
+    return UTC
 
 
 FIELDS: dict[str, Callable[[Any], Any]] = {

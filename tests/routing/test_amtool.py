@@ -195,3 +195,23 @@ def test_an_empty_child_receiver_inherits_as_in_alertmanager(tmp_path: Path) -> 
     theirs = [amtool_routes(am, labels) for labels in cases]
     assert [[r.receiver for r in table.routes(labels)] for labels in cases] == theirs
     assert theirs == [["db", "db"], ["db"], ["root"], ["web"], ["root"]]
+
+
+def test_location_local_is_accepted_by_both(tmp_path: Path) -> None:
+    """amtool can't evaluate intervals, but says `location: Local` is valid; so do we.
+    (What Local means at an instant: tests/test_routing_timeintervals.py.)"""
+    intervals = (
+        "time_intervals:\n"
+        "  - name: office\n"
+        "    time_intervals:\n"
+        "      - times: [{start_time: '09:00', end_time: '17:00'}]\n"
+        "        location: Local\n"
+    )
+    route = "route:\n  receiver: root\n  routes:\n    - {mute_time_intervals: [office]}\n"
+    am = tmp_path / "alertmanager.yml"
+    am.write_text(intervals + route + "receivers: [{name: root}]\n")
+    check = subprocess.run([AMTOOL, "check-config", str(am)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    ours = tmp_path / "routing.yaml"
+    ours.write_text(am.read_text())
+    assert load_routing(str(ours)).routes({}) != []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -88,3 +90,62 @@ def test_location() -> None:
     assert parse_location("Asia/Shanghai") == SH
     with pytest.raises(ValueError):
         parse_location("Mars/Olympus")
+
+
+@pytest.fixture
+def host_tz(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str | None], None]]:
+    """Sets the host's zone (TZ) for this test, for Python's and libc's clocks alike."""
+
+    def set_tz(value: str | None) -> None:
+        if value is None:
+            monkeypatch.delenv("TZ", raising=False)
+        else:
+            monkeypatch.setenv("TZ", value)
+        time.tzset()
+
+    yield set_tz
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_local_follows_the_host_zone_across_dst(host_tz: Callable[[str | None], None]) -> None:
+    """`location: Local` is read at each instant in the host's zone, as Alertmanager's Go
+    time.Local does, not at the offset the host had when the file was loaded."""
+    host_tz("Europe/Berlin")
+    nine = ti(times=[{"start_time": "09:00", "end_time": "10:00"}], location="Local")
+    assert nine.contains(datetime(2026, 1, 15, 8, 30, tzinfo=UTC))  # 09:30 CET (+1)
+    assert not nine.contains(datetime(2026, 1, 15, 7, 30, tzinfo=UTC))
+    assert nine.contains(datetime(2026, 7, 15, 7, 30, tzinfo=UTC))  # 09:30 CEST (+2)
+    assert not nine.contains(datetime(2026, 7, 15, 8, 30, tzinfo=UTC))
+    # The night the clocks go forward (29 March 2026, 01:00 UTC): 00:30 UTC is 01:30
+    # CET, 01:30 UTC is 03:30 CEST.
+    night = ti(times=[{"start_time": "01:00", "end_time": "02:00"}], location="Local")
+    assert night.contains(datetime(2026, 3, 29, 0, 30, tzinfo=UTC))
+    assert not night.contains(datetime(2026, 3, 29, 1, 30, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("tz", "offset_in_july"),
+    [
+        (":Asia/Shanghai", 8 * 60),
+        ("/usr/share/zoneinfo/America/New_York", -4 * 60),
+        ("", 0),  # TZ="" is UTC, as in Go
+        ("UTC", 0),
+        ("Nowhere/Atlantis", 0),  # an unknown zone falls back to UTC, as in Go
+    ],
+)
+def test_local_reads_tz_as_go_does(
+    host_tz: Callable[[str | None], None], tz: str, offset_in_july: int
+) -> None:
+    host_tz(tz)
+    offset = datetime(2026, 7, 1, tzinfo=UTC).astimezone(parse_location("Local")).utcoffset()
+    assert offset is not None and offset.total_seconds() == offset_in_july * 60
+
+
+def test_local_without_tz_is_etc_localtime(host_tz: Callable[[str | None], None]) -> None:
+    host_tz(None)
+    with open("/etc/localtime", "rb") as fh:
+        want = ZoneInfo.from_file(fh)
+    for month in (1, 7):
+        at = datetime(2026, month, 1, tzinfo=UTC)
+        assert at.astimezone(parse_location("Local")).utcoffset() == at.astimezone(want).utcoffset()
