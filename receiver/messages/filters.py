@@ -14,6 +14,8 @@ from urllib.parse import quote
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from receiver.messages.links import web_url
+
 ELLIPSIS = "…"
 KEY_LABELS = ("severity", "instance", "job", "cluster", "namespace")
 
@@ -86,8 +88,23 @@ def md(value: Any) -> str:
 
 
 def mdurl(value: Any) -> str:
-    """A URL safe inside a markdown link target: spaces, ( ) < > and quotes %-encoded."""
-    return quote(str(value).strip(), safe=":/?#[]@!$&'*+,;=%~", errors="replace")
+    """A URL safe inside a markdown link target: spaces, ( ) < > and quotes %-encoded.
+
+    Only an http(s) URL: anything else (`javascript:`, `data:`, a relative path) gives
+    "", so that a URL from a payload can never be a link to run or open something else.
+    """
+    return quote(web_url(str(value)), safe=":/?#[]@!$&'*+,;=%~", errors="replace")
+
+
+def mdlink(value: Any, name: str, length: int = 200) -> str:
+    """`[name](url)` for an http(s) URL; any other URL as text, `name: url`, cut to
+    `length` characters; "" for no URL."""
+    url = str(value or "").strip()
+    if not url:
+        return ""
+    if web_url(url):
+        return f"[{md(name)}]({mdurl(url)})"
+    return f"{md(name)}: {md(cut(url, length))}"
 
 
 def cut(value: Any, length: int = 200, end: str = ELLIPSIS) -> str:
@@ -163,6 +180,7 @@ def filters(tz: tzinfo) -> dict[str, Any]:
         "duration": duration,
         "md": md,
         "mdurl": mdurl,
+        "mdlink": mdlink,
         "oneline": oneline,
         "cut": cut,
         "cut_bytes": cut_bytes,

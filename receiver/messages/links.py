@@ -1,12 +1,38 @@
-"""Links a message points to: the sender's silence form and its list of the group. Pure."""
+"""Links a message points to: the sender's silence form and its list of the group. Pure.
+
+Only an absolute http(s) URL ever becomes a link (`web_url`): a `javascript:`,
+`data:` or any other URL that a payload carries (generatorURL, Grafana's panel,
+dashboard, silence and image URLs, externalURL) is shown as text, or not at all.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from receiver.messages.tokens import sign
 from receiver.model import Alert, Notification
+
+WEB_SCHEMES = ("http", "https")
+# C0 controls and DEL: a browser drops some of them while it reads a URL
+# ("java\tscript:"), so a URL holding any is no link.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What stays as written in a path or query: the RFC 3986 reserved and unreserved
+# characters, and % so that what was encoded stays encoded.
+_SAFE = "/:@!$&'*+,;=%~-._?"
+
+
+def web_url(url: str) -> str:
+    """`url` (without surrounding blanks) if it is an absolute http(s) URL, else ""."""
+    text = url.strip()
+    if _CONTROL.search(text):
+        return ""
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # a bad IPv6 host, say
+        return ""
+    return text if parts.scheme.lower() in WEB_SCHEMES and parts.netloc else ""
 
 
 def _matchers(labels: dict[str, str]) -> str:
@@ -21,10 +47,32 @@ def _q(text: str) -> str:
     return quote(text, safe="", errors="replace")
 
 
+def under(base: str, path: str = "", fragment: str = "") -> str:
+    """`path` (and a `#fragment`) under the http(s) URL `base`, every part %-encoded.
+
+    `http://am.example/a b?orgId=1` + `/alerting/list` is
+    `http://am.example/a%20b/alerting/list?orgId=1`: base's query stays a query,
+    its fragment is replaced. "" when `base` is not an http(s) URL.
+    """
+    url = web_url(base)
+    if not url:
+        return ""
+    p = urlsplit(url)
+    full = p.path.rstrip("/") + path
+    return urlunsplit(
+        (
+            p.scheme,
+            p.netloc,
+            quote(full, safe=_SAFE, errors="replace"),
+            quote(p.query, safe=_SAFE, errors="replace"),
+            fragment,
+        )
+    )
+
+
 def silence_url(external_url: str, labels: dict[str, str]) -> str:
     """Alertmanager's "new silence" page, pre-filled with these labels."""
-    base = external_url.rstrip("/")
-    return f"{base}/#/silences/new?filter={_q(_matchers(labels))}" if base else ""
+    return under(external_url, "/", f"/silences/new?filter={_q(_matchers(labels))}")
 
 
 def more_url(n: Notification) -> str:
@@ -32,12 +80,9 @@ def more_url(n: Notification) -> str:
     when it has one, else the sender's alert list."""
     if n.more_url:
         return n.more_url
-    base = n.external_url.rstrip("/")
-    if not base:
-        return ""
     if n.source == "grafana":
-        return f"{base}/alerting/list"
-    return f"{base}/#/alerts?filter={_q(_matchers(n.group_labels))}"
+        return under(n.external_url, "/alerting/list")
+    return under(n.external_url, "/", f"/alerts?filter={_q(_matchers(n.group_labels))}")
 
 
 NOTIFICATION_PAGE = "n"  # the token purpose of /n/<token>
@@ -58,20 +103,21 @@ def group_silence_url(n: Notification, alerts: Sequence[Alert]) -> str:
     if n.source == "alertmanager":
         labels = n.group_labels or (alerts[0].labels if alerts else {})
         return silence_url(n.external_url, labels) if labels else ""
-    return next((a.silence_url for a in alerts if a.silence_url), "")
+    return next((a.silence_url for a in alerts if web_url(a.silence_url)), "")
 
 
 def buttons(
     n: Notification, alerts: Sequence[Alert], words: dict[str, str]
 ) -> tuple[tuple[str, str], ...]:
-    """action_card buttons: source, silence, dashboard and panel, each when there is a link."""
+    """action_card buttons: source, silence, dashboard and panel, each when there is an
+    http(s) link (the template shows any other URL as text)."""
 
     def first(get: Callable[[Alert], str]) -> str:
-        return next((get(a) for a in alerts if get(a)), "")
+        return next((web_url(get(a)) for a in alerts if web_url(get(a))), "")
 
     found = [
         (words["source"], first(lambda a: a.generator_url)),
-        (words["silence"], group_silence_url(n, alerts)),
+        (words["silence"], web_url(group_silence_url(n, alerts))),
         (words["dashboard"], first(lambda a: a.dashboard_url)),
         (words["panel"], first(lambda a: a.panel_url)),
     ]

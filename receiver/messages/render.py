@@ -24,8 +24,8 @@ from receiver.errors import ConfigProblem, not_utf8
 from receiver.messages.budget import MIN_BUDGET, TITLE_CHARS, Parts, fit, hard_fit, msg_size
 from receiver.messages.builtin import BUILTIN_TEMPLATES
 from receiver.messages.context import alert_context, context, notification_id
-from receiver.messages.filters import KEY_LABELS, WORDS, cut, filters, oneline
-from receiver.messages.links import buttons, group_silence_url, more_url
+from receiver.messages.filters import KEY_LABELS, WORDS, cut, filters, mdurl, oneline
+from receiver.messages.links import buttons, group_silence_url, more_url, web_url
 from receiver.messages.sandbox import (
     MAX_TEMPLATE_CHARS,
     Sandbox,
@@ -148,6 +148,7 @@ class Renderer:
             lstrip_blocks=True,
         )
         env.filters.update(filters(self.tz))
+        env.tests["weburl"] = lambda value: bool(web_url(str(value or "")))
         return env
 
     def title(self, n: Notification) -> str:
@@ -264,7 +265,7 @@ class Renderer:
         if msgtype == "text":
             link = f" {self.words['view_all']}: {url}" if url else ""
             return f"\n\n{more}{link}", f"\n\n{more}"
-        link = f" [{self.words['view_all']}]({url})" if url else ""
+        link = f" [{self.words['view_all']}]({mdurl(url)})" if url else ""
         return f"\n\n**{more}**{link}", f"\n\n**{more}**"
 
     def _stamp(self, msgtype: str, now: datetime, nid: str) -> str:
