@@ -30,7 +30,7 @@ from receiver.messages.sandbox import (
     MAX_TEMPLATE_CHARS,
     Sandbox,
     TemplateLimitError,
-    limited_steps,
+    limited,
 )
 from receiver.model import Notification
 from receiver.settings import Settings
@@ -149,6 +149,7 @@ class Renderer:
         )
         env.filters.update(filters(self.tz))
         env.tests["weburl"] = lambda value: bool(web_url(str(value or "")))
+        env.guard_filters()
         return env
 
     def title(self, n: Notification) -> str:
@@ -228,7 +229,7 @@ class Renderer:
     def _body(self, attempt: _Attempt, msgtype: str, ctx: dict[str, Any]) -> str:
         if not attempt.failed:
             try:
-                with limited_steps():
+                with limited():
                     return self._limited(self.env.get_template(attempt.name).generate(ctx))
             # A user's template can raise anything (1/0, a bad filter argument, the
             # sandbox's SecurityError); the alert must still go out, so catch it all.
