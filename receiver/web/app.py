@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
+from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkExtension, InvalidChunkSize
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from receiver import metrics
@@ -166,6 +167,14 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     def outbox_unavailable(e: OutboxUnavailable) -> tuple[Response, int]:
         log.error("outbox_unavailable error=%s", e)
         return error(503, "the outbox cannot take the write; retry later")
+
+    # gunicorn reads a chunked body as the view reads it: bad framing surfaces here,
+    # and it is the client's fault (400), not the receiver's (500).
+    @app.errorhandler(InvalidChunkSize)
+    @app.errorhandler(ChunkMissingTerminator)
+    @app.errorhandler(InvalidChunkExtension)
+    def bad_framing(e: Exception) -> tuple[Response, int]:
+        return error(400, f"malformed chunked body: {e}")
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> tuple[Response, int]:
