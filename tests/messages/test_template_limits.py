@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from receiver.messages.bounds import MAX_TEMPLATE_CHARS, size
 from receiver.messages.render import Renderer
-from receiver.messages.sandbox import MAX_TEMPLATE_CHARS, size
 from tests.render_support import NOW, TEMPLATES, am
 
 BIG = {
