@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
+import zoneinfo
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -128,7 +130,7 @@ def test_local_follows_the_host_zone_across_dst(host_tz: Callable[[str | None], 
     ("tz", "offset_in_july"),
     [
         (":Asia/Shanghai", 8 * 60),
-        ("/usr/share/zoneinfo/America/New_York", -4 * 60),
+        ("{tzpath}/America/New_York", -4 * 60),  # a zone file by its path
         ("", 0),  # TZ="" is UTC, as in Go
         ("UTC", 0),
         ("Nowhere/Atlantis", 0),  # an unknown zone falls back to UTC, as in Go
@@ -137,6 +139,11 @@ def test_local_follows_the_host_zone_across_dst(host_tz: Callable[[str | None], 
 def test_local_reads_tz_as_go_does(
     host_tz: Callable[[str | None], None], tz: str, offset_in_july: int
 ) -> None:
+    if "{tzpath}" in tz:
+        found = [p for p in zoneinfo.TZPATH if os.path.exists(f"{p}/America/New_York")]
+        if not found:
+            pytest.skip("no system time zone files")
+        tz = tz.format(tzpath=found[0])
     host_tz(tz)
     offset = datetime(2026, 7, 1, tzinfo=UTC).astimezone(parse_location("Local")).utcoffset()
     assert offset is not None and offset.total_seconds() == offset_in_july * 60
@@ -144,8 +151,10 @@ def test_local_reads_tz_as_go_does(
 
 def test_local_without_tz_is_etc_localtime(host_tz: Callable[[str | None], None]) -> None:
     host_tz(None)
-    with open("/etc/localtime", "rb") as fh:
-        want = ZoneInfo.from_file(fh)
+    want: tzinfo = UTC  # what Go's time.Local is without /etc/localtime
+    if os.path.exists("/etc/localtime"):
+        with open("/etc/localtime", "rb") as fh:
+            want = ZoneInfo.from_file(fh)
     for month in (1, 7):
         at = datetime(2026, month, 1, tzinfo=UTC)
         assert at.astimezone(parse_location("Local")).utcoffset() == at.astimezone(want).utcoffset()
