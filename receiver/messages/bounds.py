@@ -57,6 +57,11 @@ def refuse(made: int, what: str) -> None:
         raise TemplateLimitError(f"{what} would make over {MAX_TEMPLATE_CHARS} characters")
 
 
+# Methods and filters whose number arguments say how big the result is.
+SIZE_ARGUMENTS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "to_bytes"})
+SIZE_FILTERS = frozenset({"center", "indent", "batch", "slice"})
+
+
 def numbers(args: Iterable[Any], what: str) -> None:
     for a in args:
         if isinstance(a, int) and abs(a) > MAX_TEMPLATE_CHARS:
@@ -105,8 +110,9 @@ def _str_method(s: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 
 def check_call(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """Refuse a call that would make too much; the arguments to call it with."""
-    numbers([*args, *kwargs.values()], getattr(obj, "__name__", "a call"))
     owner, name = getattr(obj, "__self__", None), getattr(obj, "__name__", "")
+    if name in SIZE_ARGUMENTS and isinstance(owner, str | bytes | bytearray | int):
+        numbers([*args, *kwargs.values()], name)  # "x".center(10**9), (1).to_bytes(10**9)
     if isinstance(owner, str) and name == "join" and args:
         items = list(args[0])
         refuse(size(items) + len(owner) * len(items), "join")

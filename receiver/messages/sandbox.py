@@ -5,8 +5,9 @@ made. Every operation that can make a value much bigger than its inputs is
 checked *before* it runs, so that no single value passes MAX_TEMPLATE_CHARS:
 `*`, `**`, `%` and `+`; `~` and block captures (`{% set %}`, macros); string
 methods that pad, repeat or substitute (`center`, `ljust`, `zfill`, `expandtabs`,
-`replace`, `join`, `translate`, `format`); any filter or call given a number past
-the limit (`center(10**9)`, `int.to_bytes(10**9)`); `lipsum`; an output that is
+`replace`, `join`, `translate`, `format`); a size past the limit given to what
+pads or repeats by it (`center(10**9)`, `batch(10**9)`, `int.to_bytes(10**9)`);
+`lipsum`; an output that is
 not text (a list printed as `[…]`). The estimates are in receiver.messages.bounds.
 What each makes is charged to the render's budget, so many values just under
 the limit can't add up either. Past a limit, TemplateLimitError; the renderer falls back to the
@@ -29,6 +30,7 @@ from receiver.messages.bounds import (
     MAX_TEMPLATE_CHARS,
     MAX_TEMPLATE_MADE,
     MAX_TEMPLATE_STEPS,
+    SIZE_FILTERS,
     TemplateLimitError,
     check_binop,
     check_call,
@@ -132,6 +134,7 @@ def guarded(f: Callable[..., Any], name: str) -> Callable[..., Any]:
     """Filter `f`, checked: its numbers, how big its input is, and what it makes."""
     skip = 1 if getattr(f, "jinja_pass_arg", None) is not None else 0  # context or env
     light = name in _LIGHT_FILTERS
+    sized = name in SIZE_FILTERS  # center(10**9), batch(10**9, "x")
     what = f"filter {name}"
 
     @functools.wraps(f)
@@ -140,7 +143,7 @@ def guarded(f: Callable[..., Any], name: str) -> Callable[..., Any]:
         if b is None:
             return f(*args, **kwargs)
         rest = args[skip + 1 :]
-        if rest or kwargs:
+        if sized:
             numbers([*rest, *kwargs.values()], what)
         if not light:
             value = args[skip] if len(args) > skip else None

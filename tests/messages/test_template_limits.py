@@ -109,6 +109,19 @@ def test_values_just_under_the_limit_still_render(tmp_path: Path) -> None:
     assert "   b 18446744073709551616 a-b a   b" in str(m.msg)
 
 
+def test_big_numbers_that_make_nothing_big_are_fine(tmp_path: Path) -> None:
+    """Only a number that sizes the result is checked: a timestamp is just a number."""
+    (tmp_path / "ok.md.j2").write_text(
+        '{{ "%d" | format(1764806400) }} {{ "{}".format(1764806400) }}'
+        ' {{ "abcabc".find("c", 0, 10**9) }} {{ range(0, 10**9, 10**8) | list | length }}'
+        " {{ 1764806400 | filesizeformat }} {{ 10**12 }}",
+        encoding="utf-8",
+    )
+    m = Renderer(str(tmp_path)).render(am("am-firing-1"), template="ok.md.j2", now=NOW)
+    assert not m.fallback
+    assert "1764806400 1764806400 2 10 1.8 GB 1000000000000" in str(m.msg)
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("abc", 3), (["ab", "cd"], 10), ({"k": "vv"}, 9), (2**30, 11), (None, 5)],
