@@ -11,6 +11,7 @@ import pytest
 from receiver.errors import ConfigError
 from receiver.routing import load_routing
 from receiver.routing.matchers import Matcher, MatcherError
+from receiver.routing.regex import Regex
 
 # Runs in a child, so that a backtracking engine hangs the child and not the suite.
 REDOS = """
@@ -105,3 +106,18 @@ def test_go_refusals_are_file_line_errors(tmp_path: Path) -> None:
     got = [(p.line, p.message) for p in e.value.problems]
     assert [line for line, _ in got] == [5, 6]
     assert "\\C" in got[0][1] and "(?<" in got[1][1]
+
+
+@pytest.mark.parametrize(
+    ("regex", "value"),
+    [("crit|page", "page"), ("crit", "critical"), ("\\pL+", "数据库"), ("a.b", "a\ud800b"),
+     ("a)|(b", "abc"), ("", ""), ("x(?i)y", "xY")],
+)  # fmt: skip
+def test_the_public_search_path_agrees_with_the_fast_one(regex: str, value: str) -> None:
+    """Without the C++ object the wrapper exposes (another google-re2 version), the
+    public `search` is used; both answer alike."""
+    fast = Regex(regex)
+    slow = Regex(regex)
+    slow._match = None
+    assert fast._match is not None  # this version has the fast path
+    assert fast.matches(value) == slow.matches(value)
