@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from receiver.errors import ConfigError
 from receiver.routing import load_routing
@@ -121,3 +124,22 @@ def test_the_public_search_path_agrees_with_the_fast_one(regex: str, value: str)
     slow._match = None
     assert fast._match is not None  # this version has the fast path
     assert fast.matches(value) == slow.matches(value)
+
+
+def _patterns() -> st.SearchStrategy[str]:
+    """Regexes over a, b and c from constructs Python's re reads as RE2 does."""
+    atoms = st.sampled_from(["a", "b", "c", ".", "[ab]", "[^a]", "(?:a|bc)", "\\."])
+    quantified = st.tuples(atoms, st.sampled_from(["", "*", "+", "?", "{2}", "{1,3}", "*?"]))
+    piece = quantified.map("".join)
+    branch = st.lists(piece, min_size=1, max_size=4).map("".join)
+    return st.lists(branch, min_size=1, max_size=3).map("|".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_patterns(), st.text(alphabet="abc.", max_size=8))
+def test_a_matcher_regex_is_fully_anchored(pattern: str, value: str) -> None:
+    """`=~` matches when the whole value matches, as Python's fullmatch says, for
+    patterns whose syntax both engines read alike."""
+    expected = re.fullmatch(pattern, value) is not None
+    assert Matcher.make("x", "=~", pattern).matches({"x": value}) is expected
+    assert Matcher.make("x", "!~", pattern).matches({"x": value}) is not expected
