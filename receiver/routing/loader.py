@@ -19,6 +19,7 @@ from typing import Any
 from yaml.nodes import MappingNode, Node
 
 from receiver.errors import ConfigError, ConfigProblem
+from receiver.routing.escalation import read_policies
 from receiver.routing.interpolate import interpolate
 from receiver.routing.robots import check_robot_refs, read_robots
 from receiver.routing.sections import read_route, read_schedules
@@ -28,6 +29,7 @@ from receiver.routing.yamlnodes import Reader, as_written, compose, line
 
 TOP: tuple[str, ...] = ("users", "schedules", "time_intervals", "receivers", "route")
 TOP += ("robots",)
+TOP += ("escalation_policies",)
 RECEIVER_KEYS: tuple[str, ...] = (
     "name",
     "users",
@@ -38,6 +40,7 @@ RECEIVER_KEYS: tuple[str, ...] = (
 )
 RECEIVER_KEYS += ("send_resolved",)
 RECEIVER_KEYS += ("robots",)
+RECEIVER_KEYS += ("escalation", "notify_ack")
 MSGTYPES = ("markdown", "text", "action_card")
 LOOKUP_FIELDS = ("mobile", "email", "name")
 
@@ -73,6 +76,12 @@ def load(
     robots, robot_names = read_robots(rd, top["robots"]) if "robots" in top else ({}, set())
     receivers, refs = read_receivers(rd, top.get("receivers"))
     check_robot_refs(rd, refs["robots"], robot_names)
+    policies, step_users, step_schedules = read_policies(rd, top.get("escalation_policies"))
+    members += step_users
+    refs["schedules"] += step_schedules
+    for name, node in refs["escalation"]:
+        if name not in policies:
+            rd.error(node, f"undefined escalation policy {name!r}")
     route = read_route(rd, top["route"], "", root=True) if "route" in top else None
 
     for name, node in refs["schedules"]:
@@ -101,6 +110,7 @@ def load(
         path=path,
         robots=robots,
         warnings=tuple(sorted(rd.warnings, key=lambda p: p.line)),
+        policies=policies,
     )
 
 
@@ -194,7 +204,12 @@ def read_receivers(
     rd: Reader, node: Node | None
 ) -> tuple[dict[str, Receiver], dict[str, list[tuple[str, Node]]]]:
     out: dict[str, Receiver] = {}
-    refs: dict[str, list[tuple[str, Node]]] = {"users": [], "schedules": [], "robots": []}
+    refs: dict[str, list[tuple[str, Node]]] = {
+        "users": [],
+        "schedules": [],
+        "robots": [],
+        "escalation": [],
+    }
     for item in rd.seq(node, "receivers") if node is not None else []:
         keys = rd.mapping(item, "a receiver", RECEIVER_KEYS, ("name",))
         if keys is None or "name" not in keys:
@@ -222,6 +237,10 @@ def read_receivers(
         resolved = True
         if "send_resolved" in keys:
             resolved = rd.boolean(keys["send_resolved"], "send_resolved") is not False
+        policy = rd.text(keys["escalation"], "escalation") if "escalation" in keys else None
+        if policy is not None:
+            refs["escalation"].append((policy, keys["escalation"]))
+        notify_ack = "notify_ack" in keys and rd.boolean(keys["notify_ack"], "notify_ack") is True
         out[name] = Receiver(
             name=name,
             users=tuple(dict.fromkeys(u for u, _ in users)),
@@ -232,6 +251,8 @@ def read_receivers(
             send_resolved=resolved,
             robots=tuple(dict.fromkeys(r for r, _ in robots)),
             template_line=line(keys["template"]) if "template" in keys else 0,
+            escalation=policy,
+            notify_ack=notify_ack,
         )
     return out, refs
 

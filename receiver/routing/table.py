@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from receiver.errors import ConfigProblem
+from receiver.routing.escalation import Policy
 from receiver.routing.matchers import Matcher, format_matchers
 from receiver.routing.robots import Robot
 from receiver.routing.schedule import Schedule
@@ -120,6 +121,8 @@ class Receiver:
     send_resolved: bool = True
     robots: tuple[str, ...] = ()  # group robots that get a copy, @mentioning who was paged
     template_line: int = field(default=0, compare=False)
+    escalation: str | None = None  # the name of its escalation policy
+    notify_ack: bool = False  # tell the others who acknowledged
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class RoutingTable:
     path: str = "routing.yaml"
     warnings: tuple[ConfigProblem, ...] = ()
     robots: dict[str, Robot] = field(default_factory=dict)
+    policies: dict[str, Policy] = field(default_factory=dict)
 
     def routes(self, labels: Mapping[str, str]) -> list[Route]:
         """The matching routes in tree order, as `amtool config routes test` finds them."""
@@ -182,6 +186,13 @@ class RoutingTable:
         who = list(r.users) + [self.on_call(s, now) for s in r.schedules]
         userids = dict.fromkeys(u for w in who for u in self.resolve(w))
         return Recipients(userids=tuple(userids), departments=tuple(dict.fromkeys(r.departments)))
+
+    def step_recipients(self, policy: str, n: int, now: datetime | None = None) -> Recipients:
+        """Who escalation step `n` (1-based, repeats unrolled) of `policy` notifies at `now`."""
+        step = self.policies[policy].step(n)
+        who = list(step.users) + [self.on_call(s, now) for s in step.schedules]
+        userids = dict.fromkeys(u for w in who for u in self.resolve(w))
+        return Recipients(userids=tuple(userids), departments=step.departments)
 
     def recipients_of(self, receivers: Iterable[str], now: datetime | None = None) -> Recipients:
         """The union over several receivers, each person and department once."""
