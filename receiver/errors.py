@@ -4,6 +4,7 @@
     ├── ConfigError            routing.yaml / templates invalid; carries every problem found
     ├── PayloadError           a webhook body we refuse; carries the HTTP status and JSON path
     ├── OutboxUnavailable      the outbox could not take a write (the webhook answers 503)
+    ├── SilenceError           Alertmanager refused or did not answer a silence (ALERTMANAGER_URL)
     └── DingTalkError          a DingTalk call failed; translated once, in receiver.dingtalk.client
         ├── RetryableError     network, timeout, 5xx/429, -1, 90001-90019, 1430003, punish
         │   └── ThrottledError a group robot posted too fast (410100): wait `retry_after`
@@ -57,6 +58,10 @@ class PayloadError(ReceiverError):
 
 class OutboxUnavailable(ReceiverError):
     """The outbox could not commit; nothing was accepted."""
+
+
+class SilenceError(ReceiverError):
+    """Creating an Alertmanager silence failed; the message says why, without secrets."""
 
 
 class DingTalkError(ReceiverError):

@@ -67,6 +67,20 @@ limit_waits = Counter(
     f"{NS}_limit_wait_seconds_total",
     "Seconds the delivery worker waited for the send rate or per-minute limits.",
 )
+escalations = Counter(
+    f"{NS}_escalations_total", "Escalation steps sent, by policy and step.", ["policy", "step"]
+)
+acks = Counter(f"{NS}_acks_total", "Groups acknowledged, by how (page, cli).", ["via"])
+_PAGE_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
+time_to_read = Histogram(
+    f"{NS}_time_to_read_seconds",
+    "From a notification's first send to the first read receipt DingTalk reported.",
+    buckets=_PAGE_BUCKETS,
+)
+time_to_ack = Histogram(
+    f"{NS}_time_to_ack_seconds", "From a notification being received to its acknowledgement.",
+    buckets=_PAGE_BUCKETS,
+)  # fmt: skip
 config_reloads = Counter(f"{NS}_config_reloads_total", "Config reloads, by outcome.", ["outcome"])
 config_last_reload_ok = Gauge(
     f"{NS}_config_last_reload_successful",

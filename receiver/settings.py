@@ -92,6 +92,8 @@ class Settings:
     external_url: str | None = None
     secret_key: str | None = field(default=None, repr=False)
     console_token: str | None = field(default=None, repr=False)
+    alertmanager_url: str | None = None  # where "acknowledge and silence" creates silences
+    ack_ttl: float = 24 * 3600.0  # how long an acknowledge link works
     max_body_bytes: int = 1_048_576
     max_message_bytes: int = 2048
     http_timeout: float = 10.0
@@ -131,6 +133,11 @@ class Settings:
             raise ValueError(
                 "RECEIVER_CONSOLE_TOKEN is set: RECEIVER_SECRET_KEY is required too"
                 " (it signs console sessions; the same on every replica)"
+            )
+        if self.external_url and not self.secret_key:
+            raise ValueError(
+                "RECEIVER_SECRET_KEY is required once RECEIVER_EXTERNAL_URL is set:"
+                " it signs the acknowledge links"
             )
         try:
             ZoneInfo(self.timezone)
@@ -173,6 +180,8 @@ class Settings:
             "external_url": s("RECEIVER_EXTERNAL_URL"),
             "secret_key": s("RECEIVER_SECRET_KEY"),
             "console_token": s("RECEIVER_CONSOLE_TOKEN"),
+            "alertmanager_url": s("ALERTMANAGER_URL"),
+            "ack_ttl": _duration(env, "RECEIVER_ACK_TTL", 24 * 3600.0),
             "max_body_bytes": _int(env, "RECEIVER_MAX_BODY_BYTES", 1_048_576, minimum=1),
             "max_message_bytes": _int(env, "RECEIVER_MAX_MESSAGE_BYTES", 2048, minimum=1),
             "directory_sync_interval": _duration(

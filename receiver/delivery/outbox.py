@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from receiver.delivery import order
+from receiver.delivery.escalation_store import EscalationQueries
 from receiver.delivery.outbox_admin import AdminQueries
 from receiver.delivery.outbox_holds import HoldQueries
 from receiver.delivery.outbox_pause import PauseQueries
@@ -45,7 +46,9 @@ UNKNOWN_OUTCOME = (
 )
 
 
-class Outbox(PendingWebhooks, AdminQueries, HoldQueries, PauseQueries, RobotQueries):
+class Outbox(
+    PendingWebhooks, AdminQueries, HoldQueries, PauseQueries, RobotQueries, EscalationQueries
+):
     """The queue of items: claims and leases, and every state change of a send."""
 
     # -- delivery path ---------------------------------------------------------------------

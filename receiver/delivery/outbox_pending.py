@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from receiver.delivery.outbox_schema import OutboxBase, Pending, pending_from_row
 from receiver.delivery.pipeline import Entry
@@ -42,11 +43,17 @@ class PendingWebhooks(OutboxBase):
             rows = db.execute("SELECT * FROM pending ORDER BY id LIMIT ?", (limit,)).fetchall()
         return [pending_from_row(r) for r in rows]
 
-    def expand(self, p: Pending, entries: Iterable[Entry]) -> list[int] | None:
+    def expand(
+        self,
+        p: Pending,
+        entries: Iterable[Entry],
+        also: Callable[[Any, list[int]], None] | None = None,
+    ) -> list[int] | None:
         """Replace pending `p` with its items, in one transaction; None if already done.
 
         The webhook as received is kept (table `notifications`, until retention) for the
-        full-notification page and the console; its items point to it.
+        full-notification page and the console; its items point to it. `also(db, ids)`
+        writes more in the same transaction (the escalation records).
         """
         with self._tx() as db:
             db.execute(
@@ -57,7 +64,10 @@ class PendingWebhooks(OutboxBase):
             )
             if db.execute("DELETE FROM pending WHERE id=?", (p.id,)).rowcount != 1:
                 return None
-            return self._insert(db, entries, p.source, p.group_key, p.received_at, p.id)
+            ids = self._insert(db, entries, p.source, p.group_key, p.received_at, p.id)
+            if also is not None:
+                also(db, ids)
+            return ids
 
     def defer(self, pending_id: int, *, error: str, delay_s: float) -> None:
         """Planning failed: keep the webhook, note why, and plan it again after `delay_s`."""

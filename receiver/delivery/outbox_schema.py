@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from receiver.delivery.escalation_schema import ESCALATION_SCHEMA
 from receiver.delivery.pipeline import Entry
 from receiver.errors import OutboxUnavailable
 from receiver.storage.sqlite import ThreadConnections
@@ -254,7 +255,7 @@ class OutboxBase:
             os.makedirs(data_dir, exist_ok=True)
             with self._tx() as db:  # DDL is transactional: several workers may start at once
                 db.execute(OUTBOX_SQL)
-                for stmt in [*SCHEMA.split(";"), PAUSE_SCHEMA]:
+                for stmt in [*SCHEMA.split(";"), PAUSE_SCHEMA, *ESCALATION_SCHEMA.split(";")]:
                     db.execute(stmt)
                 have = {r["name"] for r in db.execute("PRAGMA table_info(outbox)")}
                 for name, decl in COLUMNS.items():

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from receiver.messages.acklinks import AckLinks
 from receiver.messages.render import Renderer
 from receiver.messages.robot import robot_copy
 from receiver.model import Alert, Notification
-from receiver.routing.table import RoutingTable
+from receiver.routing.table import Receiver, RoutingTable
 
 MAX_USERIDS_PER_CALL = 100
 MAX_DEPTS_PER_CALL = 20
@@ -61,19 +62,32 @@ def plan(
     *,
     now: datetime | None = None,
     receiver: str | None = None,
+    ack: AckLinks | None = None,
 ) -> list[Entry]:
+    """The entries for `n`. With `ack`, each person's firing message carries their own
+    acknowledge link, so it is one entry per person (departments get it without one)."""
     now = now or datetime.now(UTC)
+    parts = split_by_receiver(table, n, now, receiver)
+    everyone = {name: table.recipients(name, now) for name in parts}
+    stand_in = ""
+    if ack is not None:
+        stand_in = ack.placeholder([u for rc in everyone.values() for u in rc.userids])
     # One group per distinct message: receivers whose messages are identical share
     # their recipients (each person once), and are cut into calls only at the end,
     # so a storm makes the fewest calls possible: one per message per 100 people.
     groups: dict[str, _Group] = {}
     copies: dict[tuple[str, str], _Copy] = {}
-    for name, part in split_by_receiver(table, n, now, receiver).items():
+    for name, part in parts.items():
         r = table.receivers[name]
-        recipients = table.recipients(name, now)
-        message = renderer.render(part, template=r.template, msgtype=r.msgtype, now=now)
+        recipients = everyone[name]
+        linked = stand_in if part.status == "firing" else ""
+        message = renderer.render(
+            part, template=r.template, msgtype=r.msgtype, now=now, ack_url=linked or None
+        )
         key = json.dumps(message.msg, sort_keys=True, ensure_ascii=False)
         group = groups.setdefault(key, _Group(message.msg, part.status))
+        if linked and recipients.departments and group.plain is None:
+            group.plain = renderer.render(part, template=r.template, msgtype=r.msgtype, now=now).msg
         group.receivers.setdefault(name, None)
         group.userids.update(dict.fromkeys(recipients.userids))
         group.departments.update(dict.fromkeys(recipients.departments))
@@ -85,7 +99,7 @@ def plan(
             copy.receivers.setdefault(name, None)
             copy.template, copy.msgtype = r.template, kind
             copy.userids.update(dict.fromkeys(recipients.userids))
-    entries = [e for g in groups.values() for e in g.entries()]
+    entries = [e for g in groups.values() for e in g.entries(ack, stand_in)]
     for (robot, _), c in copies.items():  # each robot's copy, mentioning everyone it paged
         body = robot_copy(renderer, c.part, template=c.template, msgtype=c.msgtype,
                           mentions=tuple(c.userids), now=now)  # fmt: skip
@@ -133,10 +147,17 @@ class _Group:
     receivers: dict[str, None] = field(default_factory=dict)  # ordered sets
     userids: dict[str, None] = field(default_factory=dict)
     departments: dict[int, None] = field(default_factory=dict)
+    plain: dict[str, Any] | None = None  # the message without an acknowledge link
 
-    def entries(self) -> list[Entry]:
+    def entries(self, ack: AckLinks | None = None, stand_in: str = "") -> list[Entry]:
         name = ",".join(self.receivers)
-        entries = _chunks(name, self.msg, list(self.userids), list(self.departments))
+        text = json.dumps(self.msg, ensure_ascii=False)
+        if ack is None or not stand_in or stand_in not in text:
+            entries = _chunks(name, self.msg, list(self.userids), list(self.departments))
+        else:
+            entries = [
+                Entry(name, json.loads(ack.personal(text, stand_in, u)), (u,)) for u in self.userids
+            ] + _chunks(name, self.plain or self.msg, [], list(self.departments))
         return [replace(e, status=self.status) for e in entries]
 
 
@@ -151,3 +172,30 @@ def _chunks(name: str, msg: dict[str, Any], userids: list[str], depts: list[int]
         d = d_chunks[i] if i < len(d_chunks) else []
         out.append(Entry(receiver=name, msg=msg, userids=tuple(u), departments=tuple(d)))
     return out
+
+
+def step_entries(
+    renderer: Renderer,
+    part: Notification,
+    receiver: Receiver,
+    userids: list[str],
+    departments: list[int],
+    *,
+    now: datetime,
+    ack: AckLinks | None,
+    note: str,
+) -> list[Entry]:
+    """An escalation step's entries: the group's current state, with `note` on top."""
+    stand_in = ack.placeholder(userids) if ack is not None and userids else ""
+    r = receiver
+    msg = renderer.render(
+        part, template=r.template, msgtype=r.msgtype, now=now, ack_url=stand_in or None, note=note
+    ).msg
+    group = _Group(
+        msg, part.status, {r.name: None}, dict.fromkeys(userids), dict.fromkeys(departments)
+    )
+    if stand_in and departments:
+        group.plain = renderer.render(
+            part, template=r.template, msgtype=r.msgtype, now=now, note=note
+        ).msg
+    return group.entries(ack, stand_in)

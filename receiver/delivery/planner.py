@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from receiver import metrics
+from receiver.delivery.escalate import ack_links, planned_records
 from receiver.delivery.outbox import Pending
 from receiver.delivery.pipeline import plan
 from receiver.delivery.state import State
@@ -61,7 +62,9 @@ class Planner:
             link = notification_url(s.external_url, s.secret_key, p.id, p.received_at + s.retention)
             n = replace(n, more_url=link)
             at = datetime.fromtimestamp(p.received_at, UTC)
-            entries = plan(table, self.state.renderer, n, now=at, receiver=p.receiver)
+            links = ack_links(self.state.settings, p.id, p.received_at)
+            entries = plan(table, self.state.renderer, n, now=at, receiver=p.receiver, ack=links)
+            records = planned_records(table, p, n, entries)
         # Whatever went wrong, the alert was accepted: keep it, say why, try again later.
         except Exception as e:
             delay = min(RETRY_CAP_S, RETRY_BASE_S * 2.0 ** min(p.attempts, 20))  # not 2.0**1024
@@ -70,7 +73,7 @@ class Planner:
             log.error("plan_failed pending=%d attempt=%d retry_in=%.0fs error=%s: %s",
                       p.id, p.attempts + 1, delay, type(e).__name__, e)  # fmt: skip
             return
-        ids = self.state.outbox.expand(p, entries)
+        ids = self.state.outbox.expand(p, entries, records)
         if ids is None:
             return  # another delivery process planned it first
         for entry in entries:

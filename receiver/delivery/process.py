@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 
+from receiver.delivery.escalate import Escalator
 from receiver.delivery.followup import FollowUp
 from receiver.delivery.limits import Limits
 from receiver.delivery.outbox import Outbox
@@ -44,8 +45,10 @@ def make_sender(settings: Settings) -> Sender:
 
 def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
     outbox = Outbox(settings.data_dir, synchronous="NORMAL")  # see Outbox: accept stays FULL
-    planner = Planner(State(settings, fallback=True, outbox=outbox))
+    state = State(settings, fallback=True, outbox=outbox)
+    planner = Planner(state)
     sender = make_sender(settings)
+    escalator = Escalator(state, sender if isinstance(sender, Client) else None)
     limits = Limits(  # its own file: its writes never hold up a webhook's commit
         os.path.join(settings.data_dir, "limits.sqlite3"),
         rate=settings.send_rate,
@@ -80,7 +83,7 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
         # one item is at most: a token fetch, a send, a refresh and a second send
         lease_s=max(60.0, 4 * settings.http_timeout + 20),
         parent_pid=parent_pid,
-        plan=planner.run_once,
+        plan=lambda: planner.run_once() + escalator.run_once(),
         channels={"robot": robots},
     )
 

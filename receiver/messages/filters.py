@@ -37,6 +37,9 @@ WORDS: dict[str, dict[str, str]] = {
         "more": "…还有 {n} 条告警未显示",
         "view_all": "查看全部",
         "more_messages": "…还有 {n} 条消息合并未显示",
+        "ack": "认领",
+        "escalated": "未确认 {after} · {who}",
+        "acked_by": "已认领 · {who}",
     },
     "en": {
         "firing": "FIRING",
@@ -54,6 +57,9 @@ WORDS: dict[str, dict[str, str]] = {
         "more": "…{n} more alerts not shown",
         "view_all": "view all",
         "more_messages": "…{n} more messages merged and not shown",
+        "ack": "Acknowledge",
+        "escalated": "Unacknowledged {after} · {who}",
+        "acked_by": "Acknowledged · {who}",
     },
 }
 

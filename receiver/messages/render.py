@@ -173,8 +173,15 @@ class Renderer:
         msgtype: str = "markdown",
         now: datetime | None = None,
         max_bytes: int | None = None,
+        ack_url: str | None = None,
+        note: str = "",
     ) -> Message:
-        """The DingTalk msg for `n`, at most `max_bytes` (default: the Renderer's) bytes."""
+        """The DingTalk msg for `n`, at most `max_bytes` (default: the Renderer's) bytes.
+
+        `ack_url`: the acknowledge link (a button in action_card, else a line kept with
+        the uniqueness line, which is never cut). `note`: a first line, as an escalation's
+        `未确认 5m · 张三`.
+        """
         now = now or datetime.now(UTC)
         budget = self.max_bytes if max_bytes is None else max_bytes
         if budget < MIN_BUDGET:
@@ -188,6 +195,18 @@ class Renderer:
         title = _clean(self.title(n))
         btns = buttons(n, ordered, self.words) if msgtype == "action_card" else ()
         stamp = self._stamp(msgtype, now, nid)
+        if ack_url and msgtype == "action_card":
+            btns = ((self.words["ack"], ack_url), *btns)
+        elif ack_url:
+            link = (
+                f"{self.words['ack']}: {ack_url}"
+                if msgtype == "text"
+                else (f"[{self.words['ack']}]({ack_url})")
+            )
+            stamp = f"\n\n{link}{stamp}"
+        lead = ""
+        if note:
+            lead = f"{_clean(note)}\n\n" if msgtype == "text" else f"**{_clean(note)}**\n\n"
 
         extras = self._extras(n, now, title, nid)
         alert_ctxs: dict[int | None, list[dict[str, Any]]] = {}
@@ -200,7 +219,9 @@ class Renderer:
             ctx = context(n, done[:k], cap) | extras | {"hiddenAlerts": hidden}
             body = self._body(attempt, msgtype, ctx).strip()
             more, plain = self._more(n, msgtype, hidden)
-            return Parts(msgtype, title, _clean(body), _clean(more), stamp, btns, _clean(plain))
+            return Parts(
+                msgtype, title, lead + _clean(body), _clean(more), stamp, btns, _clean(plain)
+            )
 
         parts, shown = fit(build, len(ordered), budget)
         parts = hard_fit(parts, budget)

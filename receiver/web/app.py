@@ -25,6 +25,7 @@ from receiver.ingest.grafana import parse_grafana
 from receiver.model import Notification
 from receiver.settings import Settings
 from receiver.web import console
+from receiver.web.ack import ack_blueprint
 from receiver.web.console import full
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     @app.route("/grafana/<receiver>", methods=["POST", "PUT"])
     def grafana(receiver: str | None = None) -> tuple[Response, int]:
         return accept("grafana", parse_grafana, receiver)
+
+    app.register_blueprint(ack_blueprint(state))
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

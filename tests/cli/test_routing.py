@@ -66,7 +66,7 @@ def test_check_config_reports_every_problem(runner: CliRunner, tmp_path: Path) -
     assert r.exit_code == 1
     assert r.stderr.splitlines() == [
         f"{path}:4: unknown key 'bogus' in a receiver (known: name, users, departments, "
-        "schedules, template, msgtype, send_resolved, robots)",
+        "schedules, template, msgtype, send_resolved, robots, escalation, notify_ack)",
         f"{path}:6: undefined receiver 'c'",
     ]
 

@@ -130,6 +130,7 @@ def test_405_says_which_methods_are_allowed(
         ("RECEIVER_HTTP_TIMEOUT", "nan"),
         ("RECEIVER_GIVE_UP_AFTER", "infh"),
         ("RECEIVER_RETENTION", "inf"),
+        ("RECEIVER_ACK_TTL", "a day"),
     ],
 )
 def test_a_setting_that_cannot_work_is_refused_by_name(name: str, raw: str) -> None:
@@ -148,6 +149,7 @@ def test_serve_workers_flag_zero_is_refused() -> None:
         ({"RECEIVER_TIMEZONE": "Mars/Olympus"}, "RECEIVER_TIMEZONE"),
         ({"RECEIVER_SEND_RATE": "inf"}, "RECEIVER_SEND_RATE"),
         ({"RECEIVER_WORKERS": "0"}, "RECEIVER_WORKERS"),
+        ({"RECEIVER_EXTERNAL_URL": "https://rx.example"}, "RECEIVER_SECRET_KEY"),
     ],
 )
 def test_serve_refuses_a_bad_setting_before_starting(

@@ -1,0 +1,206 @@
+"""Escalation in the delivery process: records when a webhook is planned, and due steps sent.
+
+The planner calls `planned_records` so that a notification, who it reached and the
+escalation it starts commit with its items (Outbox.expand). `Escalator.run_once`,
+called on every turn of the delivery loop, claims due escalations under a lease,
+asks the state machine (receiver.delivery.escalation) what to do, and records a
+step together with its items (Outbox.record_step) before anything is sent: a step
+is recorded once, and its items are delivered as any other item.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from receiver import metrics
+from receiver.delivery.escalation import (
+    Escalation,
+    Fire,
+    Stop,
+    Wait,
+    decide,
+    escalated_note,
+    first_due,
+    next_due,
+)
+from receiver.delivery.outbox import Outbox, Pending
+from receiver.delivery.owner import owner_is_dead, process_owner
+from receiver.delivery.pipeline import Entry, split_by_receiver, step_entries
+from receiver.delivery.state import State
+from receiver.errors import DingTalkError
+from receiver.ingest.alertmanager import parse_alertmanager
+from receiver.ingest.grafana import parse_grafana
+from receiver.messages.acklinks import AckLinks
+from receiver.model import Notification
+from receiver.routing.escalation import Policy
+from receiver.routing.table import Directory, RoutingTable
+from receiver.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PARSERS: dict[str, Callable[[bytes], Notification]] = {
+    "alertmanager": parse_alertmanager,
+    "grafana": parse_grafana,
+}
+
+
+class ReadReceipts(Protocol):
+    def get_send_result(self, task_id: int) -> dict[str, Any]: ...
+
+
+def ack_links(settings: Settings, nid: int, at: float) -> AckLinks | None:
+    """The acknowledge links of notification `nid`, when RECEIVER_EXTERNAL_URL is set."""
+    if not settings.external_url or not settings.secret_key:
+        return None
+    return AckLinks(settings.external_url, settings.secret_key, nid, at + settings.ack_ttl)
+
+
+def ends_at(n: Notification) -> float | None:
+    """The latest endsAt when every alert has one (the group is over then), else None."""
+    ends = [a.ends_at for a in n.alerts]
+    if not ends or any(e is None for e in ends):
+        return None
+    return max(e.timestamp() for e in ends if e is not None)
+
+
+def planned_records(
+    table: RoutingTable, p: Pending, n: Notification, entries: Sequence[Entry]
+) -> Callable[[sqlite3.Connection, list[int]], None]:
+    """What `expand` writes with the items: the notification, who it reached, escalations."""
+    at = datetime.fromtimestamp(p.received_at, UTC)
+    parts = split_by_receiver(table, n, at, p.receiver)
+    statuses: dict[str, tuple[str, float | None]] = {
+        name: (part.status, ends_at(part)) for name, part in parts.items()
+    }
+    starts: dict[str, tuple[str, float]] = {}
+    for name, part in parts.items():
+        policy = table.policies.get(table.receivers[name].escalation or "")
+        if policy is not None and part.status == "firing":
+            starts[name] = (policy.name, first_due(policy, p.received_at))
+
+    def write(db: sqlite3.Connection, ids: list[int]) -> None:
+        Outbox.record_planned(
+            db, nid=p.id, received_at=p.received_at, source=p.source, group_key=p.group_key,
+            body=p.body, parts=statuses, starts=starts, entries=entries, ids=ids,
+        )  # fmt: skip
+
+    return write
+
+
+def name_of(directory: Directory, userid: str) -> str:
+    """The person's name from the synced directory, or the userid."""
+    get = getattr(directory, "get", None)
+    user = get(userid) if get is not None else None
+    return str(getattr(user, "name", "") or userid)
+
+
+class Escalator:
+    def __init__(
+        self,
+        state: State,
+        receipts: ReadReceipts | None = None,
+        *,
+        owner: str = "",
+        lease_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.outbox = state.outbox
+        self.receipts = receipts
+        self.owner = owner or process_owner()
+        self.lease_s = lease_s
+        self.clock = clock
+        self._recovered = False
+
+    def run_once(self) -> int:
+        """Handle every escalation that is due; return how many were handled."""
+        if not self._recovered:  # a step a killed process had claimed is due again at once
+            self._recovered = True
+            for owner in self.outbox.escalation_owners():
+                if owner != self.owner and owner_is_dead(owner):
+                    self.outbox.release_escalation_owner(owner)
+                    log.warning("escalation_lease_recovered owner=%s", owner)
+        now = self.clock()
+        due = self.outbox.claim_escalations(now=now, owner=self.owner, lease_s=self.lease_s)
+        for esc in due:
+            try:
+                self.handle(esc, now)
+            except DingTalkError as e:  # a read check that failed: try again shortly
+                log.warning("escalation_check_failed id=%d error=%s", esc.id, e)
+        return len(due)
+
+    def handle(self, esc: Escalation, now: float) -> None:
+        table = self.state.table
+        policy = table.policies.get(esc.policy) if esc.receiver in table.receivers else None
+        acked = bool(self.outbox.acked(esc.receiver, esc.group_key, esc.started_at))
+        read = False
+        if policy is not None and policy.until == "read" and not acked:
+            read = self.anyone_read(esc, now)
+        decision = decide(esc, policy, now, acked=acked, read=read)
+        if isinstance(decision, Stop):
+            if self.outbox.stop_escalation(esc.id, decision.reason, at=now, owner=self.owner):
+                log.info("escalation_stopped id=%d receiver=%s reason=%s step=%d",
+                         esc.id, esc.receiver, decision.reason, esc.step)  # fmt: skip
+        elif isinstance(decision, Wait):
+            self.outbox.release_escalation(esc.id, self.owner)
+        elif isinstance(decision, Fire) and policy is not None:
+            self.fire(esc, policy, decision, now)
+
+    def anyone_read(self, esc: Escalation, now: float) -> bool:
+        """Ask DingTalk (getsendresult) now, not an old poll, whether anyone notified read it."""
+        if self.receipts is None:
+            return False
+        reached = self.outbox.reached(esc.receiver, esc.group_key, esc.started_at)
+        people = {r.userid for r in reached}
+        anyone = any(r.read_at is not None for r in reached)
+        for item_id, task_ids in self.outbox.task_ids_of(r.item_id for r in reached).items():
+            for task_id in task_ids:
+                result = self.receipts.get_send_result(task_id)
+                readers = [str(u) for u in result.get("read_user_id_list") or []]
+                readers = [u for u in readers if u in people]
+                if readers:
+                    self.outbox.record_reads(item_id, readers, now)
+                    anyone = True
+        return anyone
+
+    def fire(self, esc: Escalation, policy: Policy, d: Fire, now: float) -> None:
+        table, settings = self.state.table, self.state.settings
+        row = self.outbox.planned_notification(esc.notification_id)
+        if row is None:  # purged: nothing left to send
+            self.outbox.stop_escalation(esc.id, "removed", at=now, owner=self.owner)
+            return
+        n = PARSERS[row.source](row.body)
+        at = datetime.fromtimestamp(now, UTC)
+        routed = split_by_receiver(table, n, at).get(esc.receiver)
+        part = routed or replace(n, alerts=tuple(a for a in n.alerts if a.status == "firing"))
+        reached = self.outbox.reached(esc.receiver, esc.group_key, esc.started_at)
+        done = dict.fromkeys(r.userid for r in reached)
+        who = table.step_recipients(policy.name, d.step, at)
+        users = [u for u in who.userids if u not in done]
+        depts = [x for x in who.departments if f"dept:{x}" not in done]
+        names = [name_of(self.state.directory, u) for u in done if not u.startswith("dept:")]
+        note = escalated_note(self.state.renderer.words, now - esc.started_at, names)
+        receiver = table.receivers[esc.receiver]
+        entries = step_entries(
+            self.state.renderer, part, receiver, users, depts, now=at,
+            ack=ack_links(settings, esc.notification_id, now), note=note,
+        )  # fmt: skip
+        ids = self.outbox.record_step(
+            esc, owner=self.owner, step=d.step, at=now, next_due=next_due(policy, d.step, now),
+            exhausted=d.exhausted, entries=entries, source=row.source,
+        )  # fmt: skip
+        if ids is None:
+            log.warning("escalation_lease_lost id=%d step=%d", esc.id, d.step)
+            return
+        metrics.escalations.labels(policy.name, str(d.step)).inc()
+        log.info(
+            "escalated id=%d receiver=%s policy=%s step=%d to=%s depts=%s items=%s after=%.0fs",
+            esc.id, esc.receiver, policy.name, d.step, ",".join(users), depts, ids,
+            now - esc.started_at,
+        )  # fmt: skip
