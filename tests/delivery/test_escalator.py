@@ -202,3 +202,23 @@ def test_two_escalators_send_a_due_step_once(settings: Settings, tmp_path: Path)
     assert len(new_items(box, seen)) == 1
     assert box.record_step(esc, owner=b.owner, step=1, at=clock(), next_due=None,
                            exhausted=False, entries=[], source="alertmanager") is None  # fmt: skip
+
+
+def test_a_step_claimed_by_a_killed_process_is_sent_at_once_after_restart(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import socket
+    import subprocess
+
+    app, box = setup(settings, tmp_path)
+    clock, seen = Clock(), set[int]()
+    post(app, FIRING)
+    new_items(box, seen)
+    clock.shift = 301
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = f"{socket.gethostname()}:{gone.pid}:12345"
+    assert len(box.claim_escalations(now=clock(), owner=dead, lease_s=3600)) == 1  # then -9
+    assert [i.userids for i in new_items(box, seen)] == []
+    assert escalator(app, clock).run_once() == 1  # not an hour later: its owner is dead
+    assert [i.userids for i in new_items(box, seen)] == [("u-carol",)]
