@@ -21,6 +21,7 @@ from receiver.delivery.pipeline import MAX_USERIDS_PER_CALL, Entry
 from receiver.delivery.silences import create_silence
 from receiver.delivery.state import State
 from receiver.errors import SilenceError
+from receiver.messages.oa import ACKED_BAR
 from receiver.messages.render import notification_id
 from receiver.model import Notification
 
@@ -61,7 +62,8 @@ def acknowledge(
         if entries:
             Outbox._insert(db, entries, row.source, row.group_key, now)
 
-    done = outbox.record_ack(nid, userid, via=via, at=now, extra=effects)
+    bar = (state.renderer.words["acked_by"].format(who=name), ACKED_BAR)
+    done = outbox.record_ack(nid, userid, via=via, at=now, extra=effects, bar=bar)
     if done:
         metrics.acks.labels(via).inc()
         metrics.time_to_ack.observe(max(0.0, now - row.received_at))

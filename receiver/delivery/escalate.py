@@ -33,10 +33,13 @@ from receiver.delivery.outbox import Outbox, Pending
 from receiver.delivery.owner import owner_is_dead, process_owner
 from receiver.delivery.pipeline import Entry, split_by_receiver, step_entries
 from receiver.delivery.state import State
+from receiver.delivery.status_bars import BAR_ATTEMPTS
 from receiver.errors import DingTalkError
 from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.grafana import parse_grafana
 from receiver.messages.acklinks import AckLinks
+from receiver.messages.filters import WORDS
+from receiver.messages.oa import RESOLVED_BAR
 from receiver.model import Notification
 from receiver.routing.escalation import Policy
 from receiver.routing.table import Directory, RoutingTable
@@ -70,7 +73,11 @@ def ends_at(n: Notification) -> float | None:
 
 
 def planned_records(
-    table: RoutingTable, p: Pending, n: Notification, entries: Sequence[Entry]
+    table: RoutingTable,
+    p: Pending,
+    n: Notification,
+    entries: Sequence[Entry],
+    words: dict[str, str] | None = None,
 ) -> Callable[[sqlite3.Connection, list[int]], None]:
     """What `expand` writes with the items: the notification, who it reached, escalations."""
     at = datetime.fromtimestamp(p.received_at, UTC)
@@ -84,10 +91,13 @@ def planned_records(
         if policy is not None and part.status == "firing":
             starts[name] = (policy.name, first_due(policy, p.received_at))
 
+    resolved = (words or WORDS["zh"])["resolved"]
+
     def write(db: sqlite3.Connection, ids: list[int]) -> None:
         Outbox.record_planned(
             db, nid=p.id, received_at=p.received_at, source=p.source, group_key=p.group_key,
             body=p.body, parts=statuses, starts=starts, entries=entries, ids=ids,
+            resolved_bar=(resolved, RESOLVED_BAR),
         )  # fmt: skip
 
     return write
@@ -133,7 +143,29 @@ class Escalator:
                 self.handle(esc, now)
             except DingTalkError as e:  # a read check that failed: try again shortly
                 log.warning("escalation_check_failed id=%d error=%s", esc.id, e)
-        return len(due)
+        return len(due) + self.flip_bars(now)
+
+    def flip_bars(self, now: float) -> int:
+        """Send the queued OA status bar changes (已认领 · 张三, 已恢复)."""
+        bars = self.outbox.claim_bars(now=now)
+        update = getattr(self.receipts, "update_status_bar", None)
+        for bar in bars:
+            if update is None:  # dry run: nothing was sent, so there is no bar to change
+                self.outbox.bar_done(bar.id, now=now, error="dry run")
+                continue
+            try:
+                update(bar.task_id, bar.value, bar.bg)
+            except DingTalkError as e:
+                if e.retryable and bar.attempts < BAR_ATTEMPTS:
+                    self.outbox.bar_retry(bar.id, at=now + 5.0 * 2**bar.attempts, error=str(e))
+                else:
+                    self.outbox.bar_done(bar.id, now=now, error=str(e))
+                log.warning("status_bar_failed task_id=%d attempt=%d error=%s",
+                            bar.task_id, bar.attempts, e)  # fmt: skip
+                continue
+            self.outbox.bar_done(bar.id, now=now)
+            log.info("status_bar_updated task_id=%d value=%s", bar.task_id, bar.value)
+        return len(bars)
 
     def handle(self, esc: Escalation, now: float) -> None:
         table = self.state.table

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from receiver.delivery.escalation import ACTIVE, Escalation
 from receiver.delivery.outbox_schema import OutboxBase, split_ids
 from receiver.delivery.pipeline import Entry
+from receiver.delivery.status_bars import BAR_WINDOW_S, incident_since, queue_bars
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,7 @@ class EscalationQueries(OutboxBase):
         starts: dict[str, tuple[str, float]],
         entries: Sequence[Entry],
         ids: Sequence[int],
+        resolved_bar: tuple[str, str] = ("已恢复", "0xFF78C06E"),
     ) -> None:
         """`parts`: receiver -> (status, ends_at); `starts`: receiver -> (policy, first due)."""
         status = "firing" if any(s == "firing" for s, _ in parts.values()) else "resolved"
@@ -88,6 +88,8 @@ class EscalationQueries(OutboxBase):
         record_notified(db, nid, group_key, entries, ids, received_at)
         for receiver, (part_status, ends_at) in parts.items():
             if part_status == "resolved":
+                since = incident_since(db, receiver, group_key, received_at - BAR_WINDOW_S)
+                queue_bars(db, receiver, group_key, since, *resolved_bar, received_at)
                 db.execute(
                     "UPDATE escalations SET state=CASE WHEN state=? THEN 'resolved' ELSE state END,"
                     " stopped_at=CASE WHEN state=? THEN ? ELSE stopped_at END, closed=1,"
@@ -278,55 +280,4 @@ class EscalationQueries(OutboxBase):
             db.executemany(
                 "UPDATE notified SET read_at=? WHERE item_id=? AND userid=? AND read_at IS NULL",
                 [(at, item_id, u) for u in users],
-            )
-
-    # -- acknowledging -----------------------------------------------------------------------
-    def record_ack(self, nid: int, userid: str, *, via: str, at: float | None = None,
-                   extra: Any = None) -> list[str]:  # fmt: skip
-        """Acknowledge notification `nid`'s group as `userid`, for each of its receivers; stop
-        their active escalations. Returns the receivers acknowledged now (not before)."""
-        at = time.time() if at is None else at
-        n = self.planned_notification(nid)
-        if n is None:
-            return []
-        done = []
-        with self._tx() as db:
-            for receiver in n.receivers:
-                had = db.execute(
-                    "SELECT 1 FROM acks WHERE receiver=? AND group_key=? AND userid=? AND at>=?"
-                    " LIMIT 1",
-                    (receiver, n.group_key, userid, n.received_at),
-                ).fetchone()
-                if had:
-                    continue
-                db.execute(
-                    "INSERT INTO acks (notification_id, receiver, group_key, userid, at, via)"
-                    " VALUES (?,?,?,?,?,?)",
-                    (nid, receiver, n.group_key, userid, at, via),
-                )
-                db.execute(
-                    "UPDATE escalations SET state='acked', stopped_at=?, due_at=NULL,"
-                    " lease_until=NULL, owner=NULL WHERE receiver=? AND group_key=? AND state=?",
-                    (at, receiver, n.group_key, ACTIVE),
-                )
-                done.append(receiver)
-            if extra is not None and done:
-                extra(db, done)
-        return done
-
-    def incident_start(self, receiver: str, group_key: str, default: float) -> float:
-        """When the group's current incident (its open escalation) started; else `default`."""
-        with self._read() as db:
-            row = db.execute(
-                "SELECT started_at FROM escalations WHERE receiver=? AND group_key=? AND closed=0"
-                " ORDER BY id DESC LIMIT 1",
-                (receiver, group_key),
-            ).fetchone()
-        return float(row["started_at"]) if row is not None else default
-
-    def set_silence(self, nid: int, userid: str, silence_id: str) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE acks SET silence_id=? WHERE notification_id=? AND userid=?",
-                (silence_id, nid, userid),
             )

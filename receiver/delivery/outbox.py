@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from receiver.delivery import order
-from receiver.delivery.escalation_store import EscalationQueries
+from receiver.delivery.ack_store import AckQueries
 from receiver.delivery.outbox_admin import AdminQueries
 from receiver.delivery.outbox_holds import HoldQueries
 from receiver.delivery.outbox_pause import PauseQueries
@@ -46,9 +46,7 @@ UNKNOWN_OUTCOME = (
 )
 
 
-class Outbox(
-    PendingWebhooks, AdminQueries, HoldQueries, PauseQueries, RobotQueries, EscalationQueries
-):
+class Outbox(PendingWebhooks, AdminQueries, HoldQueries, PauseQueries, RobotQueries, AckQueries):
     """The queue of items: claims and leases, and every state change of a send."""
 
     # -- delivery path ---------------------------------------------------------------------

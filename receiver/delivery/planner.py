@@ -64,7 +64,7 @@ class Planner:
             at = datetime.fromtimestamp(p.received_at, UTC)
             links = ack_links(self.state.settings, p.id, p.received_at)
             entries = plan(table, self.state.renderer, n, now=at, receiver=p.receiver, ack=links)
-            records = planned_records(table, p, n, entries)
+            records = planned_records(table, p, n, entries, self.state.renderer.words)
         # Whatever went wrong, the alert was accepted: keep it, say why, try again later.
         except Exception as e:
             delay = min(RETRY_CAP_S, RETRY_BASE_S * 2.0 ** min(p.attempts, 20))  # not 2.0**1024

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 ASYNCSEND_PATH = "/topapi/message/corpconversation/asyncsend_v2"
 GETSENDRESULT_PATH = "/topapi/message/corpconversation/getsendresult"
+STATUS_BAR_PATH = "/topapi/message/corpconversation/status_bar/update"
 MAX_USERIDS_PER_CALL = 100
 TOKEN_MARGIN_S = 300
 
@@ -238,3 +239,9 @@ class Client(AppKeyClient):  # type: ignore[misc]
         reply = self.call(GETSENDRESULT_PATH, {"agent_id": self.agent_id, "task_id": task_id})
         result: dict[str, Any] = reply.get("send_result") or {}
         return result
+
+    def update_status_bar(self, task_id: int, value: str, bg: str) -> None:
+        """Flip an OA message's status bar (已认领 · 张三, 已恢复); errors as for any call."""
+        body = {"agent_id": self.agent_id, "task_id": task_id, "status_value": value,
+                "status_bg": bg}  # fmt: skip
+        self.call(STATUS_BAR_PATH, body)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from receiver.messages.filters import ELLIPSIS
+from receiver.messages.oa import OaExtras
 
 # Below this, not even an empty markdown message with its uniqueness line is safe.
 MIN_BUDGET = 256
@@ -40,9 +41,12 @@ class Parts:
     stamp: str  # the uniqueness line: never cut
     buttons: tuple[tuple[str, str], ...] = ()  # (title, url), action_card only
     more_plain: str = ""  # the "…N more" line without its link
+    oa: OaExtras | None = None  # msgtype oa: head, form, status bar, link
 
     def msg(self) -> dict[str, Any]:
         text = self.body + self.more + self.stamp
+        if self.msgtype == "oa" and self.oa is not None:
+            return self.oa.msg(self.title, text)
         if self.msgtype == "text":
             return {"msgtype": "text", "text": {"content": text}}
         if self.msgtype == "action_card" and self.buttons:
@@ -181,6 +185,14 @@ def resent(msg: dict[str, Any]) -> dict[str, Any] | None:
     (a message is sent again once), or is of a kind this does not know.
     """
     kind = str(msg.get("msgtype"))
+    if kind == "oa" and isinstance(msg.get("oa"), dict):
+        body = msg["oa"].get("body")
+        if not isinstance(body, dict) or "content" not in body:
+            return None
+        content = str(body["content"])
+        if content.endswith(RESENT_MARK):
+            return None
+        return {**msg, "oa": {**msg["oa"], "body": {**body, "content": content + RESENT_MARK}}}
     if kind not in _BODY or kind not in msg:
         return None
     text = str(msg[kind].get(_BODY[kind], ""))

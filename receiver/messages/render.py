@@ -26,6 +26,7 @@ from receiver.messages.builtin import BUILTIN_TEMPLATES
 from receiver.messages.context import alert_context, context, notification_id
 from receiver.messages.filters import KEY_LABELS, WORDS, cut, filters, mdurl, oneline
 from receiver.messages.links import buttons, group_silence_url, more_url, web_url
+from receiver.messages.oa import oa_extras
 from receiver.messages.sandbox import (
     MAX_TEMPLATE_CHARS,
     Sandbox,
@@ -41,6 +42,7 @@ DEFAULT_TEMPLATES = {
     "markdown": "default.md.j2",
     "text": "default.text.j2",
     "action_card": "default.action_card.j2",
+    "oa": "default.text.j2",  # its content is plain text, under the head and the form
 }
 MSGTYPES = tuple(DEFAULT_TEMPLATES)
 DEFAULT_TEMPLATE = DEFAULT_TEMPLATES["markdown"]
@@ -194,10 +196,12 @@ class Renderer:
         nid = notification_id(n, now)
         title = _clean(self.title(n))
         btns = buttons(n, ordered, self.words) if msgtype == "action_card" else ()
+        oa = oa_extras(n, self.words, ack_url) if msgtype == "oa" else None
+        plain = msgtype in ("text", "oa")
         stamp = self._stamp(msgtype, now, nid)
         if ack_url and msgtype == "action_card":
             btns = ((self.words["ack"], ack_url), *btns)
-        elif ack_url:
+        elif ack_url and oa is None:  # an oa message opens the acknowledge page when tapped
             link = (
                 f"{self.words['ack']}: {ack_url}"
                 if msgtype == "text"
@@ -206,7 +210,7 @@ class Renderer:
             stamp = f"\n\n{link}{stamp}"
         lead = ""
         if note:
-            lead = f"{_clean(note)}\n\n" if msgtype == "text" else f"**{_clean(note)}**\n\n"
+            lead = f"{_clean(note)}\n\n" if plain else f"**{_clean(note)}**\n\n"
 
         extras = self._extras(n, now, title, nid)
         alert_ctxs: dict[int | None, list[dict[str, Any]]] = {}
@@ -218,9 +222,9 @@ class Renderer:
             hidden = len(ordered) - k + n.truncated_alerts
             ctx = context(n, done[:k], cap) | extras | {"hiddenAlerts": hidden}
             body = self._body(attempt, msgtype, ctx).strip()
-            more, plain = self._more(n, msgtype, hidden)
+            more, bare = self._more(n, msgtype, hidden)
             return Parts(
-                msgtype, title, lead + _clean(body), _clean(more), stamp, btns, _clean(plain)
+                msgtype, title, lead + _clean(body), _clean(more), stamp, btns, _clean(bare), oa
             )
 
         parts, shown = fit(build, len(ordered), budget)
@@ -265,7 +269,7 @@ class Renderer:
                 )
                 if self.on_fallback is not None:
                     self.on_fallback(attempt.name)
-        return self.builtin.get_template(msgtype).render(ctx)
+        return self.builtin.get_template("text" if msgtype == "oa" else msgtype).render(ctx)
 
     @staticmethod
     def _limited(chunks: Iterator[str]) -> str:
@@ -284,7 +288,7 @@ class Renderer:
             return "", ""
         more = self.words["more"].format(n=hidden)
         url = more_url(n)
-        if msgtype == "text":
+        if msgtype in ("text", "oa"):
             link = f" {self.words['view_all']}: {url}" if url else ""
             return f"\n\n{more}{link}", f"\n\n{more}"
         link = f" [{self.words['view_all']}]({mdurl(url)})" if url else ""
@@ -293,4 +297,4 @@ class Renderer:
     def _stamp(self, msgtype: str, now: datetime, nid: str) -> str:
         """The uniqueness line: the notification time to the second and the short id."""
         stamp = f"{now.astimezone(self.tz):%Y-%m-%d %H:%M:%S} · {nid}"
-        return f"\n\n{stamp}" if msgtype == "text" else f"\n\n###### {stamp}"
+        return f"\n\n{stamp}" if msgtype in ("text", "oa") else f"\n\n###### {stamp}"

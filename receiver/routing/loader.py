@@ -41,7 +41,7 @@ RECEIVER_KEYS: tuple[str, ...] = (
 RECEIVER_KEYS += ("send_resolved",)
 RECEIVER_KEYS += ("robots",)
 RECEIVER_KEYS += ("escalation", "notify_ack")
-MSGTYPES = ("markdown", "text", "action_card")
+MSGTYPES = ("markdown", "text", "action_card", "oa")
 LOOKUP_FIELDS = ("mobile", "email", "name")
 
 

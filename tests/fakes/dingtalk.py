@@ -1,7 +1,8 @@
 """A fake DingTalk OpenAPI: a real HTTP server on a loopback port.
 
-It speaks gettoken, asyncsend_v2, getsendresult, getsendprogress, department
-listsub and user list; records every request; and can be scripted to fail:
+It speaks gettoken, asyncsend_v2, getsendresult, getsendprogress, status_bar/update
+(of a task it sent; `status_bars` keeps each task's last one), department listsub and
+user list; records every request; and can be scripted to fail:
 
     fake.fail("asyncsend_v2", times=3, status=500)
     fake.fail("asyncsend_v2", times=1, body={"errcode": 90002, "errmsg": "throttled"})
@@ -73,6 +74,7 @@ class FakeDingTalk:
         self.expires_in = 7200
         self.directory = Directory()
         self.send_results: dict[int, dict[str, Any]] = {}
+        self.status_bars: dict[int, tuple[str, str]] = {}  # task_id -> (status_value, bg)
         self._tokens: set[str] = set()
         self._token_seq = 0
         self._task_seq = 1000
@@ -234,6 +236,12 @@ class FakeDingTalk:
         if req.name == "getsendresult":
             task = int(body.get("task_id", 0))
             return 200, {"errcode": 0, "send_result": self.send_results.get(task, {})}
+        if req.path == "/topapi/message/corpconversation/status_bar/update":
+            task = int(body.get("task_id", 0))
+            if task <= 1000 or task > self._task_seq or not body.get("status_value"):
+                return 200, {"errcode": 400002, "errmsg": "无效的参数 task_id/status_value"}
+            self.status_bars[task] = (str(body["status_value"]), str(body.get("status_bg", "")))
+            return 200, {"errcode": 0}
         if req.name == "getsendprogress":
             return 200, {"errcode": 0, "progress": {"progress_in_percent": 100, "status": 2}}
         if req.path == "/topapi/v2/department/listsub":

@@ -169,3 +169,7 @@ def test_a_copy_sent_again_is_marked_on_its_uniqueness_line_once() -> None:
         "msgtype": "action_card", "action_card": {"title": "t", "markdown": "x ↻", "x": 1}
     }  # fmt: skip
     assert resent({"msgtype": "oa", "oa": {}}) is None
+    oa = {"msgtype": "oa", "oa": {"head": {}, "body": {"title": "t", "content": "x · ab"}}}
+    assert resent(oa) == {
+        "msgtype": "oa", "oa": {"head": {}, "body": {"title": "t", "content": "x · ab ↻"}}
+    }  # fmt: skip

@@ -326,9 +326,9 @@ def test_long_title_is_cut_to_64_characters() -> None:
 
 
 def test_unknown_msgtype_falls_back_to_markdown(caplog: pytest.LogCaptureFixture) -> None:
-    m = renderer().render(am("am-firing-1"), msgtype="oa", now=NOW)
+    m = renderer().render(am("am-firing-1"), msgtype="link", now=NOW)
     assert m.msg["msgtype"] == "markdown"
-    assert "unknown_msgtype msgtype=oa" in caplog.text
+    assert "unknown_msgtype msgtype=link" in caplog.text
 
 
 # -- renderer defects, each test failed before its fix ---------------------------------

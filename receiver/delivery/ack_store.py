@@ -1,0 +1,110 @@
+"""Acknowledgements and OA status bar changes, in the outbox database (its escalation tables).
+
+An ack is recorded per receiver of the notification and stops their active
+escalations in the same transaction; the status bar changes of the group's OA
+messages are queued with it and sent by the delivery process (Escalator.flip_bars).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from receiver.delivery.escalation import ACTIVE
+from receiver.delivery.escalation_store import EscalationQueries
+from receiver.delivery.status_bars import BAR_WINDOW_S, Bar, incident_since, queue_bars
+
+
+class AckQueries(EscalationQueries):
+    # -- acknowledging -----------------------------------------------------------------------
+    def record_ack(self, nid: int, userid: str, *, via: str, at: float | None = None,
+                   extra: Any = None, bar: tuple[str, str] | None = None) -> list[str]:  # fmt: skip
+        """Acknowledge notification `nid`'s group as `userid`, for each of its receivers; stop
+        their active escalations. Returns the receivers acknowledged now (not before)."""
+        at = time.time() if at is None else at
+        n = self.planned_notification(nid)
+        if n is None:
+            return []
+        done = []
+        with self._tx() as db:
+            for receiver in n.receivers:
+                had = db.execute(
+                    "SELECT 1 FROM acks WHERE receiver=? AND group_key=? AND userid=? AND at>=?"
+                    " LIMIT 1",
+                    (receiver, n.group_key, userid, n.received_at),
+                ).fetchone()
+                if had:
+                    continue
+                db.execute(
+                    "INSERT INTO acks (notification_id, receiver, group_key, userid, at, via)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (nid, receiver, n.group_key, userid, at, via),
+                )
+                db.execute(
+                    "UPDATE escalations SET state='acked', stopped_at=?, due_at=NULL,"
+                    " lease_until=NULL, owner=NULL WHERE receiver=? AND group_key=? AND state=?",
+                    (at, receiver, n.group_key, ACTIVE),
+                )
+                if bar is not None:
+                    since = incident_since(db, receiver, n.group_key, at - BAR_WINDOW_S)
+                    queue_bars(db, receiver, n.group_key, since, *bar, at)
+                done.append(receiver)
+            if extra is not None and done:
+                extra(db, done)
+        return done
+
+    def incident_start(self, receiver: str, group_key: str, default: float) -> float:
+        """When the group's current incident (its open escalation) started; else `default`."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT started_at FROM escalations WHERE receiver=? AND group_key=? AND closed=0"
+                " ORDER BY id DESC LIMIT 1",
+                (receiver, group_key),
+            ).fetchone()
+        return float(row["started_at"]) if row is not None else default
+
+    def set_silence(self, nid: int, userid: str, silence_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE acks SET silence_id=? WHERE notification_id=? AND userid=?",
+                (silence_id, nid, userid),
+            )
+
+    # -- OA status bars ----------------------------------------------------------------------
+    def claim_bars(self, *, now: float, lease_s: float = 60.0, limit: int = 20) -> list[Bar]:
+        with self._read() as db:
+            if not db.execute(
+                "SELECT 1 FROM bar_updates WHERE done_at IS NULL AND next_attempt_at<=? LIMIT 1",
+                (now,),
+            ).fetchone():
+                return []
+        with self._tx() as db:
+            rows = db.execute(
+                "UPDATE bar_updates SET next_attempt_at=?, attempts=attempts+1 WHERE id IN"
+                " (SELECT id FROM bar_updates WHERE done_at IS NULL AND next_attempt_at<=?"
+                " ORDER BY id LIMIT ?) RETURNING *",
+                (now + lease_s, now, limit),
+            ).fetchall()
+        return sorted(
+            (Bar(r["id"], r["task_id"], r["value"], r["bg"], r["attempts"]) for r in rows),
+            key=lambda b: b.id,
+        )
+
+    def bar_done(self, bar_id: int, *, now: float, error: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE bar_updates SET done_at=?, last_error=? WHERE id=?", (now, error, bar_id)
+            )
+
+    def bar_retry(self, bar_id: int, *, at: float, error: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE bar_updates SET next_attempt_at=?, last_error=? WHERE id=?",
+                (at, error, bar_id),
+            )
+
+    def bars(self) -> list[Bar]:
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM bar_updates ORDER BY id").fetchall()
+        return [Bar(r["id"], r["task_id"], r["value"], r["bg"], r["attempts"], r["done_at"],
+                    r["last_error"]) for r in rows]  # fmt: skip
