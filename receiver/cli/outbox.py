@@ -101,6 +101,7 @@ def show(item_id: int) -> None:
         if item is None:
             raise click.ClickException(f"no item {item_id}")
         history = box.history(item_id)
+        people = box.reached_by_item(item_id)
     click.echo(f"id:          {item.id}")
     click.echo(
         f"state:       {item.state}" + (f" (held: {item.hold_reason})" if item.hold_reason else "")
@@ -122,6 +123,15 @@ def show(item_id: int) -> None:
         click.echo(f"last error:  [{item.errcode}] {item.last_error}")
     if item.send_result is not None:
         click.echo("send result: " + json.dumps(item.send_result, ensure_ascii=False))
+    if people:
+        click.echo("per person (sent / read / acknowledged):")
+        for p in people:
+            step = f"  (escalation step {p.step})" if p.step else ""
+            sent = _when(item.sent_at) if item.state == "sent" else item.state
+            click.echo(
+                f"  {p.userid:<20} sent={sent}"
+                f" read={_when(p.read_at)} acknowledged={_when(p.acked_at)}{step}"
+            )
     click.echo("message:")
     click.echo(json.dumps(item.msg, ensure_ascii=False, indent=2))
     click.echo(f"history ({item.attempts} attempts):")

@@ -103,6 +103,12 @@ def planned_records(
     return write
 
 
+def note_reads(outbox: Outbox, item_id: int, readers: Sequence[str], now: float) -> None:
+    """Record DingTalk's read receipts, and time each first read from when it reached them."""
+    for reached_at in outbox.record_reads(item_id, readers, now):
+        metrics.time_to_read.observe(max(0.0, now - reached_at))
+
+
 def name_of(directory: Directory, userid: str) -> str:
     """The person's name from the synced directory, or the userid."""
     get = getattr(directory, "get", None)
@@ -197,7 +203,7 @@ class Escalator:
                 readers = [str(u) for u in result.get("read_user_id_list") or []]
                 readers = [u for u in readers if u in people]
                 if readers:
-                    self.outbox.record_reads(item_id, readers, now)
+                    note_reads(self.outbox, item_id, readers, now)
                     anyone = True
         return anyone
 

@@ -272,12 +272,19 @@ class EscalationQueries(OutboxBase):
             ).fetchall()
         return {r["id"]: list(json.loads(r["task_ids"] or "[]")) for r in rows}
 
-    def record_reads(self, item_id: int, userids: Iterable[str], at: float) -> None:
-        users = list(userids)
+    def record_reads(self, item_id: int, userids: Iterable[str], at: float) -> list[float]:
+        """Note who DingTalk says has read item `item_id`, seen at `at`. Returns, for each
+        person newly seen, when the item reached them (for the time-to-read histogram)."""
+        users = list(dict.fromkeys(userids))
         if not users:
-            return
+            return []
+        reached: list[float] = []
         with self._tx() as db:
-            db.executemany(
-                "UPDATE notified SET read_at=? WHERE item_id=? AND userid=? AND read_at IS NULL",
-                [(at, item_id, u) for u in users],
-            )
+            for u in users:
+                rows = db.execute(
+                    "UPDATE notified SET read_at=? WHERE item_id=? AND userid=? AND read_at IS NULL"
+                    " RETURNING at",
+                    (at, item_id, u),
+                ).fetchall()
+                reached += [float(r["at"]) for r in rows[:1]]
+        return reached

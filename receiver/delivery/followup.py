@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from receiver import metrics
+from receiver.delivery.escalate import note_reads
 from receiver.delivery.limits import next_day
 from receiver.delivery.outbox import Item, Outbox
 from receiver.errors import DingTalkError, OutboxUnavailable
@@ -115,6 +116,8 @@ class FollowUp:
             return
         summary = summarize(results)
         self.outbox.record_followup(item.id, summary)
+        readers = [str(u) for r in results for u in r.get("read_user_id_list") or []]
+        note_reads(self.outbox, item.id, readers, time.time())  # the ack page's "read"
         missed = False
         for kind in KINDS:
             if summary[kind]:

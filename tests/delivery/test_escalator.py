@@ -222,3 +222,41 @@ def test_a_step_claimed_by_a_killed_process_is_sent_at_once_after_restart(
     assert [i.userids for i in new_items(box, seen)] == []
     assert escalator(app, clock).run_once() == 1  # not an hour later: its owner is dead
     assert [i.userids for i in new_items(box, seen)] == [("u-carol",)]
+
+
+def sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(f"dingtalk_receiver_{name}", labels) or 0.0
+
+
+def test_metrics_count_steps_acks_and_time_to_read_and_ack(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, tmp_path: Path
+) -> None:
+    from receiver.delivery.acks import acknowledge
+    from receiver.delivery.followup import FollowUp
+
+    app, box = setup(live_settings, tmp_path)
+    clock, seen = Clock(), set[int]()
+    steps, acks = (
+        sample("escalations_total", policy="pager", step="1"),
+        sample("acks_total", via="cli"),
+    )
+    reads, acked = sample("time_to_read_seconds_count"), sample("time_to_ack_seconds_count")
+    post(app, FIRING)
+    (first,) = new_items(box, seen)
+    box.claim()
+    box.mark_sent(first.id, [5001], followup_after_s=0)
+    fake_dingtalk.send_results[5001] = {"read_user_id_list": ["u-bob"]}
+    client = Client(app.extensions["receiver"].settings)
+    assert FollowUp(box, client).run_once() == 1  # the follow-up notes who read it
+    (esc,) = box.escalations()
+    (bob,) = box.reached_by(esc.notification_id)
+    assert bob.read_at is not None
+    assert sample("time_to_read_seconds_count") == reads + 1
+    clock.shift = 301
+    escalator(app, clock).run_once()  # until: ack, so a read does not stop it
+    assert sample("escalations_total", policy="pager", step="1") == steps + 1
+    acknowledge(app.extensions["receiver"], esc.notification_id, "u-carol", via="cli")
+    assert sample("acks_total", via="cli") == acks + 1
+    assert sample("time_to_ack_seconds_count") == acked + 1
