@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -34,7 +35,7 @@ from receiver.delivery.owner import owner_is_dead, process_owner
 from receiver.delivery.pipeline import Entry, split_by_receiver, step_entries
 from receiver.delivery.state import State
 from receiver.delivery.status_bars import BAR_ATTEMPTS
-from receiver.errors import DingTalkError
+from receiver.errors import DingTalkError, OutboxUnavailable
 from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.grafana import parse_grafana
 from receiver.messages.acklinks import AckLinks
@@ -46,6 +47,9 @@ from receiver.routing.table import Directory, RoutingTable
 from receiver.settings import Settings
 
 log = logging.getLogger(__name__)
+
+POLL_S = 0.2  # how often due steps are looked for: well inside the 2 s a step may be late
+PURGE_EVERY_S = 600.0
 
 PARSERS: dict[str, Callable[[bytes], Notification]] = {
     "alertmanager": parse_alertmanager,
@@ -132,7 +136,9 @@ class Escalator:
         self.owner = owner or process_owner()
         self.lease_s = lease_s
         self.clock = clock
+        self.retention_s = state.settings.retention
         self._recovered = False
+        self._purged = 0.0
 
     def run_once(self) -> int:
         """Handle every escalation that is due; return how many were handled."""
@@ -149,7 +155,24 @@ class Escalator:
                 self.handle(esc, now)
             except DingTalkError as e:  # a read check that failed: try again shortly
                 log.warning("escalation_check_failed id=%d error=%s", esc.id, e)
-        return len(due) + self.flip_bars(now)
+        done = len(due) + self.flip_bars(now)
+        if now - self._purged > PURGE_EVERY_S:
+            self._purged = now
+            self.outbox.purge_escalations(self.retention_s, now)
+        return done
+
+    def run(self, stop: threading.Event, every_s: float = POLL_S) -> None:
+        """The escalation thread of the delivery process: a due step goes out at once,
+        whatever the send loop is busy with."""
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except OutboxUnavailable as e:
+                log.error("outbox_unavailable error=%s", e)
+            # Whatever else goes wrong must not end paging: log it, and carry on.
+            except Exception as e:
+                log.exception("escalation_loop_error error=%s: %s", type(e).__name__, e)
+            stop.wait(every_s)
 
     def flip_bars(self, now: float) -> int:
         """Send the queued OA status bar changes (已认领 · 张三, 已恢复)."""
@@ -215,8 +238,8 @@ class Escalator:
             return
         n = PARSERS[row.source](row.body)
         at = datetime.fromtimestamp(now, UTC)
-        routed = split_by_receiver(table, n, at).get(esc.receiver)
-        part = routed or replace(n, alerts=tuple(a for a in n.alerts if a.status == "firing"))
+        mine = tuple(a for a in n.alerts if esc.receiver in table.match(a.labels))
+        part = replace(n, alerts=mine or n.alerts)  # none: the webhook URL named the receiver
         reached = self.outbox.reached(esc.receiver, esc.group_key, esc.started_at)
         done = dict.fromkeys(r.userid for r in reached)
         who = table.step_recipients(policy.name, d.step, at)
@@ -238,7 +261,8 @@ class Escalator:
             return
         metrics.escalations.labels(policy.name, str(d.step)).inc()
         log.info(
-            "escalated id=%d receiver=%s policy=%s step=%d to=%s depts=%s items=%s after=%.0fs",
+            "escalated id=%d receiver=%s policy=%s step=%d to=%s depts=%s items=%s after=%.0fs"
+            " late_ms=%.0f",
             esc.id, esc.receiver, policy.name, d.step, ",".join(users), depts, ids,
-            now - esc.started_at,
+            now - esc.started_at, (now - (esc.due_at or now)) * 1000,
         )  # fmt: skip

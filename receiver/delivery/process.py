@@ -44,11 +44,15 @@ def make_sender(settings: Settings) -> Sender:
 
 
 def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
+    return make_delivery(settings, parent_pid)[0]
+
+
+def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Worker, Escalator]:
+    """The send loop, and the escalations that run beside it on the same outbox and state."""
     outbox = Outbox(settings.data_dir, synchronous="NORMAL")  # see Outbox: accept stays FULL
     state = State(settings, fallback=True, outbox=outbox)
     planner = Planner(state)
     sender = make_sender(settings)
-    escalator = Escalator(state, sender if isinstance(sender, Client) else None)
     limits = Limits(  # its own file: its writes never hold up a webhook's commit
         os.path.join(settings.data_dir, "limits.sqlite3"),
         rate=settings.send_rate,
@@ -70,7 +74,9 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
     followup = None
     if isinstance(sender, Client):
         followup = FollowUp(outbox, sender, retry_s=max(settings.followup_delay, 30.0))
-    return Worker(
+    # Its own client: it runs on its own thread (read checks, status bars).
+    escalator = Escalator(state, None if settings.dry_run else Client(settings))
+    worker = Worker(
         outbox,
         sender,
         limits=limits,
@@ -83,9 +89,10 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
         # one item is at most: a token fetch, a send, a refresh and a second send
         lease_s=max(60.0, 4 * settings.http_timeout + 20),
         parent_pid=parent_pid,
-        plan=lambda: planner.run_once() + escalator.run_once(),
+        plan=planner.run_once,
         channels={"robot": robots},
     )
+    return worker, escalator
 
 
 def run_process(settings: Settings, parent_pid: int | None = None) -> None:
@@ -100,7 +107,7 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
     delay = 1.0
     while True:  # an outbox or a routing.yaml that fails now may be fine soon: wait, don't die
         try:
-            worker = make_worker(settings, parent_pid)
+            worker, escalator = make_delivery(settings, parent_pid)
             break
         except OutboxUnavailable as e:
             log.error("outbox_unavailable error=%s; delivery retries in %.0fs", e, delay)
@@ -115,6 +122,9 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
         delay = min(delay * 2, 30.0)
     worker.stopping = stop
     start_directory_sync(settings, stop)
+    # Escalation steps, OA status bars and their read checks run on a thread of their
+    # own, so that a busy send loop never makes a due step late.
+    threading.Thread(target=escalator.run, args=(stop,), name="escalations", daemon=True).start()
     worker.run()
 
 

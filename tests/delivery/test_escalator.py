@@ -260,3 +260,20 @@ def test_metrics_count_steps_acks_and_time_to_read_and_ack(
     acknowledge(app.extensions["receiver"], esc.notification_id, "u-carol", via="cli")
     assert sample("acks_total", via="cli") == acks + 1
     assert sample("time_to_ack_seconds_count") == acked + 1
+
+
+def test_old_records_are_purged_but_an_active_escalation_keeps_its_own(
+    settings: Settings, tmp_path: Path
+) -> None:
+    app, box = setup(settings, tmp_path)
+    post(app, FIRING)
+    (esc,) = box.escalations()
+    later = time.time() + 8 * 86400  # past the 7-day retention
+    box.purge_escalations(7 * 86400, later)
+    assert box.notification(esc.notification_id) is not None  # still active: kept
+    assert box.reached_by(esc.notification_id)
+    box.record_ack(esc.notification_id, "u-bob", via="cli")
+    assert box.purge_escalations(7 * 86400, later) == 1
+    assert box.notification(esc.notification_id) is None
+    assert box.escalations(active_only=False) == []
+    assert box.reached_by(esc.notification_id) == []
