@@ -42,8 +42,9 @@ class AckQueries(EscalationQueries):
                 )
                 db.execute(
                     "UPDATE escalations SET state='acked', stopped_at=?, due_at=NULL,"
-                    " lease_until=NULL, owner=NULL WHERE receiver=? AND group_key=? AND state=?",
-                    (at, receiver, n.group_key, ACTIVE),
+                    " lease_until=NULL, owner=NULL WHERE receiver=? AND group_key=? AND state=?"
+                    " AND started_at<=?",  # not an incident that began after this notification
+                    (at, receiver, n.group_key, ACTIVE, n.received_at),
                 )
                 if bar is not None:
                     since = incident_since(db, receiver, n.group_key, at - BAR_WINDOW_S)

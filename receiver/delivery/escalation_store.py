@@ -199,7 +199,7 @@ class EscalationQueries(OutboxBase):
         live = "SELECT notification_id FROM escalations WHERE state=?"
         with self._tx() as db:
             gone = db.execute(
-                f"DELETE FROM notifications WHERE received_at<? AND id NOT IN ({live})",
+                f"DELETE FROM planned WHERE received_at<? AND id NOT IN ({live})",
                 (cutoff, ACTIVE),
             ).rowcount
             db.execute(
@@ -235,11 +235,12 @@ class EscalationQueries(OutboxBase):
             return [_esc(r) for r in rows.fetchall()]
 
     def acked(self, receiver: str, group_key: str, since: float) -> list[tuple[str, float]]:
-        """(userid, at) of each ack of this receiver's group at or after `since`."""
+        """(userid, at) of each ack of this receiver's group given on a notification received
+        at or after `since` (the incident's start)."""
         with self._read() as db:
-            rows = db.execute(
-                "SELECT userid, at FROM acks WHERE receiver=? AND group_key=? AND at>=?"
-                " ORDER BY at",
+            rows = db.execute(  # an ack from an older incident's link does not count
+                "SELECT a.userid, a.at FROM acks a JOIN planned p ON p.id=a.notification_id"
+                " WHERE a.receiver=? AND a.group_key=? AND p.received_at>=? ORDER BY a.at",
                 (receiver, group_key, since),
             ).fetchall()
         return [(r["userid"], r["at"]) for r in rows]

@@ -277,3 +277,23 @@ def test_old_records_are_purged_but_an_active_escalation_keeps_its_own(
     assert box.notification(esc.notification_id) is None
     assert box.escalations(active_only=False) == []
     assert box.reached_by(esc.notification_id) == []
+
+
+def test_a_link_from_an_earlier_incident_does_not_acknowledge_the_next(
+    settings: Settings, tmp_path: Path
+) -> None:
+    app, box = setup(settings, tmp_path)
+    clock, seen = Clock(), set[int]()
+    post(app, FIRING)
+    (old,) = box.escalations()
+    resolved = json.loads((FIXTURES / "alertmanager/resolved.json").read_text())
+    post(app, {**resolved, "groupKey": FIRING["groupKey"]})
+    post(app, FIRING)  # it fires again: a new incident
+    (new,) = box.escalations()
+    assert new.id != old.id
+    new_items(box, seen)
+    box.record_ack(old.notification_id, "u-bob", via="page")  # yesterday's link, say
+    assert box.escalations() == [new]
+    clock.shift = 301
+    assert escalator(app, clock).run_once() == 1
+    assert [i.userids for i in new_items(box, seen)] == [("u-carol",)]
