@@ -143,3 +143,17 @@ def test_acknowledge_and_silence_reaches_a_real_alertmanager(
         ends = time.mktime(time.strptime(s["endsAt"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
         assert started + 3500 < ends < time.time() + 3700
     assert box.escalations(active_only=False)[0].state == "acked"
+
+
+def test_the_page_escapes_what_the_payload_says(settings: Settings, tmp_path: Path) -> None:
+    hostile = json.loads((FIXTURES / "alertmanager/hostile-text.json").read_text())
+    hostile["alerts"][0]["annotations"]["summary"] = '<script>alert("x")</script> & <b>hi</b>'
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
+    s = settings.with_(routing=str(routing), external_url="https://rx.example", secret_key=KEY)
+    app = create_app(s)
+    assert app.test_client().post("/alertmanager", json=hostile).status_code == 200
+    Planner(app.extensions["receiver"]).run_once()
+    html = app.test_client().get(link(bobs(Outbox(s.data_dir)))).get_data(as_text=True)
+    assert "<script>" not in html and "<b>hi</b>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;hi&lt;/b&gt;" in html
