@@ -218,13 +218,12 @@ class Escalator:
         if self.receipts is None:
             return False
         reached = self.outbox.reached(esc.receiver, esc.group_key, esc.started_at)
-        people = {r.userid for r in reached}
         anyone = any(r.read_at is not None for r in reached)
         for item_id, task_ids in self.outbox.task_ids_of(r.item_id for r in reached).items():
             for task_id in task_ids:
                 result = self.receipts.get_send_result(task_id)
+                # a task's readers are its recipients: a department's members count too
                 readers = [str(u) for u in result.get("read_user_id_list") or []]
-                readers = [u for u in readers if u in people]
                 if readers:
                     note_reads(self.outbox, item_id, readers, now)
                     anyone = True
