@@ -1,4 +1,4 @@
-"""Acknowledgements and OA status bar changes, in the outbox database (its escalation tables).
+"""Acknowledgements, OA status bar changes and the retention of the escalation tables.
 
 An ack is recorded per receiver of the notification and stops their active
 escalations in the same transaction; the status bar changes of the group's OA
@@ -70,6 +70,27 @@ class AckQueries(EscalationQueries):
                 "UPDATE acks SET silence_id=? WHERE notification_id=? AND userid=?",
                 (silence_id, nid, userid),
             )
+
+    # -- retention ---------------------------------------------------------------------------
+    def purge_escalations(self, older_than_s: float, now: float) -> int:
+        """Forget stopped escalations, and notifications, people reached and acks, older
+        than the retention (as sent items are); an active escalation keeps its records."""
+        cutoff = now - older_than_s
+        live = "SELECT notification_id FROM escalations WHERE state=?"
+        with self._tx() as db:
+            gone = db.execute(
+                f"DELETE FROM planned WHERE received_at<? AND id NOT IN ({live})",
+                (cutoff, ACTIVE),
+            ).rowcount
+            db.execute(
+                "DELETE FROM escalations WHERE state<>? AND COALESCE(stopped_at, started_at)<?",
+                (ACTIVE, cutoff),
+            )
+            db.execute(f"DELETE FROM notified WHERE at<? AND notification_id NOT IN ({live})",
+                       (cutoff, ACTIVE))  # fmt: skip
+            db.execute("DELETE FROM acks WHERE at<?", (cutoff,))
+            db.execute("DELETE FROM bar_updates WHERE created_at<?", (cutoff,))
+        return gone
 
     # -- OA status bars ----------------------------------------------------------------------
     def claim_bars(self, *, now: float, lease_s: float = 60.0, limit: int = 20) -> list[Bar]:

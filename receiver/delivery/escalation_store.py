@@ -192,26 +192,6 @@ class EscalationQueries(OutboxBase):
                 (esc_id, owner),
             )
 
-    def purge_escalations(self, older_than_s: float, now: float) -> int:
-        """Forget stopped escalations, and notifications, people reached and acks, older
-        than the retention (as sent items are); an active escalation keeps its records."""
-        cutoff = now - older_than_s
-        live = "SELECT notification_id FROM escalations WHERE state=?"
-        with self._tx() as db:
-            gone = db.execute(
-                f"DELETE FROM planned WHERE received_at<? AND id NOT IN ({live})",
-                (cutoff, ACTIVE),
-            ).rowcount
-            db.execute(
-                "DELETE FROM escalations WHERE state<>? AND COALESCE(stopped_at, started_at)<?",
-                (ACTIVE, cutoff),
-            )
-            db.execute(f"DELETE FROM notified WHERE at<? AND notification_id NOT IN ({live})",
-                       (cutoff, ACTIVE))  # fmt: skip
-            db.execute("DELETE FROM acks WHERE at<?", (cutoff,))
-            db.execute("DELETE FROM bar_updates WHERE created_at<?", (cutoff,))
-        return gone
-
     # -- what the runner, the ack page and the CLI read -------------------------------------
     def planned_notification(self, nid: int) -> NotificationRow | None:
         with self._read() as db:
