@@ -100,7 +100,7 @@ def planned_records(
     def write(db: sqlite3.Connection, ids: list[int]) -> None:
         Outbox.record_planned(
             db, nid=p.id, received_at=p.received_at, source=p.source, group_key=p.group_key,
-            body=p.body, parts=statuses, starts=starts, entries=entries, ids=ids,
+            parts=statuses, starts=starts, entries=entries, ids=ids,
             resolved_bar=(resolved, RESOLVED_BAR),
         )  # fmt: skip
 

@@ -1,7 +1,8 @@
 """The escalation tables, kept in the outbox database so a step and its items commit together.
 
 planned: each accepted webhook that was planned (its id is the pending id, and
-  the id acknowledge tokens name), with its body: the group's state at that time.
+  the id acknowledge tokens name): its receivers and status. Its body, the group's
+  state at that time, is the one `notifications` keeps.
 notified: who each notification (or escalation step) reached, through which item.
 acks: who acknowledged which group, for which receiver, and how.
 escalations: one per (receiver, group) incident: its step, when the next is due, its lease.
@@ -15,8 +16,7 @@ CREATE TABLE IF NOT EXISTS planned (
     source TEXT NOT NULL,
     group_key TEXT NOT NULL,
     receivers TEXT NOT NULL,
-    status TEXT NOT NULL,
-    body BLOB NOT NULL
+    status TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS notified (
     notification_id INTEGER NOT NULL,

@@ -71,7 +71,6 @@ class EscalationQueries(OutboxBase):
         received_at: float,
         source: str,
         group_key: str,
-        body: bytes,
         parts: dict[str, tuple[str, float | None]],
         starts: dict[str, tuple[str, float]],
         entries: Sequence[Entry],
@@ -82,8 +81,8 @@ class EscalationQueries(OutboxBase):
         status = "firing" if any(s == "firing" for s, _ in parts.values()) else "resolved"
         db.execute(
             "INSERT OR REPLACE INTO planned (id, received_at, source, group_key, receivers,"
-            " status, body) VALUES (?,?,?,?,?,?,?)",
-            (nid, received_at, source, group_key, ",".join(parts), status, body),
+            " status) VALUES (?,?,?,?,?,?)",
+            (nid, received_at, source, group_key, ",".join(parts), status),
         )
         record_notified(db, nid, group_key, entries, ids, received_at)
         for receiver, (part_status, ends_at) in parts.items():
@@ -195,7 +194,10 @@ class EscalationQueries(OutboxBase):
     # -- what the runner, the ack page and the CLI read -------------------------------------
     def planned_notification(self, nid: int) -> NotificationRow | None:
         with self._read() as db:
-            r = db.execute("SELECT * FROM planned WHERE id=?", (nid,)).fetchone()
+            r = db.execute(  # the body as received is kept once, in `notifications`
+                "SELECT p.*, n.body FROM planned p JOIN notifications n ON n.id=p.id WHERE p.id=?",
+                (nid,),
+            ).fetchone()
         if r is None:
             return None
         return NotificationRow(

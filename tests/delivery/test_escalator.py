@@ -270,11 +270,11 @@ def test_old_records_are_purged_but_an_active_escalation_keeps_its_own(
     (esc,) = box.escalations()
     later = time.time() + 8 * 86400  # past the 7-day retention
     box.purge_escalations(7 * 86400, later)
-    assert box.notification(esc.notification_id) is not None  # still active: kept
+    assert box.planned_notification(esc.notification_id) is not None  # still active: kept
     assert box.reached_by(esc.notification_id)
     box.record_ack(esc.notification_id, "u-bob", via="cli")
     assert box.purge_escalations(7 * 86400, later) == 1
-    assert box.notification(esc.notification_id) is None
+    assert box.planned_notification(esc.notification_id) is None
     assert box.escalations(active_only=False) == []
     assert box.reached_by(esc.notification_id) == []
 
