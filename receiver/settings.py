@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from receiver.envcheck import ReadRecorder, check_listen, check_token, webhook_token
+
 DEFAULT_API_BASE = "https://oapi.dingtalk.com/"
 LANGUAGES = ("zh", "en")  # RECEIVER_LANGUAGE; receiver.messages.filters has the words of each
 LOG_FORMATS = ("text", "json")
@@ -82,6 +84,7 @@ class Settings:
     templates: str = "templates"
     data_dir: str = "data"
     listen: str = "127.0.0.1:8080"
+    listen_from: str = field(default="RECEIVER_LISTEN", compare=False)  # or --listen
     workers: int = 2
     webhook_token: str | None = field(default=None, repr=False)
     basic_auth: str | None = field(default=None, repr=False)
@@ -111,6 +114,9 @@ class Settings:
     retention: float = 7 * 86400.0
     robot_per_minute: int = 18  # posts a minute per group robot; DingTalk blocks over 20
 
+    # what from_env found set but never read: a misspelt DINGTALK_*/RECEIVER_* variable
+    unknown: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
     def __post_init__(self) -> None:
         if self.log_format not in LOG_FORMATS:
             raise ValueError(
@@ -139,6 +145,13 @@ class Settings:
                 "RECEIVER_SECRET_KEY is required once RECEIVER_EXTERNAL_URL is set:"
                 " it signs the acknowledge links"
             )
+        check_listen(self.listen, self.listen_from)
+        if self.agent_id is not None and not self.agent_id.isdigit():
+            raise ValueError(
+                f"DINGTALK_APP_AGENT_ID={self.agent_id!r} is not a number: it is the app's"
+                " AgentId, digits only (like 2987654321)"
+            )
+        check_token(self.webhook_token)
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -152,9 +165,18 @@ class Settings:
         """True unless all three DingTalk credentials are set."""
         return not (self.app_key and self.app_secret and self.agent_id)
 
+    def missing_credentials(self) -> str:
+        """Which DingTalk variables are unset, with the misspelt ones that were meant."""
+        names = ("DINGTALK_APP_KEY", "DINGTALK_APP_SECRET", "DINGTALK_APP_AGENT_ID")
+        values = (self.app_key, self.app_secret, self.agent_id)
+        missing = [n for n, v in zip(names, values, strict=True) if not v]
+        hints = [u for u in self.unknown if any(u.endswith(f"mean {n}?") for n in missing)]
+        text = ", ".join(missing) + (" is" if len(missing) == 1 else " are") + " not set"
+        return text + "".join(f" ({h})" for h in hints)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        env = os.environ if env is None else env
+        env = ReadRecorder(os.environ if env is None else env)
 
         def s(name: str) -> str | None:
             value = env.get(name, "").strip()
@@ -171,7 +193,7 @@ class Settings:
             "data_dir": s("RECEIVER_DATA_DIR") or "data",
             "listen": s("RECEIVER_LISTEN") or "127.0.0.1:8080",
             "workers": _int(env, "RECEIVER_WORKERS", 2, minimum=1),
-            "webhook_token": s("RECEIVER_WEBHOOK_TOKEN"),
+            "webhook_token": webhook_token(env),
             "basic_auth": s("RECEIVER_BASIC_AUTH"),
             "grafana_hmac_secret": s("RECEIVER_GRAFANA_HMAC_SECRET"),
             "admin_token": s("RECEIVER_ADMIN_TOKEN"),
@@ -202,7 +224,9 @@ class Settings:
         }
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and v is not None})
-        return cls(**values)
+        if overrides.get("listen") is not None:
+            values["listen_from"] = "--listen"
+        return cls(**values, unknown=tuple(env.unknown()))
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

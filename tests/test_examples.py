@@ -8,8 +8,10 @@ prometheus.yml and the receiver's alert rules, and the compose file's mounts and
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +27,7 @@ from receiver.dingtalk.client import Client
 from receiver.routing import load_routing
 from receiver.settings import Settings
 from receiver.web.app import create_app
+from receiver.web.server import auth_summary
 from tests.conftest import FIXTURES, ROOT, plan_pending, require_binary
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
 from tests.procs import ALERTMANAGER, alertmanager, http, serve
@@ -166,7 +169,8 @@ def test_compose_mounts_and_names_agree() -> None:
     assert "receiver-data:/data" in receiver["volumes"]
     assert mounts["receiver"][receiver["environment"]["RECEIVER_ROUTING"]] == "./routing.yaml"
     assert int(receiver["stop_grace_period"].rstrip("s")) > 20  # gunicorn's graceful_timeout
-    assert "/run/secrets/webhook_token" in " ".join(receiver["entrypoint"])
+    assert receiver["environment"]["RECEIVER_WEBHOOK_TOKEN_FILE"] == "/run/secrets/webhook_token"
+    assert receiver["secrets"] == ["webhook_token"]
 
     # Alertmanager: reads the mounted config, posts to the receiver service with the secret.
     am = services["alertmanager"]
@@ -193,6 +197,49 @@ def test_compose_mounts_and_names_agree() -> None:
     assert job["static_configs"][0]["targets"] == ["receiver:8080"]
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "RECEIVER_LISTEN=0.0.0.0:8080" in dockerfile and "EXPOSE 8080" in dockerfile
+
+
+# -- the container fails closed: no token, no start -------------------------------------------
+def _compose_env(token_file: Path) -> dict[str, str]:
+    env = dict(load("docker-compose.yml")["services"]["receiver"]["environment"])
+    env = {k: str(v) for k, v in env.items() if not str(v).startswith("${")}
+    env["RECEIVER_WEBHOOK_TOKEN_FILE"] = str(token_file)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "cannot read it"),  # the secret's file is missing
+        ("", "is empty"),
+        ("\n", "is empty"),
+        ((EXAMPLES / "webhook-token").read_text(), "placeholder"),  # as shipped
+    ],
+)
+def test_the_compose_receiver_refuses_to_start_without_a_real_token(
+    tmp_path: Path, content: str | None, expected: str
+) -> None:
+    token_file = tmp_path / "webhook_token"
+    if content is not None:
+        token_file.write_text(content)
+    env = {**os.environ, **_compose_env(token_file), "RECEIVER_DATA_DIR": str(tmp_path / "d")}
+    env["RECEIVER_ROUTING"] = str(EXAMPLES / "routing.yaml")
+    out = subprocess.run(
+        [sys.executable, "-m", "receiver", "serve", "--listen", "127.0.0.1:1"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert "RECEIVER_WEBHOOK_TOKEN" in out.stderr and expected in out.stderr, out.stderr
+    assert not (tmp_path / "d").exists()  # refused before anything was created
+
+
+def test_the_compose_receiver_reads_its_token_from_the_secret(tmp_path: Path) -> None:
+    token_file = tmp_path / "webhook_token"
+    token_file.write_text("3f9a" * 16 + "\n")
+    settings = Settings.from_env(_compose_env(token_file))
+    assert settings.webhook_token == "3f9a" * 16
+    assert auth_summary(settings).startswith("auth webhooks=bearer token;")
+    assert "none" in auth_summary(Settings())
 
 
 # -- the example Alertmanager config really authenticates -------------------------------------

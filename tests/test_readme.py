@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,40 @@ def cli_examples() -> list[str]:
         and "…" not in line
         and not any(line.startswith(f"dingtalk-receiver {e}") for e in ELSEWHERE)
     ]
+
+
+SHELL_BUILTINS = {".", "export", "cd"}
+NOT_HERE = {"docker"}  # no Docker engine on the test machine
+
+
+def shell_commands() -> list[tuple[str, str]]:
+    """(first word, line) of every command in the README's sh blocks, in order."""
+    out = []
+    for block in code_blocks("sh"):
+        lines = block.splitlines()
+        for n, line in enumerate(lines):
+            if n and lines[n - 1].rstrip().endswith("\\"):
+                continue  # a continuation, not a command
+            words = line.split("#")[0].split()  # first words only: no quoting to mind
+            if words:
+                out.append((words[0], line))
+    return out
+
+
+def test_the_readme_commands_run_as_written_after_the_quick_start() -> None:
+    """Each first word is a shell builtin or on PATH once .venv is activated, as the
+    quick start says; the activation comes before the first bare dingtalk-receiver."""
+    commands = shell_commands()
+    activate = commands.index((".", next(line for w, line in commands if w == ".")))
+    assert commands[activate][1].split("#")[0].split() == [".", ".venv/bin/activate"]
+    path = os.pathsep.join([str(ROOT / ".venv" / "bin"), os.environ.get("PATH", "")])
+    for n, (word, line) in enumerate(commands):
+        if word == "dingtalk-receiver":
+            assert n > activate, f"{line!r} runs before the README activates .venv"
+        if word in SHELL_BUILTINS | NOT_HERE:
+            continue
+        assert shutil.which(word, path=path), f"{word!r} is not on PATH: {line!r}"
+        assert not word.startswith(".venv/"), f"one form everywhere: {line!r}"
 
 
 def test_enough_examples_are_run() -> None:

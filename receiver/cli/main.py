@@ -18,11 +18,15 @@ def main() -> None:
     """Page people on DingTalk from Alertmanager and Grafana."""
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(*, quiet: bool = False, **overrides: Any) -> Settings:
     try:
-        return Settings.from_env(**overrides)
+        settings = Settings.from_env(**overrides)
     except ValueError as e:  # a malformed variable: say which, not a traceback
         raise click.ClickException(str(e)) from None
+    if not quiet:  # the delivery process that serve starts has said it already
+        for line in settings.unknown:
+            click.echo(f"Warning: {line}", err=True)
+    return settings
 
 
 @main.command()
@@ -31,6 +35,15 @@ def _settings(**overrides: Any) -> Settings:
 def serve(listen: str | None, workers: int | None) -> None:
     """Run the web workers (gunicorn) and the delivery worker."""
     settings = _settings(listen=listen, workers=workers)
+    from receiver.web.preflight import PreflightError, check_bind, lock_data_dir
+
+    # Nothing in the data dir is touched before the port is known to bind and the data
+    # dir is ours: a second serve must not empty the first one's metrics.
+    try:
+        check_bind(settings.listen, settings.listen_from)
+        lock = lock_data_dir(settings.data_dir)
+    except PreflightError as e:
+        raise click.ClickException(str(e)) from None
     # Before anything imports prometheus_client: every process (gunicorn workers and
     # the delivery worker, which inherits the environment) writes its own metric files.
     metrics_dir = os.path.join(os.path.abspath(settings.data_dir), "metrics")
@@ -49,6 +62,7 @@ def serve(listen: str | None, workers: int | None) -> None:
     except ConfigError as e:
         raise click.ClickException(f"invalid configuration:\n{e}") from None
     run(settings)
+    lock.close()
 
 
 @main.command("send-test")
@@ -74,7 +88,8 @@ def send_test(userids: str | None, robot: str | None, text: str) -> None:
         return
     if settings.dry_run:
         raise click.ClickException(
-            "DINGTALK_APP_KEY, DINGTALK_APP_SECRET and DINGTALK_APP_AGENT_ID must all be set"
+            f"{settings.missing_credentials()}: DINGTALK_APP_KEY, DINGTALK_APP_SECRET and"
+            " DINGTALK_APP_AGENT_ID must all be set"
         )
     msg = {"msgtype": "text", "text": {"content": content}}
     try:
@@ -91,7 +106,7 @@ def deliver(parent_pid: int | None) -> None:
     """Run only the delivery worker (serve starts it for you)."""
     from receiver.delivery.process import run_process
 
-    run_process(_settings(), parent_pid=parent_pid)
+    run_process(_settings(quiet=True), parent_pid=parent_pid)
 
 
 # Each stage's module owns its commands; they import no prometheus_client, so

@@ -155,10 +155,21 @@ class ReceiverServer(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings, serving=True)
 
 
+def auth_summary(settings: Settings) -> str:
+    """Which auth the webhooks and admin endpoints want, for the start-up log."""
+    kinds = [k for k, on in (("bearer token", settings.webhook_token),
+                             ("basic auth", settings.basic_auth)) if on]  # fmt: skip
+    webhook = " or ".join(kinds) or "none (anyone who reaches the port may post)"
+    hmac = "on" if settings.grafana_hmac_secret else "off"
+    admin = "token" if settings.admin_token else "none"
+    return f"auth webhooks={webhook}; grafana_signature={hmac}; reload={admin}"
+
+
 def serve(settings: Settings) -> None:
+    log.info("%s", auth_summary(settings))
     if settings.dry_run:
         log.warning(
-            "dry_run: DINGTALK_APP_KEY, DINGTALK_APP_SECRET or DINGTALK_APP_AGENT_ID is not set;"
-            " messages are logged and stored in the outbox, not sent"
+            "dry_run: %s; messages are logged and stored in the outbox, not sent",
+            settings.missing_credentials(),
         )
     ReceiverServer(settings).run()

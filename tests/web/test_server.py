@@ -131,6 +131,10 @@ def test_405_says_which_methods_are_allowed(
         ("RECEIVER_GIVE_UP_AFTER", "infh"),
         ("RECEIVER_RETENTION", "inf"),
         ("RECEIVER_ACK_TTL", "a day"),
+        ("RECEIVER_LISTEN", "8080"),
+        ("RECEIVER_LISTEN", "127.0.0.1:http"),
+        ("RECEIVER_LISTEN", "127.0.0.1:70000"),
+        ("DINGTALK_APP_AGENT_ID", "my-app"),
     ],
 )
 def test_a_setting_that_cannot_work_is_refused_by_name(name: str, raw: str) -> None:
@@ -150,6 +154,7 @@ def test_serve_workers_flag_zero_is_refused() -> None:
         ({"RECEIVER_SEND_RATE": "inf"}, "RECEIVER_SEND_RATE"),
         ({"RECEIVER_WORKERS": "0"}, "RECEIVER_WORKERS"),
         ({"RECEIVER_EXTERNAL_URL": "https://rx.example"}, "RECEIVER_SECRET_KEY"),
+        ({"DINGTALK_APP_AGENT_ID": "abc"}, "DINGTALK_APP_AGENT_ID"),
     ],
 )
 def test_serve_refuses_a_bad_setting_before_starting(
@@ -178,6 +183,48 @@ def test_send_test_names_a_bad_setting_without_a_traceback(tmp_path: Path) -> No
     assert out.returncode == 1, out.stderr
     assert "RECEIVER_HTTP_TIMEOUT" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_serve_names_a_listen_without_a_host_before_gunicorn_runs(tmp_path: Path) -> None:
+    env = {**os.environ, "RECEIVER_LISTEN": "8080", "RECEIVER_DATA_DIR": str(tmp_path / "d")}
+    out = subprocess.run([sys.executable, "-m", "receiver", "serve"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=15)  # fmt: skip
+    assert out.returncode == 1
+    assert out.stderr.startswith("Error: RECEIVER_LISTEN='8080': expected HOST:PORT"), out.stderr
+    out = subprocess.run([sys.executable, "-m", "receiver", "serve", "--listen", "8080"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=15)  # fmt: skip
+    assert out.stderr.startswith("Error: --listen='8080': expected HOST:PORT"), out.stderr
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("command", [["send-test", "--to", "u1"], ["deliver"]])
+def test_a_non_numeric_agent_id_is_named_not_a_traceback(
+    command: list[str], tmp_path: Path
+) -> None:
+    env = {**os.environ, "DINGTALK_APP_KEY": "k", "DINGTALK_APP_SECRET": "s",
+           "DINGTALK_APP_AGENT_ID": "abc", "RECEIVER_DATA_DIR": str(tmp_path)}  # fmt: skip
+    out = subprocess.run([sys.executable, "-m", "receiver", *command], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=15)  # fmt: skip
+    assert out.returncode == 1
+    assert "DINGTALK_APP_AGENT_ID='abc' is not a number" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_misspelt_variable_is_named_with_the_one_it_was_meant_to_be(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DINGTALK_")}
+    env.update(DINGTALK_APP_KEY="k", DINGTALK_APP_SECRET="s", DINGTALK_AGENT_ID="123",
+               RECEIVER_DATA_DIR=str(tmp_path))  # fmt: skip
+    out = subprocess.run([sys.executable, "-m", "receiver", "send-test", "--to", "u1"], env=env,
+                         cwd=ROOT, capture_output=True, text=True, timeout=15)  # fmt: skip
+    assert out.returncode == 1
+    assert (
+        "DINGTALK_APP_AGENT_ID is not set (DINGTALK_AGENT_ID is set but is not a setting;"
+        " did you mean DINGTALK_APP_AGENT_ID?)" in out.stderr
+    ), out.stderr
+    settings = Settings.from_env({"RECEIVER_LISTN": "x", "RECEIVER_REQUIRE_E2E": "1"})
+    assert settings.unknown == (
+        "RECEIVER_LISTN is set but is not a setting; did you mean RECEIVER_LISTEN?",
+    )
 
 
 SCRAPE = "from receiver import metrics; print(metrics.exposition()[0].decode())"
