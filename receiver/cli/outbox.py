@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,14 +12,27 @@ from datetime import datetime
 import click
 
 from receiver.delivery.outbox import COUNTED, Item, Outbox
+from receiver.delivery.outbox_schema import OUTBOX_FILE
 from receiver.errors import OutboxUnavailable
 from receiver.settings import Settings, parse_duration
 
 
 @contextmanager
 def _outbox() -> Iterator[Outbox]:
+    """The outbox serve writes, named on stderr; never a new empty one in ./data."""
     try:
-        yield Outbox(Settings.from_env().data_dir)
+        data_dir = Settings.from_env().data_dir
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    path = os.path.join(os.path.abspath(data_dir), OUTBOX_FILE)
+    if not os.path.isfile(path):
+        raise click.ClickException(
+            f"no outbox at {path} (RECEIVER_DATA_DIR={data_dir}): set RECEIVER_DATA_DIR"
+            " to the data dir serve uses, or run from the directory it runs in"
+        )
+    click.echo(f"outbox: {path}", err=True)
+    try:
+        yield Outbox(data_dir)
     except OutboxUnavailable as e:
         raise click.ClickException(str(e)) from None
 

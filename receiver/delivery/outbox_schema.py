@@ -21,6 +21,8 @@ from receiver.delivery.pipeline import Entry
 from receiver.errors import OutboxUnavailable
 from receiver.storage.sqlite import ThreadConnections
 
+OUTBOX_FILE = "outbox.sqlite3"
+
 OUTBOX_TABLE = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -249,7 +251,7 @@ class OutboxBase:
         redone (a lease runs out, the item is sent again: at-least-once, as documented),
         and each commit no longer holds the write lock through an fsync.
         """
-        self.path = os.path.join(data_dir, "outbox.sqlite3")
+        self.path = os.path.join(data_dir, OUTBOX_FILE)
         self._db = ThreadConnections(self.path, busy_timeout_ms, synchronous)
         try:
             os.makedirs(data_dir, exist_ok=True)

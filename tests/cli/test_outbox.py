@@ -31,8 +31,13 @@ def box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Outbox:
 
 
 def run(*args: str) -> tuple[int, str]:
+    """Exit code and what the user reads: stdout, or stderr's error (without the
+    `outbox: PATH` line every command starts with)."""
     result = CliRunner().invoke(main, ["outbox", *args])
-    return result.exit_code, result.output
+    err = "".join(
+        line for line in result.stderr.splitlines(True) if not line.startswith("outbox: ")
+    )
+    return result.exit_code, result.stdout + err
 
 
 def test_list(box: Outbox) -> None:
@@ -158,3 +163,24 @@ def test_show_says_a_call_that_started_may_have_gone_out(
     code, out = run("show", str(a))
     assert code == 0 and "no answer recorded: it may have reached DingTalk" in out
     assert "recovered its claimer died after the call started" in out
+
+
+@pytest.mark.parametrize("args", [["list"], ["show", "1"], ["retry", "--dead"], ["purge",
+                                  "--sent-older-than", "7d"]])  # fmt: skip
+def test_every_command_names_the_file_it_reads(box: Outbox, args: list[str]) -> None:
+    result = CliRunner().invoke(main, ["outbox", *args])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == f"outbox: {box.path}"
+
+
+def test_no_outbox_is_an_error_and_none_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the relative default, ./data, as from another folder
+    monkeypatch.delenv("RECEIVER_DATA_DIR", raising=False)
+    for args in (["list"], ["retry", "--dead"], ["show", "1"]):
+        result = CliRunner().invoke(main, ["outbox", *args])
+        assert result.exit_code == 1
+        assert f"no outbox at {tmp_path / 'data' / 'outbox.sqlite3'}" in result.stderr
+        assert "RECEIVER_DATA_DIR" in result.stderr
+    assert list(tmp_path.iterdir()) == []
