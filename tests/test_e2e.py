@@ -87,8 +87,11 @@ def test_quick_start_dry_run_logs_the_message_and_keeps_it(tmp_path: Path) -> No
         oncall = load_routing(str(ROOT / "routing.yaml")).recipients("db", datetime.now(UTC))
         wait_for_log(srv, f"dry_run to={','.join(oncall.userids)} depts=[12345]")
     assert "messages are logged and stored in the outbox, not sent" in srv.text()
+    assert "dry_run_stored id=1 receiver=db" in srv.text()
+    assert "\nAPI p99 latency above 2s" in srv.text()  # the message as lines, not a dict
     (item,) = Outbox(str(tmp_path / "data")).items()
     assert item.userids == oncall.userids and "API p99 latency above 2s" in str(item.msg)
+    assert item.state == "dry_run"
 
 
 def metric(text: str, name: str) -> float:

@@ -121,7 +121,7 @@ class Outbox(PendingWebhooks, AdminQueries, HoldQueries, PauseQueries, RobotQuer
 
         def fired(receiver: str, group_key: str) -> bool:
             return bool(db.execute(
-                "SELECT 1 FROM outbox WHERE group_key=? AND receiver=? AND state='sent'"
+                "SELECT 1 FROM outbox WHERE group_key=? AND receiver=? AND state IN ('sent','dry_run')"
                 " AND COALESCE(status,'firing')='firing' LIMIT 1", (group_key, receiver),
             ).fetchone())  # fmt: skip
 
@@ -160,18 +160,22 @@ class Outbox(PendingWebhooks, AdminQueries, HoldQueries, PauseQueries, RobotQuer
         return cur.rowcount == 1
 
     def mark_sent(
-        self, item_id: int, task_ids: list[int], *, followup_after_s: float | None = None
-    ) -> None:
-        """Record the send. Not conditional on the lease: DingTalk has the message either way."""
+        self, item_id: int, task_ids: list[int], *, followup_after_s: float | None = None,
+        state: str = "sent",
+    ) -> None:  # fmt: skip
+        """Record the send. Not conditional on the lease: DingTalk has the message either way.
+
+        `state="dry_run"`: logged instead of sent (no credentials); it never left the host.
+        """
         now = time.time()
         followup = now + followup_after_s if followup_after_s is not None and task_ids else None
         with self._tx() as db:
             db.execute(
-                "UPDATE outbox SET state='sent', sent_at=?, updated_at=?, lease_until=NULL,"
+                "UPDATE outbox SET state=?, sent_at=?, updated_at=?, lease_until=NULL,"
                 " owner=NULL, task_ids=?, attempts=attempts+1, followup_at=? WHERE id=?",
-                (now, now, json.dumps(task_ids), followup, item_id),
+                (state, now, now, json.dumps(task_ids), followup, item_id),
             )
-            self._log(db, item_id, "sent", error=f"task_ids={task_ids}" if task_ids else None)
+            self._log(db, item_id, state, error=f"task_ids={task_ids}" if task_ids else None)
 
     def mark_retry(
         self,

@@ -34,7 +34,7 @@ class AdminQueries(OutboxBase):
     def purge_sent(self, older_than_s: float) -> int:
         """Delete sent items sent, and superseded items replaced, longer ago than that."""
         cutoff = time.time() - older_than_s
-        where = "(state='sent' AND sent_at<:cutoff) OR (state='superseded' AND updated_at<:cutoff)"
+        where = "(state IN ('sent','dry_run') AND sent_at<:cutoff) OR (state='superseded' AND updated_at<:cutoff)"
         with self._tx() as db:
             db.execute(
                 f"DELETE FROM attempts WHERE item_id IN (SELECT id FROM outbox WHERE {where})",
@@ -90,7 +90,8 @@ class AdminQueries(OutboxBase):
                 ).fetchall()
             else:
                 rows = db.execute(
-                    "SELECT * FROM outbox ORDER BY state='sent', id LIMIT ?", (limit,)
+                    "SELECT * FROM outbox ORDER BY state IN ('sent','dry_run'), id LIMIT ?",
+                    (limit,),
                 ).fetchall()
         return [Item.from_row(r) for r in rows]
 

@@ -108,7 +108,8 @@ CREATE INDEX IF NOT EXISTS attempts_item ON attempts (item_id);
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key);
 """
 
-STATES = ("queued", "sending", "sent", "retry", "dead", "superseded")
+# dry_run: "sent" without credentials: logged, never left the host (docs/delivery.md)
+STATES = ("queued", "sending", "sent", "retry", "dead", "superseded", "dry_run")
 COUNTED = ("pending", *STATES)  # what counts() reports: accepted webhooks not yet planned too
 OUTBOX_SQL = OUTBOX_TABLE.format(states=", ".join(f"'{s}'" for s in STATES))
 DUE = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -27,14 +28,34 @@ DIRECTORY_SYNC_CHECK_S = 60.0  # how often the sync thread asks whether a sync i
 
 
 class DryRunSender:
-    """Logs what would be sent. Used when DingTalk credentials are not set."""
+    """Logs what would be sent, as text a person reads. Used when credentials are not set."""
+
+    dry_run = True  # the worker stores what it was given as `dry_run`, not `sent`
 
     def async_send(
         self, userid_list: list[str], msg: dict[str, object], dept_id_list: list[int]
     ) -> list[SendResult]:
-        body = msg.get(str(msg.get("msgtype")), msg)
-        log.info("dry_run to=%s depts=%s msg=%s", ",".join(userid_list), dept_id_list, body)
+        log.info(
+            "dry_run to=%s depts=%s msgtype=%s\n%s",
+            ",".join(userid_list), dept_id_list, msg.get("msgtype"), readable(msg),
+        )  # fmt: skip
         return []
+
+
+def readable(msg: dict[str, object]) -> str:
+    """The message as DingTalk would show it: its title and text, lines as lines."""
+    body = msg.get(str(msg.get("msgtype")), msg)
+    if not isinstance(body, dict):
+        return str(body)
+    if isinstance(body.get("body"), dict):  # oa: head, then body
+        body = body["body"]
+    parts = [str(body[k]) for k in ("title", "content", "text", "markdown") if body.get(k)]
+    if isinstance(body.get("form"), list):
+        parts += [
+            f"{f.get('key', '')}{f.get('value', '')}" for f in body["form"] if isinstance(f, dict)
+        ]
+    links = [str(body[k]) for k in ("single_url", "message_url") if body.get(k)]
+    return "\n".join(parts + links) if parts else json.dumps(body, ensure_ascii=False, indent=1)
 
 
 def make_sender(settings: Settings) -> Sender:

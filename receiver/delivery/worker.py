@@ -3,7 +3,7 @@
 It runs in its own process, started by `serve`. Each turn of its loop first plans
 the webhooks the web workers accepted (receiver.delivery.planner: route and render them
 into outbox items), then sends. In dry-run mode (no credentials) it logs each
-message instead of sending it, and marks it sent. Besides sending, its loop runs
+message instead of sending it, and marks it `dry_run`. Besides sending, its loop runs
 the getsendresult follow-up and purges old sent items.
 
 A failed send is classified in one place (receiver.delivery.failures):
@@ -188,6 +188,11 @@ class Worker:
             what = f"unexpected {type(e).__name__}: {e} at {where.filename}:{where.lineno}"
             log.error("send_failed_unexpectedly id=%d error=%s", item.id, redact(what))
             return self._failed(item, RetryableError(redact(what)), pause)
+        if getattr(self.sender, "dry_run", False):  # logged by the sender; nothing left
+            self.outbox.mark_sent(item.id, [], state="dry_run")
+            metrics.sends.labels("dry_run", "").inc()
+            log.info("dry_run_stored id=%d receiver=%s", item.id, item.receiver)
+            return Outcome.SENT
         task_ids = [r.task_id for r in results]
         try:
             self._record_sent(item.id, task_ids)

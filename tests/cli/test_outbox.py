@@ -184,3 +184,15 @@ def test_no_outbox_is_an_error_and_none_is_created(
         assert f"no outbox at {tmp_path / 'data' / 'outbox.sqlite3'}" in result.stderr
         assert "RECEIVER_DATA_DIR" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_list_shows_dry_run_items_apart_from_sent(box: Outbox) -> None:
+    (item_id,) = box.enqueue([Entry("ops", MSG, ("dave",))], source="alertmanager", group_key="g")
+    box.claim()
+    box.mark_sent(item_id, [], state="dry_run")
+    code, out = run("list")
+    assert code == 0
+    assert "sent=1" in out.splitlines()[0] and "dry_run=1" in out.splitlines()[0]
+    assert any(line.split()[:2] == [str(item_id), "dry_run"] for line in out.splitlines())
+    code, out = run("list", "--state", "dry_run")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [str(item_id)]

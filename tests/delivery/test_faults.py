@@ -181,6 +181,7 @@ def test_token_permanently_broken_is_bounded(tmp_path: Path, fake: FakeDingTalk)
             "retry": 0,
             "dead": 6,
             "superseded": 0,
+            "dry_run": 0,
         }
         calls = len(fake.requests)
         time.sleep(1.5)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -133,11 +135,64 @@ def test_retryable_failure_goes_dead_after_the_give_up_age(
     assert box.items()[0].state == "dead"
 
 
-def test_dry_run_marks_sent_without_calling(settings: Settings) -> None:
+def test_dry_run_has_its_own_state_and_log_event(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     box = Outbox(settings.data_dir)
-    box.enqueue([entry("a")], source="alertmanager", group_key="g")
+    msg = {
+        "msgtype": "markdown",
+        "markdown": {"title": "[告警] DiskFull", "text": "### 磁盘满了\n- host: db1"},
+    }
+    box.enqueue([Entry("ops", msg, ("a",))], source="alertmanager", group_key="g")
+    with caplog.at_level(logging.INFO):
+        Worker(box, DryRunSender()).run_once()
+    (item,) = box.items()
+    assert item.state == "dry_run" and item.task_ids == ()
+    assert box.counts()["dry_run"] == 1 and box.counts()["sent"] == 0
+    events = [r.getMessage() for r in caplog.records]
+    assert any(e.startswith(f"dry_run_stored id={item.id} receiver=ops") for e in events)
+    assert not any(e.startswith("sent id=") for e in events)
+    (logged,) = [e for e in events if e.startswith("dry_run to=a")]
+    # readable: the text as lines, not a dict repr with \\n escapes
+    assert logged.splitlines()[1:] == ["[告警] DiskFull", "### 磁盘满了", "- host: db1"]
+    assert box.purge_sent(0) == 1  # retention applies to it as to sent items
+
+
+OLD_SCHEMA = """
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'retry', 'dead')),
+    source TEXT NOT NULL, receiver TEXT NOT NULL, group_key TEXT NOT NULL, msg TEXT NOT NULL,
+    userids TEXT NOT NULL, departments TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL, lease_until REAL, task_ids TEXT, errcode INTEGER,
+    last_error TEXT, sent_at REAL
+);
+INSERT INTO outbox (id, created_at, updated_at, state, source, receiver, group_key, msg,
+    userids, departments, next_attempt_at)
+    VALUES (7, 1, 1, 'queued', 'alertmanager', 'ops', 'g', '{"msgtype":"text","text":{}}',
+            'a', '', 1);
+INSERT INTO outbox (id, created_at, updated_at, state, source, receiver, group_key, msg,
+    userids, departments, next_attempt_at)
+    VALUES (9, 1, 1, 'sent', 'alertmanager', 'ops', 'g', '{}', 'b', '', 1);
+DELETE FROM outbox WHERE id=9;
+"""
+
+
+def test_an_outbox_from_before_dry_run_is_migrated(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
+        db.executescript(OLD_SCHEMA)
+    box = Outbox(str(tmp_path))
+    (old,) = box.items()
+    assert (old.id, old.state, old.userids) == (7, "queued", ("a",))
     Worker(box, DryRunSender()).run_once()
-    assert box.items()[0].state == "sent"
+    assert box.get(7).state == "dry_run"  # type: ignore[union-attr]
+    # the AUTOINCREMENT counter survives the rebuild: a purged id is never given again
+    (new,) = box.enqueue([entry("c")], source="alertmanager", group_key="g")
+    assert new == 10
+    Outbox(str(tmp_path))  # opening it again is a no-op
+    assert [i.id for i in box.items()] == [10, 7]
 
 
 @pytest.mark.parametrize("attempts", range(0, 30, 3))

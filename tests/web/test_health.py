@@ -46,6 +46,7 @@ def test_ready_once_the_delivery_worker_beats(client: FlaskClient, settings: Set
     assert res.json["outbox"] == {
         "ok": True, "pending": 0, "queued": 0, "sending": 0, "sent": 0, "retry": 0, "dead": 0,
         "superseded": 0,
+        "dry_run": 0,
     }  # fmt: skip
     assert 0 <= res.json["delivery"]["heartbeat_age_s"] < 5
 
