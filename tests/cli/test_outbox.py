@@ -44,7 +44,7 @@ def test_list(box: Outbox) -> None:
     code, out = run("list")
     assert code == 0
     assert out.splitlines()[0] == (
-        "pending=1 queued=0 sending=0 sent=1 retry=1 dead=1 superseded=0"
+        "pending=1 queued=0 sending=0 sent=1 retry=1 dead=1 superseded=0 dry_run=0"
     )
     assert len(out.splitlines()) == 5
     assert "p1 pending attempts=0" in out.splitlines()[1] and "(route tree)" in out

@@ -21,7 +21,7 @@ from receiver.errors import PayloadError
 from receiver.model import Alert
 from receiver.routing.table import RoutingTable
 
-FILTER_STATES = ("pending", "queued", "held", "sending", "retry", "dead", "sent")
+FILTER_STATES = ("pending", "queued", "held", "sending", "retry", "dead", "sent", "dry_run")
 
 
 def names(state: State, userids: Iterable[str]) -> dict[str, str]:
