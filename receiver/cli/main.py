@@ -51,6 +51,7 @@ def serve(listen: str | None, workers: int | None) -> None:
     os.makedirs(metrics_dir)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
+    from receiver.cli.configcheck import check_templates
     from receiver.directory.store import DirectoryStore
     from receiver.errors import ConfigError
     from receiver.routing import load_routing
@@ -58,9 +59,15 @@ def serve(listen: str | None, workers: int | None) -> None:
 
     setup_logging()
     try:
-        load_routing(settings.routing, DirectoryStore(settings.data_dir))
+        table = load_routing(settings.routing, DirectoryStore(settings.data_dir))
     except ConfigError as e:
         raise click.ClickException(f"invalid configuration:\n{e}") from None
+    checked = check_templates(table, settings.templates)  # what check-config checks
+    if checked.errors:
+        problems = "\n".join(map(str, checked.errors))
+        raise click.ClickException(f"invalid configuration:\n{problems}")
+    for p in checked.warnings:
+        click.echo(f"Warning: {p}", err=True)
     run(settings)
     lock.close()
 

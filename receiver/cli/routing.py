@@ -13,9 +13,9 @@ from datetime import UTC, datetime, tzinfo
 
 import click
 
+from receiver.cli.configcheck import check_templates
 from receiver.directory.store import open_directory
-from receiver.errors import ConfigError, ConfigProblem, PayloadError
-from receiver.messages.render import Renderer
+from receiver.errors import ConfigError, PayloadError
 from receiver.routing import explain as route_explain
 from receiver.routing import load_routing
 from receiver.routing.explain import diff, explain
@@ -60,34 +60,22 @@ def load_or_exit(path: str, *, warnings: bool = False) -> RoutingTable:
     return table
 
 
-def template_problems(table: RoutingTable, templates: str) -> list[ConfigProblem]:
-    if not os.path.isdir(templates):
-        return [ConfigProblem(templates, 0, "the templates directory does not exist")]
-    return Renderer(templates).check_templates() + [
-        ConfigProblem(
-            table.path, r.template_line, f"template {r.template!r} not found in {templates}"
-        )
-        for r in table.receivers.values()
-        if r.template and not os.path.isfile(os.path.join(templates, r.template))
-    ]
-
-
 @click.command("check-config")
 @routing_option
 @click.option("--templates", envvar="RECEIVER_TEMPLATES", default="templates", show_default=True)
 def check_config(routing_path: str, templates: str) -> None:
     """Validate routing.yaml and templates as serve loads them. Exit 0 if valid, else 1."""
     table = load_or_exit(routing_path, warnings=True)
-    problems = template_problems(table, templates)
-    for p in problems:
+    checked = check_templates(table, templates)
+    for p in [*checked.warnings, *checked.errors]:
         click.echo(str(p), err=True)
-    if problems:
+    if checked.errors:
         sys.exit(1)
     routes = sum(1 for _ in table.route.walk())
     click.echo(
         f"{routing_path}: OK ({len(table.receivers)} receivers, {routes} routes, "
         f"{len(table.schedules)} schedules, {len(table.robots)} robots,"
-        f" {len(table.warnings)} warnings)"
+        f" {len(table.warnings) + len(checked.warnings)} warnings)"
     )
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from receiver.cli.main import main
+from tests.procs import free_port, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = str(ROOT / "routing.yaml")
@@ -153,7 +157,7 @@ def test_oncall(runner: CliRunner, small: str) -> None:
 def test_check_config_reports_a_template_syntax_error_at_its_line(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     shutil.copytree(ROOT / "templates", templates)
-    (templates / "oncall.md.j2").write_text(
+    (templates / "default.md.j2").write_text(  # used by every markdown receiver
         "### {{ title }}\n{% for a in alerts %}\n{{ a.labels | md }\n"
     )
     result = CliRunner().invoke(
@@ -161,16 +165,72 @@ def test_check_config_reports_a_template_syntax_error_at_its_line(tmp_path: Path
         ["check-config", "--routing", str(ROOT / "routing.yaml"), "--templates", str(templates)],
     )
     assert result.exit_code == 1
-    assert f"{templates / 'oncall.md.j2'}:3: " in result.output
+    assert f"{templates / 'default.md.j2'}:3: " in result.output
 
 
 def test_check_config_reports_a_template_that_is_not_utf8(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     shutil.copytree(ROOT / "templates", templates)
-    (templates / "oncall.md.j2").write_bytes(b"### {{ title }}\n\n" + "值班".encode("gbk"))
+    (templates / "default.md.j2").write_bytes(b"### {{ title }}\n\n" + "值班".encode("gbk"))
     result = CliRunner().invoke(
         main,
         ["check-config", "--routing", str(ROOT / "routing.yaml"), "--templates", str(templates)],
     )
     assert result.exit_code == 1, result.output
-    assert f"{templates / 'oncall.md.j2'}:3: " in result.output and "UTF-8" in result.output
+    assert f"{templates / 'default.md.j2'}:3: " in result.output and "UTF-8" in result.output
+
+
+def serve_refusal(
+    routing: Path, templates: Path, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "RECEIVER_ROUTING": str(routing),
+        "RECEIVER_TEMPLATES": str(templates),
+        "RECEIVER_DATA_DIR": str(tmp_path / "data"),
+        "RECEIVER_LISTEN": f"127.0.0.1:{free_port()}",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    try:
+        return subprocess.run([sys.executable, "-m", "receiver", "serve"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=20)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("serve started where check-config fails")
+
+
+def test_serve_refuses_a_missing_template_as_check_config_does(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text("receivers:\n  - name: a\n    template: nope.md.j2\nroute: {receiver: a}\n")
+    expected = f"{path}:3: template 'nope.md.j2' not found in {TEMPLATES}"
+    check = CliRunner().invoke(
+        main, ["check-config", "--routing", str(path), "--templates", TEMPLATES]
+    )
+    assert check.exit_code == 1 and expected in check.stderr
+    out = serve_refusal(path, Path(TEMPLATES), tmp_path)
+    assert out.returncode == 1 and expected in out.stderr, out.stderr
+
+
+def test_a_broken_template_nothing_uses_is_a_warning_in_both(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "old.md.j2").write_text("{% for a in alerts %}\n")  # used by no receiver
+    (templates / "part.md.j2").write_text("{{ broken }\n")  # included by one that is used
+    (templates / "db.md.j2").write_text("{% include 'part.md.j2' %}\n")
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("receivers:\n  - name: a\n    template: db.md.j2\nroute: {receiver: a}\n")
+    check = CliRunner().invoke(
+        main, ["check-config", "--routing", str(routing), "--templates", str(templates)]
+    )
+    assert check.exit_code == 1, check.output  # part.md.j2 is reached through the include
+    assert f"{templates / 'part.md.j2'}:1: " in check.stderr
+    assert "no receiver uses this template: fix or remove it" in check.stderr  # old.md.j2
+    (templates / "part.md.j2").write_text("{{ fixed }}\n")
+    check = CliRunner().invoke(
+        main, ["check-config", "--routing", str(routing), "--templates", str(templates)]
+    )
+    assert check.exit_code == 0, check.output
+    assert f"{templates / 'old.md.j2'}:1: " in check.stderr and " 1 warnings)" in check.stdout
+    env = {"RECEIVER_ROUTING": str(routing), "RECEIVER_TEMPLATES": str(templates),
+           "RECEIVER_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
+    with serve(env, tmp_path / "serve.log", workers=1) as srv:
+        assert f"Warning: {templates / 'old.md.j2'}:1: " in srv.text()
