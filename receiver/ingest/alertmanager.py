@@ -245,11 +245,17 @@ def group_fields(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Top-level keys that only Grafana sends (unified and legacy), never Alertmanager.
+GRAFANA_ONLY = ("orgId", "ruleName", "evalMatches", "ruleUrl")
+
+
 def parse_alertmanager(body: bytes) -> Notification:
     """Alertmanager webhook payload version "4"."""
     payload = _obj(decode_json(body), "$")
     version = payload.get("version")
     if version != "4":
+        if any(k in payload for k in GRAFANA_ONLY):
+            raise PayloadError("this looks like a Grafana payload: post it to /grafana", path="$")
         raise PayloadError(f'unsupported version {version!r}; expected "4"', path="$.version")
     alerts = tuple(parse_am_alert(a, f"$.alerts[{i}]") for i, a in enumerate(_alerts(payload)))
     return Notification(source="alertmanager", alerts=alerts, **group_fields(payload))

@@ -75,7 +75,7 @@ BAD_PAYLOADS: list[tuple[str, str, bytes, str]] = [
     ("alerts object", "/alertmanager", mutate(AM, alerts={}), "$.alerts"),
     ("alert is a number", "/alertmanager", mutate(AM, alerts=[1]), "$.alerts[0]"),
     ("unknown version", "/alertmanager", mutate(AM, version="5"), "$.version"),
-    ("grafana version on AM", "/alertmanager", GRAFANA, "$.version"),
+    ("grafana body on AM", "/alertmanager", GRAFANA, "post it to /grafana"),
     ("unknown grafana version", "/grafana", mutate(GRAFANA, version="2"), "$.version"),
     ("bad status", "/alertmanager", mutate(AM, status="broken"), "$.status"),
     (
@@ -348,3 +348,16 @@ def test_401_does_not_say_which_part_was_wrong(tmp_path: Path):
     ]
     assert len(set(replies)) == 1
     assert TOKEN.encode() not in replies[0] and SECRET.encode() not in replies[0]
+
+
+@pytest.mark.parametrize(
+    "fixture", ["unified-firing.json", "legacy-alerting.json", "legacy-ok.json"]
+)
+@pytest.mark.parametrize("endpoint", ["/alertmanager", "/alertmanager/ops"])
+def test_a_grafana_body_on_the_alertmanager_endpoint_says_where_it_goes(
+    client: Any, fixture: str, endpoint: str
+) -> None:
+    body = (FIXTURES / "grafana" / fixture).read_bytes()
+    r = client.post(endpoint, data=body, headers=JSON_CT)
+    assert r.status_code == 400
+    assert r.get_json() == {"error": "$: this looks like a Grafana payload: post it to /grafana"}
