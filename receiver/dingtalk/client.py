@@ -34,6 +34,7 @@ from receiver.dingtalk.errcodes import (
     classify,
     install_log_filter,
     is_too_long,
+    network_reason,
     redact,
     unexpected_reply,
 )
@@ -130,9 +131,8 @@ class Client(AppKeyClient):  # type: ignore[misc]
         except requests.Timeout:
             raise RetryableError(f"DingTalk {path}: timed out", transport="timeout") from None
         except requests.RequestException as e:
-            raise RetryableError(
-                f"DingTalk {path}: {type(e).__name__}", transport="network"
-            ) from None
+            why = network_reason(e, url, self.proxy)
+            raise RetryableError(f"DingTalk {path}: {why}", transport="network") from None
         finally:
             metrics.api_duration.labels(api).observe(time.monotonic() - started)
         if res.status_code == 429 or res.status_code >= 500:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
+import ssl
+from urllib.parse import urlsplit
 
 from receiver.errors import DingTalkError, PermanentError, RetryableError, TokenError
 
@@ -38,6 +41,48 @@ RETRYABLE_ERRCODES = frozenset(c for c, (kind, _) in ERRCODES.items() if kind ==
 GATEWAY_ERRCODE = 88  # topapi's gateway error: the real reason is in sub_code
 
 _SECRET_QUERY = re.compile(r"((?:access_token|appsecret|session)=)[^&\s'\"]+", re.IGNORECASE)
+
+
+def network_reason(e: BaseException, url: str, proxy: str | None) -> str:
+    """`ConnectionError to oapi.dingtalk.com:443: connection refused`: which host, and why.
+
+    Only the host (and the proxy's host) is named: never the URL, whose query string
+    holds the app secret on /gettoken, nor a proxy's user:password.
+    """
+    host = _hostport(url)
+    reason, seen = type(e).__name__, set()
+    todo: list[BaseException] = [e]
+    while todo:
+        x = todo.pop(0)
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, socket.gaierror):
+            reason = f"cannot resolve the host name ({x.strerror})"
+            break
+        if isinstance(x, ssl.SSLError):
+            reason = f"TLS failed ({x.reason or x.strerror or type(x).__name__})"
+            break
+        if isinstance(x, ConnectionRefusedError):
+            reason = "connection refused"
+            break
+        if isinstance(x, TimeoutError):
+            reason = "timed out connecting"
+            break
+        if isinstance(x, OSError) and x.strerror:
+            reason = x.strerror
+            break
+        todo += [a for a in x.args if isinstance(a, BaseException)]
+        todo += [c for c in (getattr(x, "reason", None), x.__cause__, x.__context__)
+                 if isinstance(c, BaseException)]  # fmt: skip
+    via = f" via proxy {_hostport(proxy)}" if proxy else ""
+    return redact(f"{type(e).__name__} to {host}{via}: {reason}")
+
+
+def _hostport(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
+    return f"{parts.hostname}:{port}"
 
 
 def redact(text: str) -> str:

@@ -251,3 +251,28 @@ def test_maybe_sync_never_raises_when_the_directory_cannot_be_read(
         f.write(b"this is not an SQLite database" * 100)
     assert syncer.maybe_sync() is False
     assert fake_dingtalk.requests == []  # nothing fetched that could not be stored
+
+
+@pytest.mark.parametrize(
+    ("api_base", "proxy", "expected"),
+    [
+        ("http://127.0.0.1:{port}/", None, "ConnectionError to 127.0.0.1:{port}: connection refused"),
+        ("http://oapi.dingtalk.invalid/", None,
+         "ConnectionError to oapi.dingtalk.invalid:80: cannot resolve the host name ("),
+        ("https://oapi.dingtalk.com/", "http://user:pw@127.0.0.1:{port}",
+         "ProxyError to oapi.dingtalk.com:443 via proxy 127.0.0.1:{port}: connection refused"),
+    ],
+)  # fmt: skip
+def test_a_network_failure_names_the_host_and_the_reason(
+    live_settings: Settings, api_base: str, proxy: str | None, expected: str
+) -> None:
+    from tests.procs import free_port
+
+    port = free_port()  # nothing listens on it
+    settings = live_settings.with_(
+        api_base=api_base.format(port=port), proxy=proxy and proxy.format(port=port)
+    )
+    with pytest.raises(RetryableError) as e:
+        Client(settings).get_access_token()
+    assert str(e.value).startswith(f"DingTalk /gettoken: {expected.format(port=port)}")
+    assert APP_SECRET not in str(e.value) and "pw" not in str(e.value)
