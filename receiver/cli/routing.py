@@ -19,7 +19,7 @@ from receiver.errors import ConfigError, PayloadError
 from receiver.routing import explain as route_explain
 from receiver.routing import load_routing
 from receiver.routing.explain import diff, explain
-from receiver.routing.table import RoutingTable, draw_tree
+from receiver.routing.table import RoutingTable, draw_tree, tree_json
 from receiver.settings import Settings
 
 SAMPLES = "tests/fixtures/alertmanager/*.json"
@@ -113,7 +113,10 @@ def routes_test(
     answer = explain(table, parse_labels(labels), now)
     names = list(answer.receivers)
     if as_json:
-        click.echo(json.dumps(answer.as_json(), ensure_ascii=False))
+        doc = answer.as_json()
+        if tree:
+            doc["tree"] = tree_json(table.route)
+        click.echo(json.dumps(doc, ensure_ascii=False))
     else:
         if tree:
             click.echo("\n".join(draw_tree(table.route)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from receiver.routing.matchers import MatcherError, format_matchers, parse_matcher
 from receiver.routing.table import Route, RoutingTable
@@ -43,13 +44,29 @@ class RouteAnswer:
     routes: tuple[MatchedRoute, ...] = ()
     per_receiver: tuple[ReceiverAnswer, ...] = ()
 
-    def as_json(self) -> dict[str, list[str] | list[int]]:
-        """What `routes test --json` prints."""
+    def as_json(self) -> dict[str, Any]:
+        """What `routes test --json` prints: the same facts as its text.
+
+        `receivers`, `userids` and `departments` are the contract (DESIGN.md); `routes`
+        adds each matched route with its path and whether it notifies (a matched but
+        muted route says why), and `recipients` whom each receiver reaches.
+        """
         return {
             "receivers": list(self.receivers),
             "userids": list(self.userids),
             "departments": list(self.departments),
-        }
+            "at": self.at.isoformat(),
+            "routes": [
+                {"receiver": r.receiver, "path": list(r.path), "line": r.line,
+                 "notifies": r.notifies, "why": r.why}
+                for r in self.routes
+            ],
+            "recipients": [
+                {"receiver": p.name, "userids": list(p.userids),
+                 "departments": list(p.departments), "on_call": dict(p.on_call)}
+                for p in self.per_receiver
+            ],
+        }  # fmt: skip
 
 
 def parse_labels(pairs: Iterable[str]) -> dict[str, str]:

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from receiver.errors import ConfigProblem
 from receiver.routing.escalation import Policy
@@ -222,3 +222,16 @@ def draw_tree(route: Route) -> list[str]:
 
     node(route, "", True, True)
     return lines
+
+
+def tree_json(route: Route, root: bool = True) -> dict[str, Any]:
+    """The tree `draw_tree` draws, as data: `routes test --tree --json`."""
+    return {
+        "matchers": "default-route" if root else format_matchers(route.matchers),
+        "receiver": route.receiver,
+        "continue": route.continue_,
+        "mute_time_intervals": list(route.mute_time_intervals),
+        "active_time_intervals": list(route.active_time_intervals),
+        "line": route.line,
+        "routes": [tree_json(child, False) for child in route.routes],
+    }

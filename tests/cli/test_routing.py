@@ -90,11 +90,13 @@ def test_routes_test_json(runner: CliRunner, small: str) -> None:
     r = runner.invoke(main, [*args, "team=db", 'severity="critical"'])
     assert r.exit_code == 0, r.output
     # Bob is on call through the override; Alice through ops. Each once.
-    assert json.loads(r.stdout) == {
+    doc = json.loads(r.stdout)
+    assert {k: doc[k] for k in ("receivers", "userids", "departments")} == {
         "receivers": ["db", "ops"],
         "userids": ["u-bob", "u-alice"],
         "departments": [42],
     }
+    assert [p["receiver"] for p in doc["recipients"]] == ["db", "ops"]
 
 
 def test_routes_test_text_and_tree(runner: CliRunner, small: str) -> None:

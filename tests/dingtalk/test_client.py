@@ -256,7 +256,8 @@ def test_maybe_sync_never_raises_when_the_directory_cannot_be_read(
 @pytest.mark.parametrize(
     ("api_base", "proxy", "expected"),
     [
-        ("http://127.0.0.1:{port}/", None, "ConnectionError to 127.0.0.1:{port}: connection refused"),
+        ("http://127.0.0.1:{port}/", None,
+         "ConnectionError to 127.0.0.1:{port}: connection refused"),
         ("http://oapi.dingtalk.invalid/", None,
          "ConnectionError to oapi.dingtalk.invalid:80: cannot resolve the host name ("),
         ("https://oapi.dingtalk.com/", "http://user:pw@127.0.0.1:{port}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -66,12 +67,50 @@ def test_receivers_and_people_on_a_weekday(table: RoutingTable) -> None:
     assert answer.userids == ("manager4220",)
     assert all(r.notifies and r.why == "" for r in answer.routes)
     answer = explain(table, {"team": "db"}, MONDAY)
-    assert answer.as_json() == {
+    contract = {k: answer.as_json()[k] for k in ("receivers", "userids", "departments")}
+    assert contract == {
         "receivers": ["db", "ops"], "userids": ["user0002", "manager4220"], "departments": [12345]
     }  # fmt: skip
     assert [(r.name, r.userids, r.departments) for r in answer.per_receiver] == [
         ("db", ("user0002",), (12345,)), ("ops", ("manager4220",), ()),
     ]  # fmt: skip
+
+
+def test_the_json_carries_what_the_text_says(table: RoutingTable, tmp_path: Path) -> None:
+    """`routes test --tree --json`: matched-but-muted routes and the tree, as data."""
+    from click.testing import CliRunner
+
+    from receiver.cli.main import main
+
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING)
+    args = ["routes", "test", "--routing", str(path), "--at", SATURDAY.isoformat()]
+    labels = ["team=db", "severity=info"]
+    text = CliRunner().invoke(main, [*args, "--tree", *labels]).stdout
+    doc = json.loads(CliRunner().invoke(main, [*args, "--tree", "--json", *labels]).stdout)
+    assert "  db-quiet: matched, but muted or inactive at" in text
+    quiet, ops = doc["routes"]
+    assert quiet == {
+        "receiver": "db-quiet", "path": ["default-route", '{team="db"}', '{severity="info"}'],
+        "line": quiet["line"], "notifies": False, "why": "muted by mute_time_intervals weekends",
+    }  # fmt: skip
+    assert (ops["notifies"], ops["why"]) == (False, "outside active_time_intervals weekdays")
+    assert doc["receivers"] == [] and doc["at"] == SATURDAY.isoformat()
+    tree = doc["tree"]
+    assert (tree["matchers"], tree["receiver"]) == ("default-route", "ops")
+    db = tree["routes"][0]
+    assert (db["matchers"], db["continue"]) == ('{team="db"}', True)
+    assert db["routes"][0]["mute_time_intervals"] == ["weekends"]
+    assert tree["routes"][1]["active_time_intervals"] == ["weekdays"]
+    monday = [*args[:-1], MONDAY.isoformat(), "--json", "team=db"]
+    doc = json.loads(CliRunner().invoke(main, monday).stdout)
+    assert "tree" not in doc  # only with --tree
+    assert doc["recipients"][0] == {
+        "receiver": "db",
+        "userids": ["user0002"],
+        "departments": [12345],
+        "on_call": {},
+    }
 
 
 def test_labels_are_read_as_amtool_reads_them() -> None:
