@@ -37,9 +37,13 @@ LAST_GOOD_FILE = "routing.last-good.yaml"
 
 class State:
     def __init__(
-        self, settings: Settings, *, fallback: bool = False, outbox: Outbox | None = None
-    ) -> None:
+        self, settings: Settings, *, fallback: bool = False, outbox: Outbox | None = None,
+        warn: bool = True,
+    ) -> None:  # fmt: skip
+        """`warn=False`: leave the config warnings to another process (serve's web workers
+        do: the one delivery process logs each once, not once per process)."""
         self.settings = settings
+        self.warn = warn
         # Always the store, synced or not: aliases resolve when an alert is planned,
         # so a sync that lands while serving takes effect without a reload.
         self.directory: Directory = DirectoryStore(settings.data_dir)
@@ -70,7 +74,7 @@ class State:
     def _loaded(self) -> None:
         self.loaded_at = datetime.now(UTC)
         metrics.config_last_reload.set(self.loaded_at.timestamp())
-        for warning in self.table.warnings:
+        for warning in self.table.warnings if self.warn else ():
             log.warning("config_warning %s", warning)
         if self._refused != self._digest:
             self._save_last_good()

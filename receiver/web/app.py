@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     # chunked body (no Content-Length) at it without a word. _accept reads one byte past
     # the limit and refuses the body itself when that byte is there.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
-    state = State(settings, fallback=serving)
+    state = State(settings, fallback=serving, warn=not serving)  # the delivery process warns
     app.extensions["receiver"] = state
 
     @app.before_request

@@ -13,7 +13,7 @@ import pytest
 
 from receiver.settings import Settings
 from tests.conftest import ROOT, env_for
-from tests.procs import free_port, http, serve
+from tests.procs import free_port, http, serve, wait_for_log
 
 
 def run_serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,3 +69,19 @@ def test_a_port_in_use_is_named_with_its_setting_and_nothing_is_touched(
     assert "Traceback" not in out.stderr
     assert marker.read_bytes() == b"a running instance's counters"
     assert sorted(p.name for p in Path(settings.data_dir).iterdir()) == ["metrics"]
+
+
+def test_each_config_warning_is_logged_once_not_once_per_process(
+    settings: Settings, tmp_path: Path
+) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "receivers:\n  - {name: ops, users: [nobody-alias]}\nroute: {receiver: ops}\n"
+    )
+    env = env_for(settings.with_(routing=str(routing)))
+    with serve(env, tmp_path / "serve.log", workers=2) as srv:
+        http("GET", srv.url + "/readyz")  # every web worker has loaded the file by now
+        wait_for_log(srv, "config_warning")
+        for _ in range(2):
+            http("GET", srv.url + "/healthz")
+    assert srv.text().count("'nobody-alias' is not an alias") == 1, srv.text()
