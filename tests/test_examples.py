@@ -199,6 +199,23 @@ def test_compose_mounts_and_names_agree() -> None:
     assert "RECEIVER_LISTEN=0.0.0.0:8080" in dockerfile and "EXPOSE 8080" in dockerfile
 
 
+def test_the_docker_build_context_is_only_what_the_dockerfile_copies() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = {
+        src.rstrip("/")
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+        for src in line.split()[1:-1]
+    }
+    lines = [x for x in (ROOT / ".dockerignore").read_text().splitlines() if x and x[0] != "#"]
+    assert lines[0] == "*"  # everything out: .venv, data/ (tokens.sqlite3), .git, tests/
+    allowed = {x[1:] for x in lines if x.startswith("!")}
+    assert allowed == copied
+    # routes diff's samples, when there is no tests/, come with the package
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"samples/*.json"' in pyproject
+
+
 # -- the container fails closed: no token, no start -------------------------------------------
 def _compose_env(token_file: Path) -> dict[str, str]:
     env = dict(load("docker-compose.yml")["services"]["receiver"]["environment"])

@@ -22,7 +22,12 @@ from receiver.routing.explain import diff, explain
 from receiver.routing.table import RoutingTable, draw_tree, tree_json
 from receiver.settings import Settings
 
-SAMPLES = "tests/fixtures/alertmanager/*.json"
+SAMPLES = "tests/fixtures/alertmanager/*.json"  # in a checkout
+# Installed (the Docker image has no tests/): the samples the package ships for the console.
+PACKAGED_SAMPLES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "web", "console", "samples", "alertmanager-*.json",
+)  # fmt: skip
 
 routing_option = click.option(
     "--routing",
@@ -154,14 +159,18 @@ def _who(userids: tuple[str, ...], departments: tuple[int, ...]) -> str:
 def routes_diff(old: str, new: str, payloads: tuple[str, ...], at: str | None) -> None:
     """Whose pager changes from OLD to NEW routing.yaml, for these payloads.
 
-    Without --payload, the bundled samples (tests/fixtures/alertmanager/*.json).
+    Without --payload, the bundled samples: tests/fixtures/alertmanager/*.json in a
+    checkout, else the Alertmanager samples installed with the package.
     Exit 0 if nothing changes, 1 if some alert reaches other receivers or people.
     """
     from receiver.ingest.alertmanager import parse_alertmanager
 
     before, after = load_or_exit(old), load_or_exit(new)
     now = parse_at(at)
-    files = list(payloads) or sorted(glob.glob(SAMPLES))
+    files = list(payloads) or sorted(glob.glob(SAMPLES)) or sorted(glob.glob(PACKAGED_SAMPLES))
+    if not payloads:
+        where = os.path.dirname(files[0]) if files else "-"
+        click.echo(f"no --payload: the bundled samples in {where}", err=True)
     if not files:
         raise click.UsageError("no payloads: pass --payload FILE")
     alerts: list[tuple[str, dict[str, str]]] = []

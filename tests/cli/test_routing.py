@@ -144,6 +144,21 @@ def test_routes_diff(runner: CliRunner, small: str, tmp_path: Path) -> None:
     assert same.stdout.strip() == "0 of 1 alerts change"
 
 
+def test_routes_diff_without_tests_uses_the_installed_samples(
+    runner: CliRunner, small: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in the Docker image: no tests/ beside it, no --payload."""
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(main, ["routes", "diff", small, small])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.startswith("no --payload: the bundled samples in ")
+    assert r.stderr.rstrip().endswith("receiver/web/console/samples")
+    assert r.stdout.strip().startswith("0 of ") and not r.stdout.startswith("0 of 0")
+    monkeypatch.chdir(ROOT)  # in a checkout: the test fixtures
+    r = runner.invoke(main, ["routes", "diff", small, small])
+    assert r.stderr.strip() == "no --payload: the bundled samples in tests/fixtures/alertmanager"
+
+
 def test_oncall(runner: CliRunner, small: str) -> None:
     r = runner.invoke(main, ["oncall", "db", "--routing", small, "--at", "2026-12-01T12:00+08:00"])
     assert r.exit_code == 0, r.output
