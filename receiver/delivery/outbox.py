@@ -121,8 +121,9 @@ class Outbox(PendingWebhooks, AdminQueries, HoldQueries, PauseQueries, RobotQuer
 
         def fired(receiver: str, group_key: str) -> bool:
             return bool(db.execute(
-                "SELECT 1 FROM outbox WHERE group_key=? AND receiver=? AND state IN ('sent','dry_run')"
-                " AND COALESCE(status,'firing')='firing' LIMIT 1", (group_key, receiver),
+                "SELECT 1 FROM outbox WHERE group_key=? AND receiver=?"
+                " AND state IN ('sent','dry_run') AND COALESCE(status,'firing')='firing' LIMIT 1",
+                (group_key, receiver),
             ).fetchone())  # fmt: skip
 
         rows = db.execute(f"{columns} WHERE state IN ('queued','retry','sending') ORDER BY id")

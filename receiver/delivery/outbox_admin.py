@@ -34,7 +34,10 @@ class AdminQueries(OutboxBase):
     def purge_sent(self, older_than_s: float) -> int:
         """Delete sent items sent, and superseded items replaced, longer ago than that."""
         cutoff = time.time() - older_than_s
-        where = "(state IN ('sent','dry_run') AND sent_at<:cutoff) OR (state='superseded' AND updated_at<:cutoff)"
+        where = (
+            "(state IN ('sent','dry_run') AND sent_at<:cutoff)"
+            " OR (state='superseded' AND updated_at<:cutoff)"
+        )
         with self._tx() as db:
             db.execute(
                 f"DELETE FROM attempts WHERE item_id IN (SELECT id FROM outbox WHERE {where})",

@@ -23,6 +23,9 @@ ERRCODES: dict[int, tuple[str, str]] = {
     42001: (TOKEN, "access_token expired"),
     40001: (TOKEN, "bad credential"),
     33001: (TOKEN, "bad corp"),
+    # /gettoken with a wrong or revoked DINGTALK_APP_SECRET. A token error, not a permanent
+    # one: the pages wait and go out once the secret is fixed (docs/delivery.md, Token errors).
+    40089: (TOKEN, "bad DINGTALK_APP_KEY or DINGTALK_APP_SECRET"),
     40035: (PERMANENT, "bad parameter"),
     400002: (PERMANENT, "bad parameter"),
     43004: (PERMANENT, "bad Content-Type (a receiver bug)"),
@@ -129,8 +132,9 @@ def classify(errcode: int, errmsg: str, sub_code: str | None = None) -> DingTalk
         code = int(sub_code)  # 88 is classified by its sub_code
     kind, action = ERRCODES.get(code, (PERMANENT, ""))
     # errcode carries the effective code (the sub_code of an 88), which is what to act on
-    if kind == TOKEN:
-        return TokenError(message, errcode=code, errmsg=errmsg)
+    if kind == TOKEN:  # one that names a setting says so: the operator acts on that
+        hint = f"; {action}: check it" if "DINGTALK_" in action else ""
+        return TokenError(message + hint, errcode=code, errmsg=errmsg)
     if kind == RETRYABLE:
         return RetryableError(message, errcode=code, errmsg=errmsg)
     return PermanentError(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest

@@ -107,7 +107,7 @@ def test_persistent_token_error_fails_after_one_refresh(
 
 
 def test_wrong_secret_is_bounded(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> None:
-    with pytest.raises(PermanentError) as info:
+    with pytest.raises(TokenError) as info:
         Client(live_settings.with_(app_secret="wrong")).async_send(["a"], MSG)
     assert info.value.errcode == 40089
     assert len(fake_dingtalk.requests) == 1
