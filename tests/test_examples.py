@@ -218,10 +218,24 @@ def test_the_docker_build_context_is_only_what_the_dockerfile_copies() -> None:
 
 # -- the container fails closed: no token, no start -------------------------------------------
 def _compose_env(token_file: Path) -> dict[str, str]:
+    """The receiver's environment in the compose file, as `docker compose up` sets it."""
     env = dict(load("docker-compose.yml")["services"]["receiver"]["environment"])
+    required = [k for k, v in env.items() if str(v).startswith("${") and ":?" in str(v)]
     env = {k: str(v) for k, v in env.items() if not str(v).startswith("${")}
+    env.update({k: "0123456789abcdef" * 4 for k in required})  # what the user exported
     env["RECEIVER_WEBHOOK_TOKEN_FILE"] = str(token_file)
     return env
+
+
+def test_the_compose_file_requires_what_the_receiver_requires() -> None:
+    """RECEIVER_EXTERNAL_URL needs RECEIVER_SECRET_KEY: compose refuses to start without it
+    (`${VAR:?message}`) rather than start a receiver that refuses to."""
+    env = load("docker-compose.yml")["services"]["receiver"]["environment"]
+    assert env["RECEIVER_EXTERNAL_URL"] and env["RECEIVER_SECRET_KEY"].startswith(
+        "${RECEIVER_SECRET_KEY:?"
+    )
+    head = (EXAMPLES / "docker-compose.yml").read_text().split("services:")[0]
+    assert "export RECEIVER_SECRET_KEY=" in head  # the set-up steps say so
 
 
 @pytest.mark.parametrize(
