@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 PREFIXES = ("DINGTALK_", "RECEIVER_")
 # Read by something other than Settings: the test suite's own switch.
@@ -62,6 +63,33 @@ def check_listen(listen: str, name: str) -> None:
         raise ValueError(
             f"{name}={listen!r}: expected HOST:PORT, like 127.0.0.1:8080 or 0.0.0.0:8080"
         )
+
+
+URL_SETTINGS = {  # variable: the schemes it takes
+    "DINGTALK_API_BASE": ("http", "https"),
+    "DINGTALK_PROXY": ("http", "https", "socks5", "socks5h"),
+    "RECEIVER_EXTERNAL_URL": ("http", "https"),
+    "ALERTMANAGER_URL": ("http", "https"),
+}
+
+
+def check_url(name: str, value: str | None) -> None:
+    """A URL setting with a scheme and a host: `localhost:9093` alone is refused by name."""
+    if not value:
+        return
+    schemes = URL_SETTINGS[name]
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        example = (
+            "http://proxy.example:3128" if name == "DINGTALK_PROXY" else "https://host[:port]/"
+        )
+        shown = repr(value) if "@" not in value else "(not shown: it holds credentials)"
+        raise ValueError(f"{name}={shown}: expected a URL like {example}")
+
+
+def check_basic_auth(value: str | None) -> None:
+    if value is not None and ":" not in value:
+        raise ValueError("RECEIVER_BASIC_AUTH: expected user:password")
 
 
 def check_token(token: str | None) -> None:

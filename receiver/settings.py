@@ -9,7 +9,14 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from receiver.envcheck import ReadRecorder, check_listen, check_token, webhook_token
+from receiver.envcheck import (
+    ReadRecorder,
+    check_basic_auth,
+    check_listen,
+    check_token,
+    check_url,
+    webhook_token,
+)
 
 DEFAULT_API_BASE = "https://oapi.dingtalk.com/"
 LANGUAGES = ("zh", "en")  # RECEIVER_LANGUAGE; receiver.messages.filters has the words of each
@@ -152,6 +159,11 @@ class Settings:
                 " AgentId, digits only (like 2987654321)"
             )
         check_token(self.webhook_token)
+        check_basic_auth(self.basic_auth)
+        for name, url in (("DINGTALK_API_BASE", self.api_base), ("DINGTALK_PROXY", self.proxy),
+                          ("RECEIVER_EXTERNAL_URL", self.external_url),
+                          ("ALERTMANAGER_URL", self.alertmanager_url)):  # fmt: skip
+            check_url(name, url)
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

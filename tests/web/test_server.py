@@ -135,11 +135,22 @@ def test_405_says_which_methods_are_allowed(
         ("RECEIVER_LISTEN", "127.0.0.1:http"),
         ("RECEIVER_LISTEN", "127.0.0.1:70000"),
         ("DINGTALK_APP_AGENT_ID", "my-app"),
+        ("DINGTALK_PROXY", "10.0.0.1:3128"),
+        ("DINGTALK_API_BASE", "oapi.dingtalk.com"),
+        ("ALERTMANAGER_URL", "localhost:9093"),
+        ("RECEIVER_BASIC_AUTH", "admin"),
     ],
 )
 def test_a_setting_that_cannot_work_is_refused_by_name(name: str, raw: str) -> None:
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: raw})
+
+
+def test_a_url_setting_with_credentials_is_refused_without_echoing_them() -> None:
+    with pytest.raises(ValueError, match="DINGTALK_PROXY") as e:
+        Settings.from_env({"DINGTALK_PROXY": "user:s3cret@10.0.0.1:3128"})
+    assert "s3cret" not in str(e.value)
+    assert Settings.from_env({"DINGTALK_PROXY": "http://u:p@10.0.0.1:3128"}).proxy
 
 
 def test_serve_workers_flag_zero_is_refused() -> None:
