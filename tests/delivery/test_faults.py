@@ -215,9 +215,15 @@ def test_kill9_with_200_queued_then_restart_delivers_all(
     fake.recover()
     with serve(e, tmp_path / "serve2.log") as srv2:
         assert fake.wait_for(all_delivered(expected), 30), srv2.text()
-        got = received(fake.delivered())
-        assert got == expected  # all 200, each once, in order per recipient
         assert wait_outbox(srv2, "sent", 200)["sent"] == 200
+        got = received(fake.delivered())
+        # All 200 reach each of their people. Order is kept per alert group and person
+        # (docs/delivery.md), and each seq is its own group: the item whose call was in
+        # flight at the kill may go after the others, and may go twice (the killed
+        # call can still land), which is the at-least-once floor; nothing else repeats.
+        assert {u: sorted(set(seqs)) for u, seqs in got.items()} == expected
+        repeats = sum(len(seqs) - len(set(seqs)) for seqs in got.values())
+        assert repeats <= 2, got  # one in-flight call, to at most two people
     # The killed process's lease was taken back at once, not after it ran out.
     assert "lease_recovered" in srv2.text()
 
