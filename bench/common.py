@@ -108,6 +108,9 @@ def receiver_env(data_dir: Path, fake_url: str, routing: Path) -> dict[str, str]
         "RECEIVER_SEND_RATE": "1000",
         "RECEIVER_RECIPIENTS_PER_MINUTE": "10000000",
         "RECEIVER_USER_DAILY_LIMIT": "10000000",
+        # The load tools replay one body: with the HA de-duplication on, every post after
+        # the first would be a duplicate, not stored, and ingest would measure that instead.
+        "RECEIVER_DEDUP_WINDOW": "0",
     }
 
 

@@ -31,6 +31,11 @@ payloads_received = Counter(
     f"{NS}_payloads_received_total", "Webhook payloads received, by source and outcome.",
     ["source", "outcome"],
 )  # fmt: skip
+duplicate_payloads = Counter(
+    f"{NS}_duplicate_payloads_total",
+    "Payloads accepted but not stored: the same notification within RECEIVER_DEDUP_WINDOW.",
+    ["source"],
+)
 alerts_received = Counter(f"{NS}_alerts_received_total", "Alerts in accepted payloads.", ["source"])
 messages_enqueued = Counter(
     f"{NS}_messages_enqueued_total", "Outbox items committed (one per DingTalk call).", ["receiver"]
@@ -115,6 +120,7 @@ delivery_heartbeat = Gauge(
 # reload or the first 503 would never fire the rules in examples/prometheus-rules.yml.
 for _source in ("alertmanager", "grafana"):
     alerts_received.labels(_source)
+    duplicate_payloads.labels(_source)
     for _outcome in ("accepted", "rejected", "invalid", "unavailable"):
         payloads_received.labels(_source, _outcome)
 for _outcome in ("success", "failure"):

@@ -120,6 +120,7 @@ class Settings:
     followup_delay: float = 60.0
     retention: float = 7 * 86400.0
     robot_per_minute: int = 18  # posts a minute per group robot; DingTalk blocks over 20
+    dedup_window: float = 300.0  # seconds a repeated notification is accepted, not stored; 0: off
 
     # what from_env found set but never read: a misspelt DINGTALK_*/RECEIVER_* variable
     unknown: tuple[str, ...] = field(default=(), compare=False, repr=False)
@@ -233,6 +234,7 @@ class Settings:
             "followup_delay": _duration(env, "RECEIVER_FOLLOWUP_DELAY", 60.0),
             "retention": _duration(env, "RECEIVER_RETENTION", 7 * 86400.0),
             "robot_per_minute": _int(env, "RECEIVER_ROBOT_PER_MINUTE", 18, minimum=1),
+            "dedup_window": _duration(env, "RECEIVER_DEDUP_WINDOW", 300.0),
         }
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and v is not None})

@@ -25,6 +25,7 @@ from typing import Any
 from receiver.delivery import order
 from receiver.delivery.ack_store import AckQueries
 from receiver.delivery.outbox_admin import AdminQueries
+from receiver.delivery.outbox_dedup import AcceptOnce
 from receiver.delivery.outbox_holds import HoldQueries
 from receiver.delivery.outbox_pause import PauseQueries
 from receiver.delivery.outbox_pending import PendingWebhooks
@@ -46,7 +47,9 @@ UNKNOWN_OUTCOME = (
 )
 
 
-class Outbox(PendingWebhooks, AdminQueries, HoldQueries, PauseQueries, RobotQueries, AckQueries):
+class Outbox(
+    PendingWebhooks, AcceptOnce, AdminQueries, HoldQueries, PauseQueries, RobotQueries, AckQueries
+):
     """The queue of items: claims and leases, and every state change of a send."""
 
     # -- delivery path ---------------------------------------------------------------------

@@ -101,6 +101,16 @@ CREATE TABLE IF NOT EXISTS pause (
     prober TEXT  -- the owner that took the last probe: if it dies, the next probe goes at once
 )
 """
+# Notification keys seen by the accept path (receiver.delivery.outbox_dedup).
+SEEN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen (
+    key TEXT PRIMARY KEY,
+    first_at REAL NOT NULL,
+    pending_id INTEGER NOT NULL,
+    duplicates INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS seen_first_at ON seen (first_at);
+"""
 INDEXES = """
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_followup ON outbox (followup_at) WHERE followup_at IS NOT NULL;
@@ -258,7 +268,8 @@ class OutboxBase:
             os.makedirs(data_dir, exist_ok=True)
             with self._tx() as db:  # DDL is transactional: several workers may start at once
                 db.execute(OUTBOX_SQL)
-                for stmt in [*SCHEMA.split(";"), PAUSE_SCHEMA, *ESCALATION_SCHEMA.split(";")]:
+                for stmt in [*SCHEMA.split(";"), PAUSE_SCHEMA, *ESCALATION_SCHEMA.split(";"),
+                             *SEEN_SCHEMA.split(";")]:  # fmt: skip
                     db.execute(stmt)
                 have = {r["name"] for r in db.execute("PRAGMA table_info(outbox)")}
                 for name, decl in COLUMNS.items():

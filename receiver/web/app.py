@@ -21,6 +21,7 @@ from receiver.delivery.state import State
 from receiver.errors import ConfigError, OutboxUnavailable, PayloadError
 from receiver.ingest import alertmanager as ingest
 from receiver.ingest import auth
+from receiver.ingest.dedup import dedup_key
 from receiver.ingest.grafana import parse_grafana
 from receiver.model import Notification
 from receiver.settings import Settings
@@ -86,9 +87,28 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         table = state.table
         if receiver is not None and receiver not in table.receivers:
             return error(404, f"unknown receiver {receiver!r} in {table.path}")
-        pending = state.outbox.accept(
-            body, source=source, receiver=receiver, group_key=notification.group_key
-        )
+        if settings.dedup_window > 0:
+            pending, stored = state.outbox.accept_once(
+                body, source=source, receiver=receiver, group_key=notification.group_key,
+                key=dedup_key(notification, receiver), window_s=settings.dedup_window,
+            )  # fmt: skip
+            if not stored:
+                metrics.duplicate_payloads.labels(source).inc()
+                log.info(
+                    "duplicate first_id=%d source=%s receiver=%s status=%s alerts=%d group_key=%s",
+                    pending.id, source, receiver or notification.receiver, notification.status,
+                    len(notification.alerts), notification.group_key,
+                )  # fmt: skip
+                reply = {
+                    "status": "duplicate",
+                    "id": pending.id,
+                    "alerts": len(notification.alerts),
+                }
+                return jsonify(reply), 200
+        else:
+            pending = state.outbox.accept(
+                body, source=source, receiver=receiver, group_key=notification.group_key
+            )
         metrics.alerts_received.labels(source).inc(len(notification.alerts))
         log.info(
             "accepted id=%d source=%s receiver=%s status=%s alerts=%d group_key=%s",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import re
 import signal
@@ -13,6 +15,14 @@ from tests.conftest import FIXTURES, ROOT, SIMPLE_ROUTING, env_for
 from tests.procs import Serve, descendants, http, is_delivery, serve, wait_for_log
 
 PAYLOAD = (FIXTURES / "alertmanager/firing-1.json").read_bytes()  # team=db -> receiver db
+_serial = itertools.count(1)
+
+
+def new_alert() -> bytes:
+    """PAYLOAD as another alert (fingerprint): the same one again would be a duplicate."""
+    doc = json.loads(PAYLOAD)
+    doc["alerts"][0]["fingerprint"] = f"{next(_serial):016x}"
+    return json.dumps(doc).encode()
 
 
 def db_userids(srv: Serve, data: Path, n: int = 6) -> set[str]:
@@ -25,7 +35,7 @@ def db_userids(srv: Serve, data: Path, n: int = 6) -> set[str]:
     box = Outbox(str(data))
     before = {i.id for i in box.items()}
     for _ in range(n):
-        assert http("POST", srv.url + "/alertmanager", PAYLOAD)[0] == 200
+        assert http("POST", srv.url + "/alertmanager", new_alert())[0] == 200
     assert wait_until(lambda: box.counts()["pending"] == 0), srv.text()
     return {u for i in box.items() if i.id not in before for u in i.userids}
 

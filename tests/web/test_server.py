@@ -58,9 +58,12 @@ def post_chunked(srv: Serve, path: str, body: bytes, chunk: int = 1000) -> tuple
 
 
 def padded(size: int) -> bytes:
-    """The Alertmanager fixture, valid JSON, padded with trailing spaces to `size` bytes."""
-    assert len(AM) <= size
-    return AM + b" " * (size - len(AM))
+    """The Alertmanager fixture as an alert of its own (fingerprint = size: one server takes
+    them all, and the same alert again is a duplicate), padded with spaces to `size` bytes."""
+    first = json.loads(AM)["alerts"][0]["fingerprint"].encode()
+    body = AM.replace(first, f"{size:016x}".encode(), 1)
+    assert len(body) == len(AM) <= size
+    return body + b" " * (size - len(body))
 
 
 def big_annotation(size: int) -> bytes:
