@@ -118,12 +118,13 @@ def deliver(parent_pid: int | None) -> None:
 
 # Each stage's module owns its commands; they import no prometheus_client, so
 # `serve` can still point it at the multiprocess folder before it is first imported.
+from receiver.cli.db import db  # noqa: E402
 from receiver.cli.directory import COMMANDS as _DIRECTORY_COMMANDS  # noqa: E402
 from receiver.cli.escalation import COMMANDS as _ESCALATION_COMMANDS  # noqa: E402
 from receiver.cli.outbox import outbox  # noqa: E402
 from receiver.cli.render import render_command  # noqa: E402
 from receiver.cli.routing import COMMANDS as _ROUTING_COMMANDS  # noqa: E402
 
-for _command in (*_ROUTING_COMMANDS, *_DIRECTORY_COMMANDS, render_command, outbox,
+for _command in (*_ROUTING_COMMANDS, *_DIRECTORY_COMMANDS, render_command, outbox, db,
                  *_ESCALATION_COMMANDS):  # fmt: skip
     main.add_command(_command)

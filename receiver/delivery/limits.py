@@ -19,22 +19,27 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from receiver.storage.migrations import SQLITE, Schema, upgrade
 from receiver.storage.sqlite import side_transaction
 
 DINGTALK_DAY = ZoneInfo("Asia/Shanghai")
 WARN_FRACTION = 0.8
 
-SCHEMA = """
+TABLES = """
 CREATE TABLE IF NOT EXISTS send_log (at REAL NOT NULL, recipients INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS send_log_at ON send_log (at);
 CREATE TABLE IF NOT EXISTS send_total (
     id INTEGER PRIMARY KEY CHECK (id = 1), recipients INTEGER NOT NULL
 );
-INSERT INTO send_total VALUES (1, (SELECT COALESCE(SUM(recipients), 0) FROM send_log))
-    ON CONFLICT (id) DO UPDATE SET recipients=excluded.recipients;
 CREATE TABLE IF NOT EXISTS user_day (
     day TEXT NOT NULL, userid TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, userid)
 )
+"""
+LIMITS_SCHEMA = Schema("limits", tables=(TABLES,))
+# At every start, not a migration: the minute's total summed afresh (see reserve).
+RESUM = """
+INSERT INTO send_total VALUES (1, (SELECT COALESCE(SUM(recipients), 0) FROM send_log))
+    ON CONFLICT (id) DO UPDATE SET recipients=excluded.recipients
 """
 
 
@@ -64,8 +69,8 @@ class Limits:
         self.per_minute = per_minute
         self.daily = daily
         with self._tx() as db:
-            for stmt in SCHEMA.split(";"):
-                db.execute(stmt)
+            upgrade(db, SQLITE, LIMITS_SCHEMA)
+            db.execute(RESUM)
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         return side_transaction(self.path, "limits")

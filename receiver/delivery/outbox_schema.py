@@ -1,6 +1,7 @@
 """What the outbox keeps: its tables, the columns added since, and its rows as read.
 
-`OutboxBase` opens the SQLite file and brings its schema up to date; the queries are
+`OutboxBase` opens the SQLite file and brings its schema up to date (OUTBOX_SCHEMA,
+through receiver.storage.migrations); the queries are
 in receiver.delivery.outbox (the item queue), outbox_pending (webhooks not yet
 planned) and outbox_admin (what operators look at and do).
 """
@@ -19,6 +20,7 @@ from typing import Any
 from receiver.delivery.escalation_schema import ESCALATION_SCHEMA
 from receiver.delivery.pipeline import Entry
 from receiver.errors import OutboxUnavailable
+from receiver.storage.migrations import SQLITE, Migration, Schema, upgrade
 from receiver.storage.sqlite import ThreadConnections
 
 OUTBOX_FILE = "outbox.sqlite3"
@@ -250,6 +252,21 @@ def migrate_states(db: sqlite3.Connection) -> None:
         db.execute("UPDATE sqlite_sequence SET seq=? WHERE name='outbox'", (seq["seq"],))
 
 
+# receiver.storage.migrations: a new table goes into a schema string, a new column into
+# COLUMNS; anything else is a numbered Migration here.
+OUTBOX_SCHEMA = Schema(
+    "outbox",
+    tables=(OUTBOX_SQL, SCHEMA, PAUSE_SCHEMA, ESCALATION_SCHEMA, SEEN_SCHEMA),
+    columns={"outbox": COLUMNS},
+    migrations=(
+        # A file from before `superseded`: its state CHECK is widened (SQLite rebuilds the
+        # table). A PostgreSQL database never had the older CHECK.
+        Migration(1, "outbox state superseded", run=migrate_states, engines=("sqlite",)),
+    ),
+    indexes=INDEXES,
+)
+
+
 class OutboxBase:
     """The outbox file and its transactions; the queries are in the classes built on it."""
 
@@ -267,17 +284,7 @@ class OutboxBase:
         try:
             os.makedirs(data_dir, exist_ok=True)
             with self._tx() as db:  # DDL is transactional: several workers may start at once
-                db.execute(OUTBOX_SQL)
-                for stmt in [*SCHEMA.split(";"), PAUSE_SCHEMA, *ESCALATION_SCHEMA.split(";"),
-                             *SEEN_SCHEMA.split(";")]:  # fmt: skip
-                    db.execute(stmt)
-                have = {r["name"] for r in db.execute("PRAGMA table_info(outbox)")}
-                for name, decl in COLUMNS.items():
-                    if name not in have:
-                        db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
-                migrate_states(db)
-                for stmt in INDEXES.split(";"):
-                    db.execute(stmt)
+                upgrade(db, SQLITE, OUTBOX_SCHEMA)
         except (OSError, OutboxUnavailable, sqlite3.Error) as e:
             raise OutboxUnavailable(f"cannot open outbox {self.path}: {e}") from None
 

@@ -15,7 +15,14 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
+from receiver.storage.migrations import SQLITE, Schema, upgrade
 from receiver.storage.sqlite import side_transaction
+
+TOKENS_SCHEMA = Schema(
+    "tokens",
+    tables=("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+            " expires_at REAL)",),
+)  # fmt: skip
 
 
 class SqliteKv:
@@ -26,10 +33,7 @@ class SqliteKv:
         for p in (self.path, self.lock_path):
             os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
         with self._tx() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
-                " expires_at REAL)"
-            )
+            upgrade(db, SQLITE, TOKENS_SCHEMA)
 
     def __repr__(self) -> str:  # never the values
         return f"<SqliteKv {self.path}>"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from receiver.errors import ReceiverError
+from receiver.storage.migrations import SQLITE, Schema, upgrade
 
 FILENAME = "directory.sqlite3"
 FIELDS = ("mobile", "email", "name")
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS lookup (field TEXT NOT NULL, key TEXT NOT NULL, userid TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS lookup_key ON lookup (field, key);
 """
+DIRECTORY_SCHEMA = Schema("directory", tables=(SCHEMA,))
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,9 @@ class DirectoryStore:
                 db.row_factory = sqlite3.Row
                 if write:
                     db.execute("PRAGMA journal_mode=WAL")
-                    db.executescript(SCHEMA)
+                    with db:  # under the write lock: two syncs may start at once
+                        db.execute("BEGIN IMMEDIATE")
+                        upgrade(db, SQLITE, DIRECTORY_SCHEMA)
                 yield db
         except (sqlite3.Error, OSError) as e:
             raise ReceiverError(f"directory store {self.path}: {e}") from None

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from receiver.errors import OutboxUnavailable
+from receiver.storage.migrations import SQLITE, Schema, Status, status, upgrade
 
 
 def connect(
@@ -157,3 +158,29 @@ class ThreadConnections:
         self._local.db = None
         if db is not None and self._local.pid == os.getpid():
             db.close()
+
+
+def upgrade_file(path: str, schema: Schema) -> list[str]:
+    """Bring one SQLite file up to date under its write lock; what was done, in words."""
+    try:
+        with transaction(connect(path), what=schema.store) as db:
+            return upgrade(db, SQLITE, schema)
+    except sqlite3.Error as e:  # connect() itself: a missing folder, a file that isn't one
+        raise OutboxUnavailable(f"{schema.store}: {e}") from None
+
+
+def file_status(path: str, schema: Schema) -> Status:
+    """What `upgrade_file` would do to `path`; reads only, and creates nothing."""
+    if not os.path.exists(path):
+        return status(None, SQLITE, schema, has_table=False)
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            has = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+            ).fetchone()
+            return status(db, SQLITE, schema, has_table=has is not None)
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise OutboxUnavailable(f"{schema.store}: {e}") from None
