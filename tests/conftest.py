@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from flask import Flask
 from receiver.settings import Settings
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
 from tests.fakes.robot import FakeRobot
+from tests.pg import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -93,3 +95,37 @@ def require_binary(path: str) -> str:
     if os.environ.get("RECEIVER_REQUIRE_E2E") == "1":
         pytest.fail(f"{path} is required (RECEIVER_REQUIRE_E2E=1) but not installed")
     pytest.skip(f"{path} not installed")
+
+
+def _require_postgres() -> None:
+    """Skip without a PostgreSQL server installed; with RECEIVER_REQUIRE_E2E=1, fail."""
+    from tests.pg import BIN_GLOB, find_bin
+
+    if find_bin() is None:
+        if os.environ.get("RECEIVER_REQUIRE_E2E") == "1":
+            pytest.fail(f"PostgreSQL ({BIN_GLOB}/initdb) is required (RECEIVER_REQUIRE_E2E=1)")
+        pytest.skip("PostgreSQL is not installed (Debian package postgresql)")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL for the session, stopped and removed at the end."""
+    from tests.pg import remove, start_server
+
+    _require_postgres()
+    server = start_server()
+    yield server
+    remove(server)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new, empty database on the session's server for this test: its URL."""
+    import psycopg
+
+    name = f"t{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    yield postgres_server.url_for(name)
+    with psycopg.connect(postgres_server.url, autocommit=True) as db:
+        db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
