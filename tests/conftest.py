@@ -2,14 +2,28 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from flask import Flask
 
+from receiver.delivery.outbox import Outbox
 from receiver.settings import Settings
+from receiver.storage.migrations import Schema, Status
+from receiver.storage.postgres import (
+    close_database,
+    database,
+    database_status,
+    upgrade_database,
+)
+from receiver.storage.sqlite import file_status, upgrade_file
 from tests.fakes.dingtalk import APP_KEY, APP_SECRET, FakeDingTalk
 from tests.fakes.robot import FakeRobot
 from tests.pg import PostgresServer
@@ -127,5 +141,44 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     with psycopg.connect(postgres_server.url, autocommit=True) as db:
         db.execute(f"CREATE DATABASE {name}")
     yield postgres_server.url_for(name)
+    close_database(postgres_server.url_for(name))
     with psycopg.connect(postgres_server.url, autocommit=True) as db:
         db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where a test's stores live: SQLite files in `data_dir`, or a PostgreSQL database."""
+
+    name: str  # sqlite | postgresql
+    data_dir: str
+    database_url: str | None = None
+
+    def outbox(self, **kw: Any) -> Outbox:
+        return Outbox(self.data_dir, database_url=self.database_url, **kw)
+
+    # -- a store of the test's own, for the migration tests: a file, or the database ----
+    def upgrade(self, schema: Schema) -> list[str]:
+        if self.database_url:
+            return upgrade_database(database(self.database_url), schema)
+        os.makedirs(self.data_dir, exist_ok=True)
+        return upgrade_file(os.path.join(self.data_dir, f"{schema.store}.sqlite3"), schema)
+
+    def status(self, schema: Schema) -> Status:
+        if self.database_url:
+            return database_status(database(self.database_url), schema)
+        return file_status(os.path.join(self.data_dir, f"{schema.store}.sqlite3"), schema)
+
+    def rows(self, sql: str, store: str = "test") -> list[tuple[Any, ...]]:
+        if self.database_url:
+            with psycopg.connect(self.database_url) as pg:
+                return [tuple(r) for r in pg.execute(sql).fetchall()]
+        with closing(sqlite3.connect(os.path.join(self.data_dir, f"{store}.sqlite3"))) as db:
+            return [tuple(r) for r in db.execute(sql).fetchall()]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    """The storage tests run once on each engine, on a real database each time."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    return Engine(request.param, str(tmp_path / "data"), url)

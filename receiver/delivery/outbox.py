@@ -72,13 +72,17 @@ class Outbox(
             if not db.execute(f"SELECT 1 FROM outbox WHERE {DUE} LIMIT 1", {"now": now}).fetchone():
                 return []
         with self._tx() as db:
+            self._serialize(db, "claim")  # replicas claim in turn: order per recipient holds
             chosen = self._pick(db, now, limit, avoid)
             if not chosen:
                 return []
             marks = ",".join("?" * len(chosen))
+            # A row another transaction is changing (a requeue, say) is left for the next poll.
+            skip = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
             rows = db.execute(
                 "UPDATE outbox SET state='sending', owner=?, lease_until=?, updated_at=?,"
-                f" hold_reason=NULL WHERE id IN ({marks}) RETURNING *",
+                f" hold_reason=NULL WHERE id IN (SELECT id FROM outbox WHERE id IN ({marks}){skip})"
+                " RETURNING *",
                 (owner, now + lease_s, now, *chosen),
             ).fetchall()
         return sorted((Item.from_row(r) for r in rows), key=lambda i: i.id)

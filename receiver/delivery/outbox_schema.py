@@ -15,12 +15,13 @@ import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from receiver.delivery.escalation_schema import ESCALATION_SCHEMA
 from receiver.delivery.pipeline import Entry
 from receiver.errors import OutboxUnavailable
 from receiver.storage.migrations import SQLITE, Migration, Schema, upgrade
+from receiver.storage.postgres import database, lock_key, upgrade_database
 from receiver.storage.sqlite import ThreadConnections
 
 OUTBOX_FILE = "outbox.sqlite3"
@@ -271,15 +272,31 @@ class OutboxBase:
     """The outbox file and its transactions; the queries are in the classes built on it."""
 
     def __init__(
-        self, data_dir: str, *, busy_timeout_ms: int = 5000, synchronous: str = "FULL"
+        self,
+        data_dir: str,
+        *,
+        busy_timeout_ms: int = 5000,
+        synchronous: str = "FULL",
+        database_url: str | None = None,
     ) -> None:
         """`synchronous`: FULL (the default) fsyncs every commit, as the accept path must.
 
         The delivery process uses NORMAL: a state change it loses to a power cut is
         redone (a lease runs out, the item is sent again: at-least-once, as documented),
         and each commit no longer holds the write lock through an fsync.
+
+        `database_url` (RECEIVER_DATABASE_URL): the outbox lives in that PostgreSQL
+        database instead, shared by every replica (receiver.storage.postgres).
         """
         self.path = os.path.join(data_dir, OUTBOX_FILE)
+        self.postgres = bool(database_url)
+        if database_url:
+            self._db: Any = database(database_url)
+            try:
+                upgrade_database(self._db, OUTBOX_SCHEMA)
+            except OutboxUnavailable as e:
+                raise OutboxUnavailable(f"cannot open the outbox: {e}") from None
+            return
         self._db = ThreadConnections(self.path, busy_timeout_ms, synchronous)
         try:
             os.makedirs(data_dir, exist_ok=True)
@@ -289,11 +306,21 @@ class OutboxBase:
             raise OutboxUnavailable(f"cannot open outbox {self.path}: {e}") from None
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        return self._db.transaction()
+        """A write transaction. On PostgreSQL the connection is a PgConnection, which
+        answers the part of sqlite3.Connection the queries use."""
+        return cast(AbstractContextManager[sqlite3.Connection], self._db.transaction())
 
     def _read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A read: it does not hold up the web workers' commits (WAL)."""
-        return self._db.transaction(write=False)
+        return cast(AbstractContextManager[sqlite3.Connection], self._db.transaction(write=False))
+
+    def _serialize(self, db: sqlite3.Connection, name: str) -> None:
+        """Make transactions named `name` take turns across replicas (PostgreSQL).
+
+        SQLite needs nothing: BEGIN IMMEDIATE already lets one writer in at a time.
+        """
+        if self.postgres:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
 
     def _log(self, db: sqlite3.Connection, item_id: int, outcome: str, errcode: int | None = None,
              error: str | None = None) -> None:  # fmt: skip

@@ -77,6 +77,7 @@ class Dialect(Protocol):
     param: str  # "?" or "%s"
 
     def columns(self, db: Any, table: str) -> set[str]: ...
+    def ddl(self, sql: str) -> str: ...  # SQLite's DDL in this engine's words
 
 
 MIGRATIONS_TABLE = """
@@ -133,23 +134,23 @@ def upgrade(db: Any, dialect: Dialect, schema: Schema, *, now: float | None = No
     """
     now = time.time() if now is None else now
     p = dialect.param
-    db.execute(MIGRATIONS_TABLE)
+    db.execute(dialect.ddl(MIGRATIONS_TABLE))
     done = applied(db, dialect, schema.store)
     did: list[str] = []
     for script in schema.tables:
-        for stmt in statements(script):
+        for stmt in statements(dialect.ddl(script)):
             db.execute(stmt)
     for table, columns in schema.columns.items():
         have = dialect.columns(db, table)
         for name, decl in columns.items():
             if name not in have:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                db.execute(dialect.ddl(f"ALTER TABLE {table} ADD COLUMN {name} {decl}"))
                 did.append(f"column {table}.{name}")
     for m in sorted(schema.migrations, key=lambda m: m.version):
         if m.version in done:
             continue
         if dialect.name in m.engines:
-            for stmt in statements(m.sql):
+            for stmt in statements(dialect.ddl(m.sql)):
                 db.execute(stmt)
             if m.run is not None:
                 m.run(db)
@@ -159,7 +160,7 @@ def upgrade(db: Any, dialect: Dialect, schema: Schema, *, now: float | None = No
             (schema.store, m.version, m.name, now),
         )
         did.append(f"{m.version} {m.name}")
-    for stmt in statements(schema.indexes):
+    for stmt in statements(dialect.ddl(schema.indexes)):
         db.execute(stmt)
     name = f"tables, columns and indexes {schema.digest()}"
     if done.get(0, ("", 0.0))[0] != name:
@@ -179,6 +180,9 @@ class SqliteDialect:
 
     def columns(self, db: Any, table: str) -> set[str]:
         return {str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")}
+
+    def ddl(self, sql: str) -> str:
+        return sql
 
 
 SQLITE = SqliteDialect()

@@ -1,4 +1,5 @@
-"""The outbox state machine on a real SQLite file, and the worker over the fake DingTalk."""
+"""The outbox state machine on each engine (a SQLite file, a real PostgreSQL), and the worker
+over the fake DingTalk."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from receiver.delivery.worker import Worker, backoff
 from receiver.dingtalk.client import Client
 from receiver.errors import OutboxUnavailable
 from receiver.settings import Settings
+from tests.conftest import Engine
 from tests.fakes.dingtalk import FakeDingTalk
 
 MSG = {"msgtype": "text", "text": {"content": "磁盘满了"}}
@@ -26,8 +28,8 @@ def entry(*userids: str) -> Entry:
     return Entry(receiver="ops", msg=MSG, userids=userids)
 
 
-def test_enqueue_commits_and_claim_leases(tmp_path: Path) -> None:
-    box = Outbox(str(tmp_path))
+def test_enqueue_commits_and_claim_leases(engine: Engine) -> None:
+    box = engine.outbox()
     ids = box.enqueue([entry("a"), entry("b")], source="alertmanager", group_key="g")
     assert box.counts()["queued"] == 2
     claimed = box.claim(limit=10, lease_s=60)
@@ -37,17 +39,17 @@ def test_enqueue_commits_and_claim_leases(tmp_path: Path) -> None:
     assert box.counts()["sending"] == 2
 
 
-def test_expired_lease_goes_back_to_the_queue(tmp_path: Path) -> None:
-    box = Outbox(str(tmp_path))
+def test_expired_lease_goes_back_to_the_queue(engine: Engine) -> None:
+    box = engine.outbox()
     (item_id,) = box.enqueue([entry("a")], source="alertmanager", group_key="g")
     box.claim(lease_s=60)
     # A second process, later than the lease: the first claimer is presumed dead.
-    (again,) = Outbox(str(tmp_path)).claim(now=10**10)
+    (again,) = engine.outbox().claim(now=10**10)
     assert again.id == item_id
 
 
-def test_retry_then_sent_records_attempts(tmp_path: Path) -> None:
-    box = Outbox(str(tmp_path))
+def test_retry_then_sent_records_attempts(engine: Engine) -> None:
+    box = engine.outbox()
     (item_id,) = box.enqueue([entry("a")], source="alertmanager", group_key="g")
     box.claim()
     box.mark_retry(item_id, delay_s=0, error="HTTP 500", errcode=None)
@@ -204,9 +206,9 @@ def test_backoff_is_capped_and_jittered(attempts: int) -> None:
 
 
 def test_a_retrying_item_holds_back_later_items_of_its_group_for_the_same_user(
-    tmp_path: Path,
+    engine: Engine,
 ) -> None:
-    box = Outbox(str(tmp_path))
+    box = engine.outbox()
     first, second, other, other_group = (
         box.enqueue([entry(*u)], source="alertmanager", group_key=g)[0]
         for u, g in ((("a", "b"), "g"), (("a", "c"), "g"), (("d",), "g"), (("a",), "h"))
@@ -225,8 +227,8 @@ def test_a_retrying_item_holds_back_later_items_of_its_group_for_the_same_user(
     assert [i.id for i in box.claim()] == [second]
 
 
-def test_a_live_lease_blocks_and_a_held_item_does_not(tmp_path: Path) -> None:
-    box = Outbox(str(tmp_path))
+def test_a_live_lease_blocks_and_a_held_item_does_not(engine: Engine) -> None:
+    box = engine.outbox()
     ids = [box.enqueue([entry("a", u)], source="am", group_key="g")[0] for u in "bcd"]
     assert [i.id for i in box.claim(limit=1, owner="p1")] == [ids[0]]
     assert box.claim(owner="p2") == []  # ids[0] is being sent by p1: the rest wait
@@ -234,8 +236,8 @@ def test_a_live_lease_blocks_and_a_held_item_does_not(tmp_path: Path) -> None:
     assert [i.id for i in box.claim(owner="p2")] == [ids[1]]  # a held item does not block
 
 
-def test_hold_moves_only_the_given_users_to_a_held_item(tmp_path: Path) -> None:
-    box = Outbox(str(tmp_path))
+def test_hold_moves_only_the_given_users_to_a_held_item(engine: Engine) -> None:
+    box = engine.outbox()
     (item_id,) = box.enqueue([entry("a", "b", "c")], source="am", group_key="g")
     box.claim()
     held_id = box.hold(item_id, until=10**10, reason="daily limit", userids=["b"])
@@ -247,8 +249,8 @@ def test_hold_moves_only_the_given_users_to_a_held_item(tmp_path: Path) -> None:
     assert [h["outcome"] for h in box.history(held_id)] == ["held"]
 
 
-def test_owner_checks_and_release_of_a_dead_owner(tmp_path: Path) -> None:
-    box = Outbox(str(tmp_path))
+def test_owner_checks_and_release_of_a_dead_owner(engine: Engine) -> None:
+    box = engine.outbox()
     (item_id,) = box.enqueue([entry("a")], source="am", group_key="g")
     box.claim(owner="host:1:1")
     assert not box.renew(item_id, "host:2:2", 60)
@@ -259,8 +261,8 @@ def test_owner_checks_and_release_of_a_dead_owner(tmp_path: Path) -> None:
     assert box.counts()["queued"] == 1
 
 
-def test_requeue_dead_and_purge_sent(tmp_path: Path) -> None:
-    box = Outbox(str(tmp_path))
+def test_requeue_dead_and_purge_sent(engine: Engine) -> None:
+    box = engine.outbox()
     a, b = (box.enqueue([entry(u)], source="am", group_key="g")[0] for u in "ab")
     box.claim()
     box.mark_dead(a, error="DingTalk errcode 40035: bad", errcode=40035)
@@ -292,9 +294,9 @@ def test_an_outbox_from_the_first_schema_is_migrated(tmp_path: Path) -> None:
     assert item.userids == ("a",) and item.due_since == 1 and item.hold_reason is None
 
 
-def test_requeue_of_item_0_is_not_requeue_of_every_dead_item(tmp_path: Path) -> None:
+def test_requeue_of_item_0_is_not_requeue_of_every_dead_item(engine: Engine) -> None:
     """`outbox retry 0` names an item that does not exist; it must not resend all dead items."""
-    box = Outbox(str(tmp_path))
+    box = engine.outbox()
     (a,) = box.enqueue([entry("a")], source="am", group_key="g")
     box.claim()
     box.mark_dead(a, error="DingTalk errcode 40035: bad", errcode=40035)
@@ -302,9 +304,9 @@ def test_requeue_of_item_0_is_not_requeue_of_every_dead_item(tmp_path: Path) -> 
     assert box.counts()["dead"] == 1
 
 
-def test_items_lists_what_waits_before_a_week_of_sent_items(tmp_path: Path) -> None:
+def test_items_lists_what_waits_before_a_week_of_sent_items(engine: Engine) -> None:
     """`outbox list` shows `limit` items: a long sent history must not hide the dead one."""
-    box = Outbox(str(tmp_path))
+    box = engine.outbox()
     sent = box.enqueue([entry(u) for u in "abc"], source="am", group_key="g")
     (dead,) = box.enqueue([entry("d")], source="am", group_key="g")
     box.claim()

@@ -14,7 +14,8 @@ from receiver.cli import main
 from receiver.delivery.outbox import Outbox
 from receiver.delivery.outbox_schema import COLUMNS
 from receiver.storage.migrations import Migration, Schema
-from receiver.storage.sqlite import file_status, upgrade_file
+from receiver.storage.sqlite import file_status
+from tests.conftest import Engine
 
 TABLES = "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, a TEXT)"
 
@@ -30,46 +31,47 @@ M1 = Migration(
 M2 = Migration(2, "b filled", "UPDATE t SET b = upper(a)")
 
 
-def test_numbered_migrations_run_once_in_order(tmp_path: Path) -> None:
-    path = str(tmp_path / "s.sqlite3")
-    assert upgrade_file(path, schema(M2, M1)) == [
+def test_numbered_migrations_run_once_in_order(engine: Engine) -> None:
+    assert engine.upgrade(schema(M2, M1)) == [
         "tables, columns and indexes " + schema(M2, M1).digest(), "1 t gets b", "2 b filled",
     ]  # fmt: skip
-    assert upgrade_file(path, schema(M1, M2)) == []
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT id, a, b FROM t").fetchall() == [(1, "x", "X")]
-    st = file_status(path, schema(M1, M2))
+    assert engine.upgrade(schema(M1, M2)) == []
+    assert engine.rows("SELECT id, a, b FROM t") == [(1, "x", "X")]
+    st = engine.status(schema(M1, M2))
     assert (st.current, st.pending, sorted(st.applied)) == (2, [], [0, 1, 2])
 
 
-def test_status_says_what_an_upgrade_would_do_and_changes_nothing(tmp_path: Path) -> None:
-    path = str(tmp_path / "s.sqlite3")
-    upgrade_file(path, schema(M1))
+def test_status_says_what_an_upgrade_would_do_and_changes_nothing(engine: Engine) -> None:
+    assert engine.status(schema(M1)).pending  # nothing there yet, and status creates nothing
+    engine.upgrade(schema(M1))
     newer = schema(M1, M2, columns={"c": "INTEGER"})  # a release later: a column, a step
-    st = file_status(path, newer)
+    st = engine.status(newer)
     assert st.pending == [f"tables, columns and indexes {newer.digest()}", "2 b filled"]
-    assert file_status(path, newer).pending == st.pending  # status wrote nothing
-    assert upgrade_file(path, newer) == [
+    assert engine.status(newer).pending == st.pending  # status wrote nothing
+    assert engine.upgrade(newer) == [
         f"tables, columns and indexes {newer.digest()}",
         "column t.c",
         "2 b filled",
     ]
-    assert file_status(path, newer).pending == []
-    assert not os.path.exists(tmp_path / "never.sqlite3")
-    assert file_status(str(tmp_path / "never.sqlite3"), newer).pending  # and creates nothing
+    assert engine.status(newer).pending == []
+
+
+def test_status_of_a_file_creates_none(tmp_path: Path) -> None:
+    assert file_status(str(tmp_path / "never.sqlite3"), schema(M1)).pending
     assert not os.path.exists(tmp_path / "never.sqlite3")
 
 
-def test_processes_starting_together_run_each_step_once(tmp_path: Path) -> None:
-    """Eight starters at once: the write lock lets one upgrade; the rest find it done."""
-    path = str(tmp_path / "s.sqlite3")
+def test_processes_starting_together_run_each_step_once(engine: Engine) -> None:
+    """Eight starters at once: the lock lets one upgrade; the rest find it done.
+
+    (SQLite: the write lock, BEGIN IMMEDIATE; PostgreSQL: an advisory lock.)"""
     start = threading.Barrier(8)
     results: list[list[str] | BaseException] = []
 
     def starter() -> None:
         start.wait()
         try:
-            results.append(upgrade_file(path, schema(M1, M2)))
+            results.append(engine.upgrade(schema(M1, M2)))
         except BaseException as e:  # reported by the assert below
             results.append(e)
 
@@ -80,8 +82,7 @@ def test_processes_starting_together_run_each_step_once(tmp_path: Path) -> None:
         t.join()
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert sum(1 for r in results if r) == 1  # one did the work; seven found nothing to do
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    assert engine.rows("SELECT count(*) FROM t") == [(1,)]
 
 
 OLD_OUTBOX = """

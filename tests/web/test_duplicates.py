@@ -11,7 +11,7 @@ from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.dedup import dedup_key
 from receiver.settings import Settings
 from receiver.web.app import create_app
-from tests.conftest import FIXTURES, plan_pending
+from tests.conftest import FIXTURES, Engine, plan_pending
 
 FIRING = (FIXTURES / "alertmanager/firing-1.json").read_bytes()
 RESOLVED = (FIXTURES / "alertmanager/resolved.json").read_bytes()
@@ -61,9 +61,9 @@ def test_window_zero_stores_every_post(settings: Settings) -> None:
     assert len(Outbox(settings.data_dir).pending()) == 2
 
 
-def test_the_window_counts_from_the_first_post(settings: Settings) -> None:
+def test_the_window_counts_from_the_first_post(engine: Engine) -> None:
     """Alertmanager's own repeat (repeat_interval later) is stored again: it pages."""
-    outbox = Outbox(settings.data_dir)
+    outbox = engine.outbox()
     key = dedup_key(parse_alertmanager(FIRING))
 
     def accept(now: float) -> tuple[int, bool]:
