@@ -120,6 +120,7 @@ class Settings:
     followup_delay: float = 60.0
     retention: float = 7 * 86400.0
     robot_per_minute: int = 18  # posts a minute per group robot; DingTalk blocks over 20
+    database_url: str | None = field(default=None, repr=False)  # postgresql://…; None: SQLite
     dedup_window: float = 300.0  # seconds a repeated notification is accepted, not stored; 0: off
 
     # what from_env found set but never read: a misspelt DINGTALK_*/RECEIVER_* variable
@@ -165,6 +166,10 @@ class Settings:
                           ("RECEIVER_EXTERNAL_URL", self.external_url),
                           ("ALERTMANAGER_URL", self.alertmanager_url)):  # fmt: skip
             check_url(name, url)
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("RECEIVER_DATABASE_URL must be a postgresql:// URL")  # not echoed
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -235,6 +240,7 @@ class Settings:
             "retention": _duration(env, "RECEIVER_RETENTION", 7 * 86400.0),
             "robot_per_minute": _int(env, "RECEIVER_ROBOT_PER_MINUTE", 18, minimum=1),
             "dedup_window": _duration(env, "RECEIVER_DEDUP_WINDOW", 300.0),
+            "database_url": s("RECEIVER_DATABASE_URL"),
         }
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and v is not None})

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from flask import Flask
 
+from receiver.delivery.limits import Limits
 from receiver.delivery.outbox import Outbox
 from receiver.settings import Settings
 from receiver.storage.migrations import Schema, Status
@@ -156,6 +157,11 @@ class Engine:
 
     def outbox(self, **kw: Any) -> Outbox:
         return Outbox(self.data_dir, database_url=self.database_url, **kw)
+
+    def limits(self, **kw: Any) -> Limits:
+        os.makedirs(self.data_dir, exist_ok=True)
+        path = os.path.join(self.data_dir, "limits.sqlite3")
+        return Limits(path, database_url=self.database_url, **kw)
 
     # -- a store of the test's own, for the migration tests: a file, or the database ----
     def upgrade(self, schema: Schema) -> list[str]:

@@ -9,7 +9,8 @@ from datetime import datetime
 
 import click
 
-from receiver.directory.store import DirectoryStore, User
+from receiver.directory.pg import open_store
+from receiver.directory.store import User
 from receiver.directory.sync import Progress, spacing, sync
 from receiver.errors import ReceiverError
 from receiver.settings import Settings
@@ -55,7 +56,7 @@ def sync_users(progress: bool | None) -> None:
         )
     from receiver.dingtalk.client import Client
 
-    store = DirectoryStore(settings.data_dir)
+    store = open_store(settings.data_dir, settings.database_url)
     show = sys.stderr.isatty() if progress is None else progress
     line = ProgressLine() if show else None
     try:
@@ -100,7 +101,8 @@ def users_find(text: str, as_json: bool, limit: int) -> None:
 
     Exit 1 when no one matches.
     """
-    store = DirectoryStore(Settings.from_env().data_dir)
+    settings = Settings.from_env()
+    store = open_store(settings.data_dir, settings.database_url)
     try:
         synced = store.synced_at()
         if synced is None:

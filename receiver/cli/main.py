@@ -52,14 +52,14 @@ def serve(listen: str | None, workers: int | None) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
     from receiver.cli.configcheck import check_templates
-    from receiver.directory.store import DirectoryStore
+    from receiver.directory.pg import open_store
     from receiver.errors import ConfigError
     from receiver.routing import load_routing
     from receiver.web.server import serve as run
 
     setup_logging()
     try:
-        table = load_routing(settings.routing, DirectoryStore(settings.data_dir))
+        table = load_routing(settings.routing, open_store(settings.data_dir, settings.database_url))
     except ConfigError as e:
         raise click.ClickException(f"invalid configuration:\n{e}") from None
     checked = check_templates(table, settings.templates)  # what check-config checks

@@ -21,18 +21,22 @@ from receiver.settings import Settings, parse_duration
 def _outbox() -> Iterator[Outbox]:
     """The outbox serve writes, named on stderr; never a new empty one in ./data."""
     try:
-        data_dir = Settings.from_env().data_dir
+        settings = Settings.from_env()
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    path = os.path.join(os.path.abspath(data_dir), OUTBOX_FILE)
-    if not os.path.isfile(path):
-        raise click.ClickException(
-            f"no outbox at {path} (RECEIVER_DATA_DIR={data_dir}): set RECEIVER_DATA_DIR"
-            " to the data dir serve uses, or run from the directory it runs in"
-        )
-    click.echo(f"outbox: {path}", err=True)
+    data_dir = settings.data_dir
+    if settings.database_url:  # every replica's outbox, in PostgreSQL
+        click.echo("outbox: PostgreSQL (RECEIVER_DATABASE_URL)", err=True)
+    else:
+        path = os.path.join(os.path.abspath(data_dir), OUTBOX_FILE)
+        if not os.path.isfile(path):
+            raise click.ClickException(
+                f"no outbox at {path} (RECEIVER_DATA_DIR={data_dir}): set RECEIVER_DATA_DIR"
+                " to the data dir serve uses, or run from the directory it runs in"
+            )
+        click.echo(f"outbox: {path}", err=True)
     try:
-        yield Outbox(data_dir)
+        yield Outbox(data_dir, database_url=settings.database_url)
     except OutboxUnavailable as e:
         raise click.ClickException(str(e)) from None
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from receiver.storage.migrations import SQLITE, Schema, upgrade
+from receiver.storage.postgres import PgConnection, database, upgrade_database
 from receiver.storage.sqlite import side_transaction
 
 DINGTALK_DAY = ZoneInfo("Asia/Shanghai")
@@ -62,18 +64,38 @@ class Limits:
         rate: float = 10.0,
         per_minute: int = 5000,
         daily: int = 500,
+        database_url: str | None = None,
     ) -> None:
+        """`path`: the SQLite file; `database_url`: PostgreSQL instead, where the counts
+        are shared by every replica (DingTalk's limits are per app, not per host)."""
         self.path = path
+        self._pg = database(database_url) if database_url else None
         self.window = max(1.0, 1.0 / rate)
         self.calls_per_window = max(1, round(rate * self.window))
         self.per_minute = per_minute
         self.daily = daily
+        if self._pg is not None:
+            upgrade_database(self._pg, LIMITS_SCHEMA)
+            with self._tx() as db:
+                db.execute(RESUM)
+            return
         with self._tx() as db:
             upgrade(db, SQLITE, LIMITS_SCHEMA)
             db.execute(RESUM)
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        if self._pg is not None:  # PgConnection answers the sqlite3 subset used here
+            return cast(AbstractContextManager[sqlite3.Connection], self._counting())
         return side_transaction(self.path, "limits")
+
+    @contextmanager
+    def _counting(self) -> Iterator[PgConnection]:
+        """A transaction in which this replica alone counts: each read-then-write of the
+        counters is atomic across replicas, as BEGIN IMMEDIATE makes it on SQLite."""
+        assert self._pg is not None
+        with self._pg.transaction(what="limits") as db:
+            db.lock("limits")
+            yield db
 
     def reserve(self, recipients: int, now: float | None = None) -> float:
         """Take room for one call to `recipients`; or return how long to wait first."""
@@ -138,7 +160,7 @@ class Limits:
             for u in userids:
                 row = db.execute(
                     "INSERT INTO user_day (day, userid, n) VALUES (?,?,1)"
-                    " ON CONFLICT (day, userid) DO UPDATE SET n=n+1 RETURNING n",
+                    " ON CONFLICT (day, userid) DO UPDATE SET n=user_day.n+1 RETURNING n",
                     (day, u),
                 ).fetchone()
                 if row["n"] == warn_at:

@@ -9,6 +9,7 @@ planned) and outbox_admin (what operators look at and do).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -25,6 +26,7 @@ from receiver.storage.postgres import database, lock_key, upgrade_database
 from receiver.storage.sqlite import ThreadConnections
 
 OUTBOX_FILE = "outbox.sqlite3"
+log = logging.getLogger(__name__)
 
 OUTBOX_TABLE = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -290,12 +292,13 @@ class OutboxBase:
         """
         self.path = os.path.join(data_dir, OUTBOX_FILE)
         self.postgres = bool(database_url)
+        self._upgraded = not database_url
         if database_url:
             self._db: Any = database(database_url)
             try:
-                upgrade_database(self._db, OUTBOX_SCHEMA)
-            except OutboxUnavailable as e:
-                raise OutboxUnavailable(f"cannot open the outbox: {e}") from None
+                self._upgrade()
+            except OutboxUnavailable as e:  # a worker boots while the database is down:
+                log.warning("outbox_unavailable at=start error=%s", e)  # 503 until it is up
             return
         self._db = ThreadConnections(self.path, busy_timeout_ms, synchronous)
         try:
@@ -305,13 +308,21 @@ class OutboxBase:
         except (OSError, OutboxUnavailable, sqlite3.Error) as e:
             raise OutboxUnavailable(f"cannot open outbox {self.path}: {e}") from None
 
+    def _upgrade(self) -> None:
+        """PostgreSQL: bring the tables up to date, once per process, when first reachable."""
+        if not self._upgraded:
+            upgrade_database(self._db, OUTBOX_SCHEMA)
+            self._upgraded = True
+
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction. On PostgreSQL the connection is a PgConnection, which
         answers the part of sqlite3.Connection the queries use."""
+        self._upgrade()
         return cast(AbstractContextManager[sqlite3.Connection], self._db.transaction())
 
     def _read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A read: it does not hold up the web workers' commits (WAL)."""
+        self._upgrade()
         return cast(AbstractContextManager[sqlite3.Connection], self._db.transaction(write=False))
 
     def _serialize(self, db: sqlite3.Connection, name: str) -> None:

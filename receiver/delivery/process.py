@@ -70,7 +70,9 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
 
 def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Worker, Escalator]:
     """The send loop, and the escalations that run beside it on the same outbox and state."""
-    outbox = Outbox(settings.data_dir, synchronous="NORMAL")  # see Outbox: accept stays FULL
+    outbox = Outbox(  # see Outbox: accept stays FULL
+        settings.data_dir, synchronous="NORMAL", database_url=settings.database_url
+    )
     state = State(settings, fallback=True, outbox=outbox)
     planner = Planner(state)
     sender = make_sender(settings)
@@ -79,6 +81,7 @@ def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Wo
         rate=settings.send_rate,
         per_minute=settings.recipients_per_minute,
         daily=settings.user_daily_limit,
+        database_url=settings.database_url,
     )
     robots = RobotDelivery(
         outbox,

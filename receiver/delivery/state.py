@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from receiver import metrics
 from receiver.delivery.outbox import Outbox
-from receiver.directory.store import DirectoryStore
+from receiver.directory.pg import open_store
 from receiver.errors import ConfigError
 from receiver.messages.render import Renderer
 from receiver.routing import loader as config
@@ -46,8 +46,8 @@ class State:
         self.warn = warn
         # Always the store, synced or not: aliases resolve when an alert is planned,
         # so a sync that lands while serving takes effect without a reload.
-        self.directory: Directory = DirectoryStore(settings.data_dir)
-        self.outbox = outbox or Outbox(settings.data_dir)
+        self.directory: Directory = open_store(settings.data_dir, settings.database_url)
+        self.outbox = outbox or Outbox(settings.data_dir, database_url=settings.database_url)
         self._lock = threading.Lock()
         self._checked = time.monotonic()
         self._digest = config.fingerprint(settings.routing)

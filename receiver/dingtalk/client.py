@@ -38,7 +38,7 @@ from receiver.dingtalk.errcodes import (
     redact,
     unexpected_reply,
 )
-from receiver.dingtalk.tokenstore import SqliteKv
+from receiver.dingtalk.tokenstore import PgKv, SqliteKv
 from receiver.errors import DingTalkError, PermanentError, RetryableError, TokenError
 from receiver.settings import Settings
 
@@ -68,9 +68,11 @@ class SendResult:
     userids: tuple[str, ...]
 
 
-def shared_storage(data_dir: str) -> Any:
-    """dingtalk-sdk's KvStorage over the SQLite token cache in RECEIVER_DATA_DIR."""
-    return KvStorage(SqliteKv(data_dir), prefix="dingtalk-receiver")
+def shared_storage(data_dir: str, database_url: str | None = None) -> Any:
+    """dingtalk-sdk's KvStorage over the token cache: SQLite in RECEIVER_DATA_DIR, or
+    PostgreSQL with RECEIVER_DATABASE_URL (shared by every replica)."""
+    kv = PgKv(database_url) if database_url else SqliteKv(data_dir)
+    return KvStorage(kv, prefix="dingtalk-receiver")
 
 
 class Client(AppKeyClient):  # type: ignore[misc]
@@ -84,7 +86,9 @@ class Client(AppKeyClient):  # type: ignore[misc]
             corp_id=settings.app_key,
             app_key=settings.app_key,
             app_secret=settings.app_secret,
-            storage=storage if storage is not None else shared_storage(settings.data_dir),
+            storage=storage
+            if storage is not None
+            else shared_storage(settings.data_dir, settings.database_url),
             timeout=settings.http_timeout,
             auto_retry=False,
         )

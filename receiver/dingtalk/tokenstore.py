@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from receiver.storage.migrations import SQLITE, Schema, upgrade
+from receiver.storage.postgres import PgConnection, database, upgrade_database
 from receiver.storage.sqlite import side_transaction
 
 TOKENS_SCHEMA = Schema(
@@ -72,3 +73,48 @@ class SqliteKv:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+class PgKv:
+    """The token cache in PostgreSQL (RECEIVER_DATABASE_URL), shared by every replica.
+
+    `lock()` is an advisory lock held while a token is fetched: one fetch at a time
+    across replicas, not only across the processes of one host.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self._db = database(database_url)
+        upgrade_database(self._db, TOKENS_SCHEMA)
+
+    def __repr__(self) -> str:  # never the values, nor the URL
+        return "<PgKv>"
+
+    def _tx(self) -> AbstractContextManager[PgConnection]:
+        return self._db.transaction(what="token store")
+
+    def get(self, key: str) -> str | None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT value FROM kv WHERE key=? AND (expires_at IS NULL OR expires_at>?)",
+                (key, time.time()),
+            ).fetchone()
+        return str(row["value"]) if row else None
+
+    def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        expires = time.time() + ttl if ttl else None
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?,?,?) ON CONFLICT (key)"
+                " DO UPDATE SET value=excluded.value, expires_at=excluded.expires_at",
+                (key, value, expires),
+            )
+
+    def delete(self, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM kv WHERE key=?", (key,))
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while a token is fetched: one refresh at a time across replicas."""
+        with self._db.held("token refresh"):
+            yield

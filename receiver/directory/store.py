@@ -20,7 +20,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,12 +117,19 @@ def normalize_mobile(value: str) -> str:
 class DirectoryStore:
     """The local copy of the DingTalk directory. Safe to use from several processes."""
 
+    INSTR = "instr"  # where a text is found in another; PostgreSQL calls it strpos
+
     def __init__(self, data_dir: str, *, busy_timeout_ms: int = 5000) -> None:
         self.path = os.path.join(data_dir, FILENAME)
         self.busy_timeout_ms = busy_timeout_ms
 
     def __repr__(self) -> str:
         return f"<DirectoryStore {self.path}>"
+
+    def sync_lock(self) -> AbstractContextManager[bool]:
+        """Held through a sync: True when this process may sync now. SQLite's write
+        lock already makes two syncs take turns; PostgreSQL's store says no to a second."""
+        return nullcontext(True)
 
     # -- connections: the one place sqlite3 errors are translated ----------------------------
     @contextmanager
@@ -205,12 +212,12 @@ class DirectoryStore:
         if re.fullmatch(r"[\d\s+()-]+", text):  # a piece of a mobile, maybe with +86
             digits = re.sub(r"\D", "", re.sub(r"^\s*(\+|00)86", "", text))
         rows = self._rows(
-            """SELECT * FROM users WHERE lower(name) LIKE ?1 ESCAPE '\\'
-                 OR lower(email) LIKE ?1 ESCAPE '\\' OR userid = ?2
+            f"""SELECT * FROM users WHERE lower(name) LIKE ? ESCAPE '\\'
+                 OR lower(email) LIKE ? ESCAPE '\\' OR userid = ?
                  OR userid IN (SELECT userid FROM lookup WHERE field = 'mobile'
-                               AND ?3 != '' AND instr(key, ?3) > 0)
-               ORDER BY name, userid LIMIT ?4""",
-            (like, text, digits, limit),
+                               AND ? != '' AND {self.INSTR}(key, ?) > 0)
+               ORDER BY name, userid LIMIT ?""",
+            (like, like, text, digits, digits, limit),
         )
         return [_user(r) for r in rows]
 
@@ -236,36 +243,42 @@ class DirectoryStore:
             assert db is not None
             with db:  # one transaction; rolled back on any error
                 db.execute("BEGIN IMMEDIATE")
-                for table in ("lookup", "users", "departments"):
-                    db.execute(f"DELETE FROM {table}")
-                db.executemany(
-                    "INSERT INTO departments VALUES (?, ?, ?)",
-                    [(d.dept_id, d.name, d.parent_id) for d in departments],
-                )
-                for u in users:
-                    db.execute(
-                        "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            u.userid,
-                            u.name,
-                            u.mobile,
-                            u.email,
-                            u.title,
-                            json.dumps(list(u.departments)),
-                            int(u.active),
-                        ),
-                    )
-                    db.executemany(
-                        "INSERT INTO lookup VALUES (?, ?, ?)",
-                        [(f, k, u.userid) for f, k in sorted(u.lookup_keys())],
-                    )
-                db.executemany(
-                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                    [
-                        ("synced_at", repr(time.time() if now is None else now)),
-                        ("schema", str(SCHEMA_VERSION)),
-                    ],
-                )
+                self._write(db, departments, users, now)
+
+    @staticmethod
+    def _write(db: Any, departments: Iterable[Department], users: Iterable[User],
+               now: float | None) -> None:  # fmt: skip
+        """Every row of a new directory, in the caller's transaction (either engine)."""
+        for table in ("lookup", "users", "departments"):
+            db.execute(f"DELETE FROM {table}")
+        db.executemany(
+            "INSERT INTO departments VALUES (?, ?, ?)",
+            [(d.dept_id, d.name, d.parent_id) for d in departments],
+        )
+        for u in users:
+            db.execute(
+                "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    u.userid,
+                    u.name,
+                    u.mobile,
+                    u.email,
+                    u.title,
+                    json.dumps(list(u.departments)),
+                    int(u.active),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO lookup VALUES (?, ?, ?)",
+                [(f, k, u.userid) for f, k in sorted(u.lookup_keys())],
+            )
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+            [
+                ("synced_at", repr(time.time() if now is None else now)),
+                ("schema", str(SCHEMA_VERSION)),
+            ],
+        )
 
 
 def open_directory(data_dir: str) -> DirectoryStore | None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from receiver.directory.pg import open_store
 from receiver.directory.store import Department, DirectoryStore, SyncStats, User
 from receiver.errors import DingTalkError, PermanentError, ReceiverError, RetryableError
 from receiver.settings import Settings
@@ -221,7 +222,7 @@ class DirectorySync:
     ) -> None:
         self.settings = settings
         self.interval = settings.directory_sync_interval
-        self.store = store or DirectoryStore(settings.data_dir)
+        self.store = store or open_store(settings.data_dir, settings.database_url)
         self._connect = connect  # the DingTalk client, made on first use (never in dry-run)
         self._client: Caller | None = None
         self._sleep = sleep
@@ -243,9 +244,15 @@ class DirectorySync:
         try:
             if not self.due(now):  # reads the store, which can fail too
                 return False
-            if self._client is None:
-                self._client = self._connect()
-            sync(self.store, self._client, sleep=self._sleep, min_interval=spacing(self.settings))
+            with self.store.sync_lock() as mine:  # one replica syncs; the others skip it
+                if not mine or not self.due(now):  # or it synced while we waited
+                    return False
+                if self._client is None:
+                    self._client = self._connect()
+                sync(
+                    self.store, self._client, sleep=self._sleep,
+                    min_interval=spacing(self.settings),
+                )  # fmt: skip
         except ReceiverError as e:
             self._retry_at = now + min(self.interval, FAILED_SYNC_RETRY_S)
             log.warning("directory_sync_failed error=%s; keeping the previous directory", e)

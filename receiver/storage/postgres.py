@@ -21,7 +21,7 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -134,6 +134,11 @@ class PgConnection:
         cur.execute(translate(sql), params if params is not None else ())
         return PgCursor(self._conn, cur)
 
+    def executemany(self, sql: str, rows: Iterable[Any]) -> None:
+        batch = list(rows)
+        if batch:
+            psycopg.ClientCursor(self._conn).executemany(translate(sql), batch)
+
     def lock(self, name: str) -> None:
         """Hold the advisory lock `name` until this transaction ends."""
         self.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))
@@ -185,6 +190,30 @@ class PgDatabase:
                 yield PgConnection(conn)
         except psycopg.Error as e:  # PoolTimeout is one too
             raise OutboxUnavailable(f"{what}: {_short(e)}") from None
+
+    @contextmanager
+    def held(self, name: str, *, wait: bool = True) -> Iterator[bool]:
+        """The advisory lock `name`, on a connection of its own for as long as it is held.
+
+        Not a pooled one: holders that wait would otherwise take every connection of the
+        pool, and the holder could not get one for its own work. Yields False when
+        `wait` is off and another process holds it.
+        """
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+        except psycopg.Error as e:
+            raise OutboxUnavailable(f"lock {name}: {_short(e)}") from None
+        try:
+            take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+            row = conn.execute(f"SELECT {take}(%s)", (lock_key(name),)).fetchone()
+            got = wait or bool(row and row[0])
+        except psycopg.Error as e:
+            conn.close()
+            raise OutboxUnavailable(f"lock {name}: {_short(e)}") from None
+        try:
+            yield got
+        finally:
+            conn.close()  # the session's locks go with it
 
     def close(self) -> None:
         with self._lock:

@@ -143,7 +143,11 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
             outbox.update(state.outbox.counts())
         except OutboxUnavailable as e:
             outbox.update(ok=False, error=str(e))
-        if outbox["ok"] and (problem := health.probe_write(settings.data_dir)):
+        if (
+            outbox["ok"]
+            and not settings.database_url
+            and (problem := health.probe_write(settings.data_dir))
+        ):
             outbox.update(ok=False, error=problem)
         age = health.heartbeat_age(settings.data_dir)
         delivery: dict[str, object] = {"ok": age is not None and age < health.STALE_AFTER_S}

@@ -7,27 +7,28 @@ from datetime import datetime
 from pathlib import Path
 
 from receiver.delivery.limits import DINGTALK_DAY, Limits, day_of, next_day
+from tests.conftest import Engine
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=DINGTALK_DAY).timestamp()
 
 
-def test_calls_per_second(tmp_path: Path) -> None:
-    limits = Limits(str(tmp_path / "l.sqlite3"), rate=3)
+def test_calls_per_second(engine: Engine) -> None:
+    limits = engine.limits(rate=3)
     assert [limits.reserve(1, now=T0 + i * 0.01) for i in range(3)] == [0, 0, 0]
     wait = limits.reserve(1, now=T0 + 0.5)
     assert 0.49 < wait <= 0.51  # the first call of the window leaves it at T0 + 1
     assert limits.reserve(1, now=T0 + 1.001) == 0
 
 
-def test_slow_rates_space_calls_out(tmp_path: Path) -> None:
-    limits = Limits(str(tmp_path / "l.sqlite3"), rate=0.5)
+def test_slow_rates_space_calls_out(engine: Engine) -> None:
+    limits = engine.limits(rate=0.5)
     assert limits.reserve(1, now=T0) == 0
     assert limits.reserve(1, now=T0 + 1) > 0.9
     assert limits.reserve(1, now=T0 + 2.01) == 0
 
 
-def test_recipients_per_minute(tmp_path: Path) -> None:
-    limits = Limits(str(tmp_path / "l.sqlite3"), rate=1000, per_minute=250)
+def test_recipients_per_minute(engine: Engine) -> None:
+    limits = engine.limits(rate=1000, per_minute=250)
     assert limits.reserve(100, now=T0) == 0
     assert limits.reserve(100, now=T0 + 10) == 0
     wait = limits.reserve(100, now=T0 + 20)
@@ -51,8 +52,8 @@ def test_the_minute_total_survives_a_restart_and_an_upgrade(tmp_path: Path) -> N
     assert 0.96 < wait <= 0.98  # 200 of 250 in the log: room once T0 + 1 ages out
 
 
-def test_daily_cap_per_user_with_a_warning_at_80_percent(tmp_path: Path) -> None:
-    limits = Limits(str(tmp_path / "l.sqlite3"), daily=5)
+def test_daily_cap_per_user_with_a_warning_at_80_percent(engine: Engine) -> None:
+    limits = engine.limits(daily=5)
     crossed = [limits.count_sent(["a", "b"] if i < 2 else ["a"], now=T0) for i in range(5)]
     assert crossed == [[], [], [], ["a"], []]  # 4 of 5 is 80 %
     assert limits.over_daily(["a", "b", "c"], now=T0) == ["a"]
@@ -65,8 +66,8 @@ def test_the_day_is_china_time() -> None:
     assert day_of(midnight - 1) == "2026-11-28" and day_of(midnight) == "2026-11-29"
 
 
-def test_a_clock_set_back_does_not_hold_sends_for_the_jump(tmp_path: Path) -> None:
-    limits = Limits(str(tmp_path / "l.sqlite3"), rate=10, per_minute=250)
+def test_a_clock_set_back_does_not_hold_sends_for_the_jump(engine: Engine) -> None:
+    limits = engine.limits(rate=10, per_minute=250)
     for i in range(10):
         assert limits.reserve(20, now=T0 + i * 0.01) == 0
     back = T0 - 3600  # NTP steps the clock back an hour
@@ -75,8 +76,8 @@ def test_a_clock_set_back_does_not_hold_sends_for_the_jump(tmp_path: Path) -> No
     assert 0 < limits.reserve(100, now=back + 2) <= 60  # the minute is full: at most a minute
 
 
-def test_a_call_bigger_than_the_minute_waits_for_an_empty_minute(tmp_path: Path) -> None:
-    limits = Limits(str(tmp_path / "l.sqlite3"), rate=1000, per_minute=50)
+def test_a_call_bigger_than_the_minute_waits_for_an_empty_minute(engine: Engine) -> None:
+    limits = engine.limits(rate=1000, per_minute=50)
     assert limits.reserve(40, now=T0) == 0
     wait = limits.reserve(120, now=T0 + 1)  # 100 userids and 20 departments: one call
     assert 58.9 < wait <= 59  # alone, once the 40 are a minute old; not on top of them

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from receiver.dingtalk.client import Client, shared_storage
-from receiver.dingtalk.tokenstore import SqliteKv
+from receiver.dingtalk.tokenstore import PgKv, SqliteKv
 from receiver.settings import Settings
+from tests.conftest import Engine
 from tests.fakes.dingtalk import FakeDingTalk
 
 MSG = {"msgtype": "text", "text": {"content": "x"}}
@@ -32,10 +33,24 @@ def test_get_set_ttl_delete(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(kv.path).st_mode) == 0o600  # it holds live tokens
 
 
-def test_clients_share_one_token(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> None:
-    clients = [
-        Client(live_settings, storage=shared_storage(live_settings.data_dir)) for _ in range(8)
-    ]
+def test_the_token_cache_in_postgresql(postgres_url: str) -> None:
+    kv = PgKv(postgres_url)
+    kv.set("k", "v", 60)
+    kv.set("gone", "v", 0.05)
+    assert kv.get("k") == "v" and PgKv(postgres_url).get("k") == "v"  # another replica
+    time.sleep(0.1)
+    assert kv.get("gone") is None
+    kv.delete("k")
+    assert kv.get("k") is None
+    assert "postgres" not in repr(kv)  # nor the URL, which may hold a password
+
+
+def test_clients_share_one_token(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, engine: Engine
+) -> None:
+    """Eight processes (or replicas, on PostgreSQL) find the cache empty: one fetch."""
+    shared = (live_settings.data_dir, engine.database_url)
+    clients = [Client(live_settings, storage=shared_storage(*shared)) for _ in range(8)]
     threads = [threading.Thread(target=c.async_send, args=(["a"], MSG)) for c in clients]
     for t in threads:
         t.start()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from receiver.directory.pg import open_store
 from receiver.directory.store import (
     Department,
     DirectoryStore,
@@ -15,6 +16,7 @@ from receiver.directory.store import (
     open_directory,
 )
 from receiver.errors import ReceiverError
+from tests.conftest import Engine
 
 PEOPLE = [
     User("manager4220", "张三", "13800000001", "Alice@Example.com", "DBA lead", (2, 5)),
@@ -34,8 +36,9 @@ DEPTS = [Department(1, "", None), Department(2, "Engineering", 1), Department(5,
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> DirectoryStore:
-    s = DirectoryStore(str(tmp_path / "data"))
+def store(engine: Engine) -> DirectoryStore:
+    """The same directory on each engine: a SQLite file, or a PostgreSQL database."""
+    s = open_store(engine.data_dir, engine.database_url)
     s.replace(DEPTS, PEOPLE, now=1_700_000_000.0)
     return s
 
@@ -136,7 +139,8 @@ def test_nothing_synced_reads_as_empty_and_creates_no_file(tmp_path: Path) -> No
     assert not os.path.exists(tmp_path / "data")
 
 
-def test_open_directory_once_synced(store: DirectoryStore, tmp_path: Path) -> None:
+def test_open_directory_once_synced(tmp_path: Path) -> None:
+    DirectoryStore(str(tmp_path / "data")).replace(DEPTS, PEOPLE, now=1_700_000_000.0)
     opened = open_directory(str(tmp_path / "data"))
     assert opened is not None and opened.find("name", "Bob") == ["user0002"]
 
@@ -158,8 +162,10 @@ def test_a_failed_replace_keeps_the_old_directory(store: DirectoryStore) -> None
     assert store.synced_at() == 1_700_000_000.0
 
 
-def test_a_second_store_on_the_same_dir_sees_the_swap(store: DirectoryStore) -> None:
-    other = DirectoryStore(os.path.dirname(store.path))
+def test_a_second_store_on_the_same_dir_sees_the_swap(
+    store: DirectoryStore, engine: Engine
+) -> None:
+    other = open_store(os.path.dirname(store.path), engine.database_url)  # another process
     assert other.find("email", "bob@example.com") == ["user0002"]
     store.replace(DEPTS, [User("user0009", "Bob", "", "bob@example.com")], now=2e9)
     assert other.find("email", "bob@example.com") == ["user0009"]
