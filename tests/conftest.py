@@ -16,6 +16,7 @@ from flask import Flask
 
 from receiver.delivery.limits import Limits
 from receiver.delivery.outbox import Outbox
+from receiver.robots.limiter import RobotLimiter
 from receiver.settings import Settings
 from receiver.storage.migrations import Schema, Status
 from receiver.storage.postgres import (
@@ -157,6 +158,11 @@ class Engine:
 
     def outbox(self, **kw: Any) -> Outbox:
         return Outbox(self.data_dir, database_url=self.database_url, **kw)
+
+    def robot_limiter(self, **kw: Any) -> RobotLimiter:
+        os.makedirs(self.data_dir, exist_ok=True)
+        path = os.path.join(self.data_dir, "limits.sqlite3")
+        return RobotLimiter(path, database_url=self.database_url, **kw)
 
     def limits(self, **kw: Any) -> Limits:
         os.makedirs(self.data_dir, exist_ok=True)

@@ -18,6 +18,7 @@ from receiver.delivery.outbox_schema import OUTBOX_SCHEMA
 from receiver.dingtalk.tokenstore import TOKENS_SCHEMA
 from receiver.directory.store import DIRECTORY_SCHEMA
 from receiver.errors import OutboxUnavailable
+from receiver.robots.limiter import ROBOT_LIMITS_SCHEMA
 from receiver.settings import Settings
 from receiver.storage.migrations import Schema
 from receiver.storage.postgres import PgDatabase, database, database_status, upgrade_database
@@ -27,6 +28,7 @@ from receiver.storage.sqlite import file_status, upgrade_file
 STORES: tuple[tuple[Schema, str], ...] = (
     (OUTBOX_SCHEMA, "outbox.sqlite3"),
     (LIMITS_SCHEMA, "limits.sqlite3"),
+    (ROBOT_LIMITS_SCHEMA, "limits.sqlite3"),
     (TOKENS_SCHEMA, "tokens.sqlite3"),
     (DIRECTORY_SCHEMA, "directory.sqlite3"),
 )

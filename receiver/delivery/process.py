@@ -88,7 +88,7 @@ def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Wo
         DryRunPoster() if settings.dry_run else RobotClient(timeout=settings.http_timeout,
                                                             proxy=settings.proxy),
         RobotLimiter(os.path.join(settings.data_dir, "limits.sqlite3"),
-                     per_minute=settings.robot_per_minute),
+                     per_minute=settings.robot_per_minute, database_url=settings.database_url),
         lambda: planner.state.table.robots,
         language=settings.language,
         give_up_after_s=settings.give_up_after,

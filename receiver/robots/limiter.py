@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import cast
 
+from receiver.storage.migrations import SQLITE, Schema, upgrade
+from receiver.storage.postgres import PgConnection, database, upgrade_database
 from receiver.storage.sqlite import side_transaction
 
 DINGTALK_PER_MINUTE = 20
@@ -23,6 +27,7 @@ CREATE TABLE IF NOT EXISTS robot_post (robot TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS robot_post_at ON robot_post (robot, at);
 CREATE TABLE IF NOT EXISTS robot_block (robot TEXT PRIMARY KEY, until REAL NOT NULL)
 """
+ROBOT_LIMITS_SCHEMA = Schema("robot limits", tables=(SCHEMA,))
 
 
 @dataclass(frozen=True)
@@ -35,17 +40,31 @@ class Slot:
 
 
 class RobotLimiter:
-    def __init__(self, path: str, *, per_minute: int = 18) -> None:
+    def __init__(self, path: str, *, per_minute: int = 18, database_url: str | None = None) -> None:
+        """`database_url`: count in PostgreSQL, across replicas (a robot's limit is its own)."""
         if not 1 <= per_minute <= DINGTALK_PER_MINUTE:
             raise ValueError(f"per_minute must be 1..{DINGTALK_PER_MINUTE}, got {per_minute}")
         self.path = path
         self.per_minute = per_minute
+        self._pg = database(database_url) if database_url else None
+        if self._pg is not None:
+            upgrade_database(self._pg, ROBOT_LIMITS_SCHEMA)
+            return
         with self._tx() as db:
-            for stmt in SCHEMA.split(";"):
-                db.execute(stmt)
+            upgrade(db, SQLITE, ROBOT_LIMITS_SCHEMA)
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        if self._pg is not None:  # PgConnection answers the sqlite3 subset used here
+            return cast(AbstractContextManager[sqlite3.Connection], self._counting())
         return side_transaction(self.path, "limits")
+
+    @contextmanager
+    def _counting(self) -> Iterator[PgConnection]:
+        """One replica counts at a time: the read-then-write stays atomic across them."""
+        assert self._pg is not None
+        with self._pg.transaction(what="robot limits") as db:
+            db.lock("robot limits")
+            yield db
 
     def reserve(self, robot: str, now: float | None = None) -> Slot:
         """Take room for one post to `robot`, or say how long to wait for it."""
@@ -67,9 +86,10 @@ class RobotLimiter:
 
     def block(self, robot: str, until: float) -> None:
         """DingTalk blocked `robot` (410100): nothing is posted to it before `until`."""
+        greatest = "GREATEST" if self._pg is not None else "MAX"  # SQLite's two-argument MAX
         with self._tx() as db:
             db.execute(
-                "INSERT INTO robot_block (robot, until) VALUES (?,?)"
-                " ON CONFLICT (robot) DO UPDATE SET until=MAX(until, excluded.until)",
+                "INSERT INTO robot_block (robot, until) VALUES (?,?) ON CONFLICT (robot)"
+                f" DO UPDATE SET until={greatest}(robot_block.until, excluded.until)",
                 (robot, until),
             )

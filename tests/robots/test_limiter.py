@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from receiver.robots.limiter import WINDOW_S, RobotLimiter
+from tests.conftest import Engine
 
 T0 = 1_800_000_000.0
 
 
-def test_room_then_a_wait_until_the_oldest_ages_out(tmp_path: Path) -> None:
-    lim = RobotLimiter(str(tmp_path / "limits.sqlite3"), per_minute=18)
+def test_room_then_a_wait_until_the_oldest_ages_out(engine: Engine) -> None:
+    lim = engine.robot_limiter(per_minute=18)
     slots = [lim.reserve("db", T0 + i) for i in range(18)]
     assert [s.wait for s in slots] == [0.0] * 18
     assert [s.left for s in slots] == list(range(17, -1, -1))
@@ -24,8 +25,8 @@ def test_room_then_a_wait_until_the_oldest_ages_out(tmp_path: Path) -> None:
     assert again.wait == 0 and again.left == 0
 
 
-def test_never_more_than_the_limit_in_any_window(tmp_path: Path) -> None:
-    lim = RobotLimiter(str(tmp_path / "limits.sqlite3"), per_minute=18)
+def test_never_more_than_the_limit_in_any_window(engine: Engine) -> None:
+    lim = engine.robot_limiter(per_minute=18)
     posts: list[float] = []
     t = T0
     while t < T0 + 600:  # ten minutes of a post wanted every 0.5 s
@@ -36,8 +37,8 @@ def test_never_more_than_the_limit_in_any_window(tmp_path: Path) -> None:
     assert len(posts) >= 18 * 9  # and it does not starve
 
 
-def test_a_block_holds_every_post_until_it_ends(tmp_path: Path) -> None:
-    lim = RobotLimiter(str(tmp_path / "limits.sqlite3"))
+def test_a_block_holds_every_post_until_it_ends(engine: Engine) -> None:
+    lim = engine.robot_limiter()
     lim.block("db", T0 + 600)
     assert lim.reserve("db", T0).wait == pytest.approx(600)
     lim.block("db", T0 + 10)  # a shorter block never shortens a longer one
@@ -50,16 +51,18 @@ def test_the_limit_is_checked() -> None:
         RobotLimiter(":memory:", per_minute=21)
 
 
-def _take(path: str, n: int, out: multiprocessing.Queue[int]) -> None:
-    lim = RobotLimiter(path, per_minute=18)
+def _take(path: str, url: str | None, n: int, out: multiprocessing.Queue[int]) -> None:
+    lim = RobotLimiter(path, per_minute=18, database_url=url)
     out.put(sum(1 for _ in range(n) if lim.reserve("db", T0).wait == 0))
 
 
-def test_processes_share_the_count(tmp_path: Path) -> None:
+def test_processes_share_the_count(tmp_path: Path, engine: Engine) -> None:
+    """Three processes (on PostgreSQL: as if three replicas) share one robot's minute."""
     path = str(tmp_path / "limits.sqlite3")
-    RobotLimiter(path)
+    RobotLimiter(path, database_url=engine.database_url)
     out: multiprocessing.Queue[int] = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=_take, args=(path, 10, out)) for _ in range(3)]
+    args = (path, engine.database_url, 10, out)
+    procs = [multiprocessing.Process(target=_take, args=args) for _ in range(3)]
     for p in procs:
         p.start()
     for p in procs:

@@ -119,13 +119,13 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 def test_db_status_and_upgrade(runner: CliRunner, tmp_path: Path) -> None:
     data = tmp_path / "data"
     res = runner.invoke(main, ["db", "status"])
-    assert res.exit_code == 1 and res.output.count("not created yet") == 4, res.output
+    assert res.exit_code == 1 and res.output.count("not created yet") == 5, res.output
     res = runner.invoke(main, ["db", "upgrade"])
     assert res.exit_code == 0, res.output
     assert f"outbox: {data / 'outbox.sqlite3'}: tables, columns and indexes" in res.output
     assert "column outbox.owner" in res.output
     assert os.stat(data / "tokens.sqlite3").st_mode & 0o777 == 0o600  # it holds live tokens
     res = runner.invoke(main, ["db", "upgrade"])
-    assert res.output.count(": up to date") == 4, res.output
+    assert res.output.count(": up to date") == 5, res.output
     res = runner.invoke(main, ["db", "status"])
-    assert res.exit_code == 0 and res.output.count(": up to date (schema ") == 4, res.output
+    assert res.exit_code == 0 and res.output.count(": up to date (schema ") == 5, res.output
