@@ -29,6 +29,7 @@ from receiver.delivery.outbox_dedup import AcceptOnce
 from receiver.delivery.outbox_holds import HoldQueries
 from receiver.delivery.outbox_pause import PauseQueries
 from receiver.delivery.outbox_pending import PendingWebhooks
+from receiver.delivery.outbox_replicas import ReplicaQueries
 from receiver.delivery.outbox_robots import RobotQueries
 from receiver.delivery.outbox_schema import (
     COUNTED,
@@ -48,7 +49,14 @@ UNKNOWN_OUTCOME = (
 
 
 class Outbox(
-    PendingWebhooks, AcceptOnce, AdminQueries, HoldQueries, PauseQueries, RobotQueries, AckQueries
+    PendingWebhooks,
+    AcceptOnce,
+    AdminQueries,
+    HoldQueries,
+    PauseQueries,
+    RobotQueries,
+    AckQueries,
+    ReplicaQueries,
 ):
     """The queue of items: claims and leases, and every state change of a send."""
 

@@ -108,16 +108,17 @@ class AdminQueries(OutboxBase):
     ) -> list[Item]:
         """Items newest first, by state (or `held`: queued for a limit), receiver and userid."""
         where, args = [], []
+        find = "strpos" if self.postgres else "instr"  # the same function, by engine
         if state == "held":
             where.append("state='queued' AND hold_reason IS NOT NULL")
         elif state:
             where.append("state=?")
             args.append(state)
         if receiver:  # a message several receivers share is stored as "a,b"
-            where.append("instr(','||receiver||',', ','||?||',')>0")
+            where.append(f"{find}(','||receiver||',', ','||?||',')>0")
             args.append(receiver)
         if userid:
-            where.append("instr(','||userids||',', ','||?||',')>0")
+            where.append(f"{find}(','||userids||',', ','||?||',')>0")
             args.append(userid)
         sql = "SELECT * FROM outbox" + (" WHERE " + " AND ".join(where) if where else "")
         with self._read() as db:

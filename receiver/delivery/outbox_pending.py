@@ -57,9 +57,9 @@ class PendingWebhooks(OutboxBase):
         """
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO notifications (id, received_at, source, receiver,"
+                "INSERT INTO notifications (id, received_at, source, receiver,"
                 " group_key, body) SELECT id, received_at, source, receiver, group_key, body"
-                " FROM pending WHERE id=?",
+                " FROM pending WHERE id=? ON CONFLICT (id) DO NOTHING",  # either engine
                 (p.id,),
             )
             if db.execute("DELETE FROM pending WHERE id=?", (p.id,)).rowcount != 1:

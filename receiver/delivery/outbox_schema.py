@@ -116,6 +116,14 @@ CREATE TABLE IF NOT EXISTS seen (
 );
 CREATE INDEX IF NOT EXISTS seen_first_at ON seen (first_at);
 """
+# Delivery processes and their heartbeats (receiver.delivery.replicas).
+REPLICAS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS replicas (
+    owner TEXT PRIMARY KEY,
+    started_at REAL NOT NULL,
+    beat_at REAL NOT NULL
+);
+"""
 INDEXES = """
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_followup ON outbox (followup_at) WHERE followup_at IS NOT NULL;
@@ -259,7 +267,7 @@ def migrate_states(db: sqlite3.Connection) -> None:
 # COLUMNS; anything else is a numbered Migration here.
 OUTBOX_SCHEMA = Schema(
     "outbox",
-    tables=(OUTBOX_SQL, SCHEMA, PAUSE_SCHEMA, ESCALATION_SCHEMA, SEEN_SCHEMA),
+    tables=(OUTBOX_SQL, SCHEMA, PAUSE_SCHEMA, ESCALATION_SCHEMA, SEEN_SCHEMA, REPLICAS_SCHEMA),
     columns={"outbox": COLUMNS},
     migrations=(
         # A file from before `superseded`: its state CHECK is widened (SQLite rebuilds the

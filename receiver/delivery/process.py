@@ -13,6 +13,7 @@ from receiver.delivery.followup import FollowUp
 from receiver.delivery.limits import Limits
 from receiver.delivery.outbox import Outbox
 from receiver.delivery.planner import Planner
+from receiver.delivery.replicas import Heartbeat
 from receiver.delivery.robots import DryRunPoster, RobotDelivery
 from receiver.delivery.state import State
 from receiver.delivery.worker import Sender, Worker
@@ -149,7 +150,11 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
     # Escalation steps, OA status bars and their read checks run on a thread of their
     # own, so that a busy send loop never makes a due step late.
     threading.Thread(target=escalator.run, args=(stop,), name="escalations", daemon=True).start()
-    worker.run()
+    heartbeat = Heartbeat(worker.outbox, worker.owner).start()  # receiver.delivery.replicas
+    try:
+        worker.run()
+    finally:
+        heartbeat.stop()
 
 
 def start_directory_sync(settings: Settings, stop: threading.Event) -> None:

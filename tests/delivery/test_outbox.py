@@ -366,3 +366,23 @@ def test_superseded_items_are_purged_with_the_sent_ones(tmp_path: Path) -> None:
     box.mark_sent(new, [1])
     assert box.purge_sent(3600) == 0
     assert box.purge_sent(0) == 2 and box.get(old) is None and box.history(old) == []
+
+
+def test_an_accepted_webhook_becomes_items_once(engine: Engine) -> None:
+    box = engine.outbox()
+    p = box.accept(b'{"x": 1}', source="alertmanager", receiver=None, group_key="g")
+    assert [q.id for q in box.pending()] == [p.id] and box.pending()[0].body == b'{"x": 1}'
+    ids = box.expand(p, [entry("a"), entry("b")])
+    assert ids is not None and len(ids) == 2
+    assert box.expand(p, [entry("a")]) is None  # a second planner's work is discarded
+    assert box.pending() == [] and [i.notification_id for i in box.items()] == [p.id, p.id]
+
+
+def test_find_by_receiver_and_userid(engine: Engine) -> None:
+    box = engine.outbox()
+    users = (("al",), ("al", "bo"), ("alx",))
+    al, al_bo, alx = (box.enqueue([entry(*u)], source="am", group_key="g")[0] for u in users)
+    assert [i.id for i in box.find(userid="al")] == [al_bo, al]  # whole userids, not "alx"
+    assert [i.id for i in box.find(receiver="ops", userid="bo")] == [al_bo]
+    assert box.find(receiver="db") == []
+    assert [i.id for i in box.find(state="queued")] == [alx, al_bo, al]
