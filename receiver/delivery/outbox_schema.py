@@ -326,12 +326,19 @@ class OutboxBase:
         """A write transaction. On PostgreSQL the connection is a PgConnection, which
         answers the part of sqlite3.Connection the queries use."""
         self._upgrade()
+        if self.postgres:
+            return cast(
+                AbstractContextManager[sqlite3.Connection], self._db.transaction(what="outbox")
+            )
         return cast(AbstractContextManager[sqlite3.Connection], self._db.transaction())
 
     def _read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A read: it does not hold up the web workers' commits (WAL)."""
         self._upgrade()
-        return cast(AbstractContextManager[sqlite3.Connection], self._db.transaction(write=False))
+        kw = {"what": "outbox"} if self.postgres else {}
+        return cast(
+            AbstractContextManager[sqlite3.Connection], self._db.transaction(write=False, **kw)
+        )
 
     def _serialize(self, db: sqlite3.Connection, name: str) -> None:
         """Make transactions named `name` take turns across replicas (PostgreSQL).

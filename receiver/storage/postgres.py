@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from receiver.errors import OutboxUnavailable
 from receiver.storage.migrations import Schema, Status, status, upgrade
@@ -188,8 +188,17 @@ class PgDatabase:
         try:
             with self._get_pool().connection() as conn, conn.transaction():
                 yield PgConnection(conn)
-        except psycopg.Error as e:  # PoolTimeout is one too
+        except PoolTimeout:  # the pool only says it waited: ask the server why
+            raise OutboxUnavailable(f"{what}: PostgreSQL unreachable: {self._why()}") from None
+        except psycopg.Error as e:
             raise OutboxUnavailable(f"{what}: {_short(e)}") from None
+
+    def _why(self) -> str:
+        try:
+            psycopg.connect(self.url, connect_timeout=2).close()
+        except psycopg.Error as e:
+            return _short(e)
+        return f"no connection free within {CONNECT_TIMEOUT_S:.0f}s"
 
     @contextmanager
     def held(self, name: str, *, wait: bool = True) -> Iterator[bool]:
