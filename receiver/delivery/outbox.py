@@ -265,10 +265,11 @@ class Outbox(
                 "SELECT 1 FROM outbox WHERE followup_at<=? LIMIT 1", (now,)
             ).fetchone():
                 return []
+        skip = " FOR UPDATE SKIP LOCKED" if self.postgres else ""  # another replica's
         with self._tx() as db:
             rows = db.execute(
                 "UPDATE outbox SET followup_at=? WHERE id IN (SELECT id FROM outbox"
-                " WHERE followup_at<=? ORDER BY followup_at LIMIT ?) RETURNING *",
+                f" WHERE followup_at<=? ORDER BY followup_at LIMIT ?{skip}) RETURNING *",
                 (now + lease_s, now, limit),
             ).fetchall()
         return sorted((Item.from_row(r) for r in rows), key=lambda i: i.id)

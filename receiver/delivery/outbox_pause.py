@@ -48,8 +48,9 @@ class PauseQueries(OutboxBase):
             row = db.execute(
                 "INSERT INTO pause (id, since, reason, error, failures, probe_at, suspect)"
                 " VALUES (1,?,?,?,1,?,?) ON CONFLICT (id) DO UPDATE SET reason=excluded.reason,"
-                " error=excluded.error, failures=failures+1, probe_at=excluded.probe_at,"
-                " confirmed=MAX(confirmed, suspect IS NOT excluded.suspect),"
+                " error=excluded.error, failures=pause.failures+1, probe_at=excluded.probe_at,"
+                " confirmed=CASE WHEN pause.confirmed=1 OR pause.suspect IS NULL"  # either engine
+                " OR pause.suspect<>excluded.suspect THEN 1 ELSE 0 END,"
                 " suspect=excluded.suspect RETURNING *",
                 (now, reason, error, now + probe_in, item_id),
             ).fetchone()

@@ -2,9 +2,9 @@
 
 Each delivery process (one per `serve`, so one per replica) writes a heartbeat row.
 A lease alone would hold a dead replica's items until it runs out (a minute or more);
-the heartbeat says within seconds that its owner is gone: `release_stale` gives back
-every item leased by an owner whose heartbeat is older than `stale_s`, so another
-replica takes it over. A replica that was only paused (a long GC, a partition) and
+the heartbeat says within seconds that its owner is gone, and its items are given back
+(receiver.delivery.replicas, through `release_owner`), so another replica takes them
+over. A replica that was only paused (a long GC, a partition) and
 comes back finds its leases gone and stops work on those items (`renew` fails); one
 it was already sending may go out twice, which is the at-least-once floor.
 """
@@ -37,26 +37,16 @@ class ReplicaQueries(OutboxBase):
             rows = db.execute("SELECT owner, beat_at FROM replicas ORDER BY owner").fetchall()
         return {str(r["owner"]): float(r["beat_at"]) for r in rows}
 
-    def release_stale(self, *, stale_s: float, now: float | None = None) -> dict[str, int]:
-        """Give back the items of every owner whose heartbeat is older than `stale_s`.
-
-        Returns owner -> items released, for the owners found stale (and forgotten).
-        """
+    def stale_replicas(self, *, stale_s: float, now: float | None = None) -> list[str]:
+        """The owners whose heartbeat is older than `stale_s`."""
         now = time.time() if now is None else now
-        released: dict[str, int] = {}
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT owner FROM replicas WHERE beat_at<? ORDER BY owner", (now - stale_s,)
+            ).fetchall()
+        return [str(r["owner"]) for r in rows]
+
+    def forget_stale(self, owner: str, *, before: float) -> None:
+        """Drop `owner`'s heartbeat, unless it beat again since `before` (it came back)."""
         with self._tx() as db:
-            stale = [
-                str(r["owner"])
-                for r in db.execute(
-                    "SELECT owner FROM replicas WHERE beat_at<?", (now - stale_s,)
-                ).fetchall()
-            ]
-            for owner in stale:
-                cur = db.execute(
-                    "UPDATE outbox SET state=CASE WHEN attempts>0 THEN 'retry' ELSE 'queued' END,"
-                    " lease_until=NULL, owner=NULL WHERE state='sending' AND owner=?",
-                    (owner,),
-                )
-                db.execute("DELETE FROM replicas WHERE owner=?", (owner,))
-                released[owner] = cur.rowcount
-        return released
+            db.execute("DELETE FROM replicas WHERE owner=? AND beat_at<?", (owner, before))

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from receiver.delivery.outbox_replicas import ReplicaQueries
+from receiver.delivery.outbox import Outbox
 from receiver.errors import OutboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -23,10 +23,21 @@ BEAT_EVERY_S = 2.0
 STALE_AFTER_S = 15.0
 
 
+def release_stale(outbox: Outbox, *, stale_s: float, now: float) -> dict[str, int]:
+    """Give back the items of each replica whose heartbeat is older than `stale_s`, as for
+    any dead claimer (`release_owner`); owner -> items released. Two replicas doing this
+    at once release each item once: the second finds nothing left."""
+    released = {}
+    for owner in outbox.stale_replicas(stale_s=stale_s, now=now):
+        released[owner] = outbox.release_owner(owner)
+        outbox.forget_stale(owner, before=now - stale_s)
+    return released
+
+
 class Heartbeat:
     def __init__(
         self,
-        outbox: ReplicaQueries,
+        outbox: Outbox,
         owner: str,
         *,
         every_s: float = BEAT_EVERY_S,
@@ -47,7 +58,7 @@ class Heartbeat:
         """Beat once, then release the stale replicas' leases; what was released."""
         now = self.clock()
         self.outbox.beat(self.owner, started_at=self.started_at, now=now)
-        released = self.outbox.release_stale(stale_s=self.stale_s, now=now)
+        released = release_stale(self.outbox, stale_s=self.stale_s, now=now)
         for owner, n in released.items():
             log.warning("replica_lost owner=%s items_released=%d", owner, n)
         return released

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
 from receiver.delivery.failures import Kind, classify
-from receiver.delivery.outbox import Outbox
 from receiver.delivery.settle import RepeatLimiter
 from receiver.dingtalk.errcodes import ERRCODES, RETRYABLE
 from receiver.dingtalk.errcodes import classify as from_errcode
 from receiver.errors import DingTalkError, PermanentError, RetryableError, TokenError
+from tests.conftest import Engine
 
 
 def gettoken(e: DingTalkError) -> DingTalkError:
@@ -61,8 +60,8 @@ def test_probe_intervals() -> None:
     assert classify(RetryableError("x", transport="punish")).probe_after(1, 1.0) == 60
 
 
-def test_the_pause_is_shared_and_one_process_takes_each_probe(tmp_path: Path) -> None:
-    one, two = Outbox(str(tmp_path)), Outbox(str(tmp_path))  # two processes' views
+def test_the_pause_is_shared_and_one_process_takes_each_probe(engine: Engine) -> None:
+    one, two = engine.outbox(), engine.outbox()  # two processes' (or replicas') views
     state = one.pause(reason="http_5xx", error="HTTP 502", probe_in=0, item_id=7)
     assert two.pause_state() == state and state.failures == 1 and not state.confirmed
     assert two.paused_reason() == ("http_5xx", state.since)

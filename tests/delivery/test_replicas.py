@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from receiver.delivery.pipeline import Entry
-from receiver.delivery.replicas import Heartbeat
+from receiver.delivery.replicas import Heartbeat, release_stale
 from tests.conftest import Engine
 
 MSG = {"msgtype": "text", "text": {"content": "x"}}
@@ -22,9 +22,9 @@ def test_a_stale_heartbeat_releases_that_replicas_leases_only(engine: Engine) ->
     box.claim(owner="host-b:1:1", lease_s=600, now=T0)
     box.beat("host-a:1:1", started_at=T0, now=T0)
     box.beat("host-b:1:1", started_at=T0, now=T0 + 10)
-    assert box.release_stale(stale_s=15, now=T0 + 15) == {}  # 15 s is not yet stale
+    assert release_stale(box, stale_s=15, now=T0 + 15) == {}  # 15 s is not yet stale
     # host-a stopped beating 16 s ago: its items go back long before their 600 s lease.
-    assert box.release_stale(stale_s=15, now=T0 + 16) == {"host-a:1:1": 2}
+    assert release_stale(box, stale_s=15, now=T0 + 16) == {"host-a:1:1": 2}
     assert box.replicas() == {"host-b:1:1": T0 + 10}
     states = {i.id: (i.state, i.owner) for i in box.items()}
     assert {i: states[i] for i in a_items} == {i: ("queued", None) for i in a_items}
