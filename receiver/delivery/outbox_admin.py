@@ -158,6 +158,7 @@ class AdminQueries(OutboxBase):
             row = db.execute(
                 "SELECT MIN(t) AS oldest FROM (SELECT MIN(received_at) AS t FROM pending UNION ALL"
                 " SELECT MIN(created_at) FROM outbox WHERE state IN ('queued','retry','sending'))"
+                " AS undelivered"  # PostgreSQL before 16 wants the subquery named
             ).fetchone()
         return self.counts(), row["oldest"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.delivery.outbox import Outbox
+from receiver.delivery.outbox import STATES, Outbox
 from receiver.delivery.pipeline import Entry
 from receiver.delivery.process import DryRunSender
 from receiver.delivery.worker import Worker, backoff
@@ -386,3 +386,14 @@ def test_find_by_receiver_and_userid(engine: Engine) -> None:
     assert [i.id for i in box.find(receiver="ops", userid="bo")] == [al_bo]
     assert box.find(receiver="db") == []
     assert [i.id for i in box.find(state="queued")] == [alx, al_bo, al]
+
+
+def test_stats_count_by_state_and_the_oldest_undelivered(engine: Engine) -> None:
+    """What /metrics and /readyz read, whichever replica answers."""
+    box = engine.outbox()
+    assert box.stats() == ({s: 0 for s in ("pending", *STATES)}, None)
+    p = box.accept(b"{}", source="alertmanager", receiver=None, group_key="g")
+    (item,) = box.enqueue([entry("a")], source="am", group_key="h")
+    counts, oldest = box.stats()
+    assert counts["pending"] == 1 and counts["queued"] == 1
+    assert oldest == min(p.received_at, box.get(item).created_at)  # type: ignore[union-attr]
