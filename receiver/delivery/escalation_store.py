@@ -55,8 +55,8 @@ def record_notified(db: sqlite3.Connection, nid: int, group_key: str, entries: S
         who = list(entry.userids) + [f"dept:{d}" for d in entry.departments]
         for receiver in entry.receiver.split(","):
             db.executemany(
-                "INSERT OR IGNORE INTO notified (notification_id, receiver, userid, item_id,"
-                " group_key, at, step) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO notified (notification_id, receiver, userid, item_id,"
+                " group_key, at, step) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 [(nid, receiver, u, item_id, group_key, at, step) for u in who],
             )
 
@@ -80,8 +80,10 @@ class EscalationQueries(OutboxBase):
         """`parts`: receiver -> (status, ends_at); `starts`: receiver -> (policy, first due)."""
         status = "firing" if any(s == "firing" for s, _ in parts.values()) else "resolved"
         db.execute(
-            "INSERT OR REPLACE INTO planned (id, received_at, source, group_key, receivers,"
-            " status) VALUES (?,?,?,?,?,?)",
+            "INSERT INTO planned (id, received_at, source, group_key, receivers, status)"
+            " VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"  # either engine
+            " received_at=excluded.received_at, source=excluded.source,"
+            " group_key=excluded.group_key, receivers=excluded.receivers, status=excluded.status",
             (nid, received_at, source, group_key, ",".join(parts), status),
         )
         record_notified(db, nid, group_key, entries, ids, received_at)
@@ -135,11 +137,12 @@ class EscalationQueries(OutboxBase):
                 "SELECT 1 FROM escalations WHERE state=? AND due_at<=? LIMIT 1", (ACTIVE, now)
             ).fetchone():
                 return []
+        skip = " FOR UPDATE SKIP LOCKED" if self.postgres else ""  # another replica's claim
         with self._tx() as db:
             rows = db.execute(
                 "UPDATE escalations SET owner=?, lease_until=? WHERE id IN (SELECT id FROM"
                 " escalations WHERE state=? AND due_at<=? AND (lease_until IS NULL OR"
-                " lease_until<?) ORDER BY due_at LIMIT ?) RETURNING *",
+                f" lease_until<?) ORDER BY due_at LIMIT ?{skip}) RETURNING *",
                 (owner, now + lease_s, ACTIVE, now, now, limit),
             ).fetchall()
         return sorted((_esc(r) for r in rows), key=lambda e: (e.due_at or 0, e.id))

@@ -18,7 +18,7 @@ from receiver.dingtalk.client import Client
 from receiver.messages.acklinks import verify
 from receiver.settings import Settings
 from receiver.web.app import create_app
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, Engine
 from tests.fakes.dingtalk import FakeDingTalk
 
 FIRING = json.loads((FIXTURES / "alertmanager/firing-1.json").read_text())
@@ -40,6 +40,16 @@ route:
 """
 
 
+@pytest.fixture
+def settings(settings: Settings, engine: Engine) -> Settings:
+    """Every test here on each engine: escalation steps exactly once, on PostgreSQL too.
+
+    The tests post Alertmanager's repeats of a group seconds apart, where Alertmanager
+    waits repeat_interval: the HA de-duplication window would take them for duplicates.
+    """
+    return settings.with_(database_url=engine.database_url, dedup_window=0.0)
+
+
 class Clock:
     """The escalator's clock: real time shifted forward, so each test runs on any date."""
 
@@ -54,7 +64,7 @@ def setup(settings: Settings, tmp_path: Path, until: str = "ack") -> tuple[Flask
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING.replace("UNTIL", until))
     s = settings.with_(routing=str(routing), external_url="https://rx.example/", secret_key=KEY)
-    return create_app(s), Outbox(s.data_dir)
+    return create_app(s), Outbox(s.data_dir, database_url=s.database_url)
 
 
 def post(app: Flask, payload: dict[str, object]) -> None:
