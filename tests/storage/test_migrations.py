@@ -129,3 +129,17 @@ def test_db_status_and_upgrade(runner: CliRunner, tmp_path: Path) -> None:
     assert res.output.count(": up to date") == 5, res.output
     res = runner.invoke(main, ["db", "status"])
     assert res.exit_code == 0 and res.output.count(": up to date (schema ") == 5, res.output
+
+
+def test_db_and_outbox_commands_on_postgresql(
+    runner: CliRunner, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECEIVER_DATABASE_URL", postgres_url)
+    res = runner.invoke(main, ["db", "status"])
+    assert res.exit_code == 1 and res.output.count(": postgresql: pending: ") == 5, res.output
+    res = runner.invoke(main, ["db", "upgrade"])
+    assert res.exit_code == 0 and "column outbox.owner" in res.output, res.output
+    res = runner.invoke(main, ["db", "status"])
+    assert res.exit_code == 0 and res.output.count(": up to date (schema ") == 5, res.output
+    res = runner.invoke(main, ["outbox", "list"])  # no file in the data dir: the database's
+    assert res.exit_code == 0, res.output
