@@ -104,7 +104,9 @@ class Settings:
     console_token: str | None = field(default=None, repr=False)
     alertmanager_url: str | None = None  # where "acknowledge and silence" creates silences
     ack_ttl: float = 24 * 3600.0  # how long an acknowledge link works
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = 16_777_216  # a 10,000-alert group is about 6 MB (docs/operations.md)
+    read_timeout: float = 30.0  # to read a request's headers and body, else 408
+    reload_settle: float = 2.0  # routing.yaml must be unchanged this long before it loads
     max_message_bytes: int = 2048
     http_timeout: float = 10.0
     directory_sync_interval: float = 6 * 3600.0  # seconds; 0 turns the periodic sync off
@@ -222,7 +224,9 @@ class Settings:
             "console_token": s("RECEIVER_CONSOLE_TOKEN"),
             "alertmanager_url": s("ALERTMANAGER_URL"),
             "ack_ttl": _duration(env, "RECEIVER_ACK_TTL", 24 * 3600.0),
-            "max_body_bytes": _int(env, "RECEIVER_MAX_BODY_BYTES", 1_048_576, minimum=1),
+            "max_body_bytes": _int(env, "RECEIVER_MAX_BODY_BYTES", 16_777_216, minimum=1),
+            "read_timeout": _duration(env, "RECEIVER_READ_TIMEOUT", 30.0),
+            "reload_settle": _duration(env, "RECEIVER_RELOAD_SETTLE", 2.0),
             "max_message_bytes": _int(env, "RECEIVER_MAX_MESSAGE_BYTES", 2048, minimum=1),
             "directory_sync_interval": _duration(
                 env, "RECEIVER_DIRECTORY_SYNC_INTERVAL", 6 * 3600.0

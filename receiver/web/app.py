@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
 from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkExtension, InvalidChunkSize
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 from receiver import metrics
 from receiver.delivery import health
@@ -27,7 +27,10 @@ from receiver.model import Notification
 from receiver.settings import Settings
 from receiver.web import console
 from receiver.web.ack import ack_blueprint
+from receiver.web.body import read_body
 from receiver.web.console import full
+from receiver.web.deadline import ReadTimedOut
+from receiver.web.offload import blocking
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     # One byte more than the limit: Werkzeug refuses a Content-Length over it, but cuts a
-    # chunked body (no Content-Length) at it without a word. _accept reads one byte past
+    # chunked body (no Content-Length) at it without a word. read_body reads one byte past
     # the limit and refuses the body itself when that byte is there.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     state = State(settings, fallback=serving, warn=not serving)  # the delivery process warns
@@ -75,9 +78,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         mimetype = request.mimetype
         if mimetype != "application/json" and not mimetype.endswith("+json"):
             return error(415, f"Content-Type must be application/json, got {mimetype or 'none'!r}")
-        body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH, before reading it all
-        if len(body) > settings.max_body_bytes:
-            raise RequestEntityTooLarge()
+        body = read_body(request, settings.max_body_bytes)
         if not auth.check_request(
             dict(request.headers), body, grafana=source == "grafana", token=settings.webhook_token,
             basic=settings.basic_auth, hmac_secret=settings.grafana_hmac_secret, now=time.time(),
@@ -88,7 +89,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         if receiver is not None and receiver not in table.receivers:
             return error(404, f"unknown receiver {receiver!r} in {table.path}")
         if settings.dedup_window > 0:
-            pending, stored = state.outbox.accept_once(
+            pending, stored = blocking(  # the commit waits for fsync: off the gevent loop
+                state.outbox.accept_once,
                 body, source=source, receiver=receiver, group_key=notification.group_key,
                 key=dedup_key(notification, receiver), window_s=settings.dedup_window,
             )  # fmt: skip
@@ -106,9 +108,10 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
                 }
                 return jsonify(reply), 200
         else:
-            pending = state.outbox.accept(
-                body, source=source, receiver=receiver, group_key=notification.group_key
-            )
+            pending = blocking(  # the commit waits for fsync: off the gevent loop
+                state.outbox.accept,
+                body, source=source, receiver=receiver, group_key=notification.group_key,
+            )  # fmt: skip
         metrics.alerts_received.labels(source).inc(len(notification.alerts))
         log.info(
             "accepted id=%d source=%s receiver=%s status=%s alerts=%d group_key=%s",
@@ -140,13 +143,13 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         config = {"ok": True, "routing": state.table.path, "loaded_at": state.loaded_at.isoformat()}
         outbox: dict[str, object] = {"ok": True}
         try:
-            outbox.update(state.outbox.counts())
+            outbox.update(blocking(state.outbox.counts))
         except OutboxUnavailable as e:
             outbox.update(ok=False, error=str(e))
         if (
             outbox["ok"]
             and not settings.database_url
-            and (problem := health.probe_write(settings.data_dir))
+            and (problem := blocking(health.probe_write, settings.data_dir))
         ):
             outbox.update(ok=False, error=problem)
         age = health.heartbeat_age(settings.data_dir)
@@ -164,7 +167,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     @app.get("/metrics")
     def prometheus_metrics() -> Response:
         collector = metrics.OutboxCollector(state.outbox.stats, state.outbox.paused_reason)
-        body, content_type = metrics.exposition(collector)
+        body, content_type = blocking(metrics.exposition, collector)
         return Response(body, content_type=content_type)
 
     @app.post("/-/reload")
@@ -202,6 +205,11 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     @app.errorhandler(InvalidChunkExtension)
     def bad_framing(e: Exception) -> tuple[Response, int]:
         return error(400, f"malformed chunked body: {e}")
+
+    @app.errorhandler(ReadTimedOut)  # the body did not arrive within RECEIVER_READ_TIMEOUT
+    def read_timed_out(e: ReadTimedOut) -> tuple[Response, int]:
+        log.info("request_timeout remote=%s error=%s", request.remote_addr, e)
+        return error(408, "the request was not received in time (RECEIVER_READ_TIMEOUT)")
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> tuple[Response, int]:

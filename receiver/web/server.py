@@ -28,7 +28,6 @@ from receiver.logs import ACCESS_LOG_FORMAT, logconfig_dict
 from receiver.routing import loader as config
 from receiver.settings import Settings
 from receiver.web.app import create_app
-from receiver.web.worker import JsonErrorWorker
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +131,8 @@ class ReceiverServer(BaseApplication):  # type: ignore[misc]
         options: dict[str, Any] = {
             "bind": self.settings.listen,
             "workers": self.settings.workers,
-            "worker_class": JsonErrorWorker,  # gthread; gunicorn's own errors in JSON
-            "threads": 4,
+            # gevent, with a read deadline per request: receiver.web.worker says why.
+            "worker_class": "receiver.web.worker.ReceiverWorker",
             "timeout": 30,
             "graceful_timeout": 20,
             "accesslog": "-",

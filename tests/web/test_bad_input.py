@@ -216,10 +216,11 @@ def _ten_thousand() -> bytes:
     return json.dumps(doc).encode()
 
 
-def test_ten_thousand_alerts_over_default_limit_is_413(client: Any):
+def test_ten_thousand_alerts_fit_the_default_limit(client: Any):
+    # Issue #22: Alertmanager never retries a 413, so the biggest outage never paged.
     body = _ten_thousand()
-    assert len(body) > Settings().max_body_bytes
-    assert client.post("/alertmanager", data=body, headers=JSON_CT).status_code == 413
+    assert len(body) <= Settings().max_body_bytes
+    assert client.post("/alertmanager", data=body, headers=JSON_CT).status_code == 200
 
 
 def test_ten_thousand_alerts_within_a_raised_limit_are_accepted(tmp_path: Path):
