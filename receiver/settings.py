@@ -142,6 +142,8 @@ class Settings:
                 f"RECEIVER_ROBOT_PER_MINUTE={self.robot_per_minute}: must be 1..20"
                 " (DingTalk blocks a robot for 10 minutes over 20 posts a minute)"
             )
+        if self.read_timeout <= 0:  # every request would get a 408
+            raise ValueError(f"RECEIVER_READ_TIMEOUT={self.read_timeout:g}s: must be more than 0")
         if self.language not in LANGUAGES:
             raise ValueError(
                 f"RECEIVER_LANGUAGE={self.language!r}: expected one of {', '.join(LANGUAGES)}"

@@ -52,17 +52,40 @@ def parse_at(value: str | None) -> datetime:
     return t if t.tzinfo else t.astimezone()  # a naive time is the machine's local time
 
 
-def load_or_exit(path: str, *, warnings: bool = False) -> RoutingTable:
+def load_or_exit(path: str, *, warnings: bool = False, serving: bool = False) -> RoutingTable:
+    """The table in `path`, or exit 1 with its problems. `serving` (check-config) also
+    says which table a running serve keeps while this file is refused."""
+    data_dir = Settings.from_env().data_dir
     try:
-        directory = open_directory(Settings.from_env().data_dir)
+        directory = open_directory(data_dir)
         table = load_routing(path, directory, strict_lookups=True)
     except ConfigError as e:
         for p in e.problems:
             click.echo(str(p), err=True)
+        if serving:  # on stdout: stderr stays one FILE:LINE problem a line
+            click.echo(serving_instead(path, data_dir))
         sys.exit(1)
     for w in table.warnings if warnings else ():
         click.echo(str(w), err=True)
     return table
+
+
+def serving_instead(path: str, data_dir: str) -> str:
+    # Imported here: delivery.state imports prometheus_client, which must not be imported
+    # before `serve` sets PROMETHEUS_MULTIPROC_DIR (every command module is imported first).
+    from receiver.delivery.state import LAST_GOOD_FILE
+
+    last_good = os.path.join(data_dir, LAST_GOOD_FILE)
+    try:
+        saved = datetime.fromtimestamp(os.path.getmtime(last_good), UTC).isoformat(
+            timespec="seconds"
+        )
+    except OSError:
+        return f"{path} is refused: a running serve keeps the table it loaded before"
+    return (
+        f"{path} is refused: a running serve keeps the table it loaded before;"
+        f" the last good copy is {last_good} (saved {saved})"
+    )
 
 
 @click.command("check-config")
@@ -70,7 +93,7 @@ def load_or_exit(path: str, *, warnings: bool = False) -> RoutingTable:
 @click.option("--templates", envvar="RECEIVER_TEMPLATES", default="templates", show_default=True)
 def check_config(routing_path: str, templates: str) -> None:
     """Validate routing.yaml and templates as serve loads them. Exit 0 if valid, else 1."""
-    table = load_or_exit(routing_path, warnings=True)
+    table = load_or_exit(routing_path, warnings=True, serving=True)
     checked = check_templates(table, templates)
     for p in [*checked.warnings, *checked.errors]:
         click.echo(str(p), err=True)

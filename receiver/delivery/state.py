@@ -2,11 +2,13 @@
 it picks up a new routing.yaml without going down.
 
 Every worker polls the routing file's digest about once a second (from a
-thread, and before a request), so an edit reaches every gunicorn worker within
-a second; `POST /-/reload` reloads the worker that answers at once, and SIGHUP
+thread, and before a request). A changed file is loaded once its digest has
+stayed the same for RECEIVER_RELOAD_SETTLE (2 s): an editor or `cp` that writes
+the file in pieces is never caught half-way, so an edit reaches every worker
+within about three seconds. `POST /-/reload` reloads the worker that answers at once, and SIGHUP
 makes the arbiter check the file and log the verdict. A file that fails to
 load is refused: the running table stays, the problems are logged once with
-FILE:LINE and counted. After each good load the file is kept
+FILE:LINE and counted, and `status()` says so (for /readyz). After each good load the file is kept
 as `routing.last-good.yaml`, so a worker that boots while the file on disk is
 broken starts with the last good table instead of failing to boot.
 """
@@ -18,7 +20,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from receiver import metrics
 from receiver.delivery.outbox import Outbox
@@ -37,23 +41,30 @@ LAST_GOOD_FILE = "routing.last-good.yaml"
 
 class State:
     def __init__(
-        self, settings: Settings, *, fallback: bool = False, outbox: Outbox | None = None,
+        self,
+        settings: Settings,
+        *,
+        fallback: bool = False,
+        outbox: Outbox | None = None,
         warn: bool = True,
-    ) -> None:  # fmt: skip
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """`warn=False`: leave the config warnings to another process (serve's web workers
         do: the one delivery process logs each once, not once per process)."""
         self.settings = settings
         self.warn = warn
+        self._clock = clock
         # Always the store, synced or not: aliases resolve when an alert is planned,
         # so a sync that lands while serving takes effect without a reload.
         self.directory: Directory = open_store(settings.data_dir, settings.database_url)
         self.outbox = outbox or Outbox(settings.data_dir, database_url=settings.database_url)
         self._lock = threading.Lock()
-        self._checked = time.monotonic()
+        self._checked = clock()
         self._digest = config.fingerprint(settings.routing)
         self._refused = ""  # digest of a file already refused, so it is logged once
         # The problems of the last refused file, and when, until a load succeeds (the console).
         self.reload_error: tuple[datetime, tuple[str, ...]] | None = None
+        self._changed: tuple[str, float] | None = None  # a new digest, and since when
         try:
             self.table = config.load(settings.routing, self.directory)
         except ConfigError as e:
@@ -123,18 +134,44 @@ class State:
         threading.Thread(target=watch, name="config-watch", daemon=True).start()
 
     def poll(self) -> None:
-        """Reload if the file changed; cheap enough to run before every request."""
+        """Reload if the file changed and then settled; cheap enough to run before every
+        request. The file must keep one digest for RECEIVER_RELOAD_SETTLE first."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             if now - self._checked < POLL_INTERVAL_S * 0.9:
                 return
             self._checked = now
-        if config.fingerprint(self.settings.routing) == self._digest:
-            return
+            digest = config.fingerprint(self.settings.routing)
+            if digest == self._digest:
+                self._changed = None
+                return
+            if self._changed is None or self._changed[0] != digest:
+                self._changed = (digest, now)  # changed (again): its settle period starts
+            if now - self._changed[1] < self.settings.reload_settle:
+                return
+            self._changed = None
         try:
             self.reload("file_changed")
         except ConfigError:
             pass  # logged and counted once; the running table stays
+
+    def status(self) -> dict[str, Any]:
+        """For /readyz: the table serving, and whether the file on disk is refused."""
+        out: dict[str, Any] = {
+            "ok": self.reload_error is None,
+            "routing": self.table.path,
+            "loaded_at": self.loaded_at.isoformat(),
+        }
+        if self.reload_error is not None:
+            since, problems = self.reload_error
+            out["error"] = (
+                f"{self.settings.routing} on disk is refused since {since.isoformat()}; the"
+                f" table loaded at {out['loaded_at']} from {self.table.path} is serving"
+            )
+            out["problems"] = list(problems)
+        elif self._changed is not None:
+            out["settling"] = True  # changed on disk; loaded once it stays unchanged
+        return out
 
 
 def _count_fallback(template: str) -> None:

@@ -140,7 +140,9 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
         """503 unless the config is loaded, the outbox takes writes and delivery is polling."""
-        config = {"ok": True, "routing": state.table.path, "loaded_at": state.loaded_at.isoformat()}
+        # A refused file says so (ok: false), but is not unready: the older table serves,
+        # and taking every replica out of rotation for a bad edit would stop paging.
+        config = state.status()
         outbox: dict[str, object] = {"ok": True}
         try:
             outbox.update(blocking(state.outbox.counts))

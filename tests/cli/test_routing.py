@@ -251,3 +251,19 @@ def test_a_broken_template_nothing_uses_is_a_warning_in_both(tmp_path: Path) -> 
            "RECEIVER_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
     with serve(env, tmp_path / "serve.log", workers=1) as srv:
         assert f"Warning: {templates / 'old.md.j2'}:1: " in srv.text()
+
+
+def test_check_config_says_a_running_serve_keeps_the_last_good_table(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "routing.last-good.yaml").write_text(SMALL)
+    monkeypatch.setenv("RECEIVER_DATA_DIR", str(data))
+    path = tmp_path / "routing.yaml"
+    path.write_text(SMALL.replace("receiver: db,", "receiver: nobody,"))
+    r = runner.invoke(main, ["check-config", "--routing", str(path), "--templates", TEMPLATES])
+    assert r.exit_code == 1
+    assert "undefined receiver 'nobody'" in r.stderr
+    assert f"{path} is refused: a running serve keeps the table it loaded before" in r.stdout
+    assert str(data / "routing.last-good.yaml") in r.stdout

@@ -117,3 +117,62 @@ def test_post_reload_answers_with_the_verdict_and_every_worker_follows(tmp_path:
         routing.write_text(good.replace("bob: user0002", "bob: user0077"))
         assert http("POST", srv.url + "/-/reload", headers=admin) == (200, {"status": "reloaded"})
         assert wait_until(lambda: db_userids(srv, data) == {"user0077"}), srv.text()
+
+
+def test_a_file_rewritten_in_two_chunks_is_never_loaded_half_written(tmp_path: Path) -> None:
+    """Issue #22: the first chunk, valid but without the child routes, was hot-loaded, and
+    47 of 332 alerts went to the root receiver instead of their team."""
+    from receiver.delivery.outbox import Outbox
+
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(SIMPLE_ROUTING.read_text())
+    full = SIMPLE_ROUTING.read_text().replace("bob: user0002", "bob: user0099")
+    half = full[: full.index("  routes:")]  # valid on its own: team=db would go to ops
+    data = tmp_path / "data"
+    with serve(dry_run_env(routing, data), tmp_path / "serve.log", workers=2) as srv:
+        assert db_userids(srv, data) == {"user0002"}
+        box = Outbox(str(data))
+        before = {i.id for i in box.items()}
+        posted = 0
+
+        def post_for(seconds: float) -> None:
+            nonlocal posted
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                assert http("POST", srv.url + "/alertmanager", PAYLOAD)[0] == 200
+                posted += 1
+                time.sleep(0.05)
+
+        with routing.open("w") as f:
+            f.write(half)
+            f.flush()
+            post_for(1.5)  # shorter than RECEIVER_RELOAD_SETTLE (2 s)
+            f.write(full[len(half) :])
+        post_for(1.0)
+        assert wait_until(lambda: db_userids(srv, data) == {"user0099"}), srv.text()
+        assert wait_until(lambda: box.counts()["pending"] == 0)
+        paged: dict[str, int] = {}
+        for item in box.items():
+            if item.id not in before:
+                for u in item.userids:
+                    paged[u] = paged.get(u, 0) + 1
+        print(f"\n{posted} alerts posted while routing.yaml was rewritten; paged: {paged}")
+        assert "manager4220" not in paged  # ops, the root receiver: the half-written table
+        assert srv.text().count("config_reloaded reason=file_changed") == 3  # 2 workers, delivery
+
+
+def test_readyz_says_the_file_on_disk_is_refused(tmp_path: Path) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(SIMPLE_ROUTING.read_text())
+    data = tmp_path / "data"
+    with serve(dry_run_env(routing, data), tmp_path / "serve.log", workers=1) as srv:
+        assert wait_until(lambda: http("GET", srv.url + "/readyz")[0] == 200)
+        routing.write_text(SIMPLE_ROUTING.read_text().replace("receiver: db\n", "receiver: x\n"))
+        wait_for_log(srv, "config_reload_failed")
+        time.sleep(1.5)  # a poll of the worker that answers
+        status, body = http("GET", srv.url + "/readyz")
+        print(f"\n/readyz while routing.yaml is refused: {status} {body['config']}")
+        # Ready still (the older table pages), but the config check says what is wrong.
+        assert status == 200 and body["config"]["ok"] is False
+        assert "refused" in body["config"]["error"]
+        assert any("'x'" in p for p in body["config"]["problems"])

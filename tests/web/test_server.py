@@ -142,6 +142,8 @@ def test_405_says_which_methods_are_allowed(
         ("DINGTALK_API_BASE", "oapi.dingtalk.com"),
         ("ALERTMANAGER_URL", "localhost:9093"),
         ("RECEIVER_BASIC_AUTH", "admin"),
+        ("RECEIVER_READ_TIMEOUT", "0"),
+        ("RECEIVER_RELOAD_SETTLE", "-1s"),
     ],
 )
 def test_a_setting_that_cannot_work_is_refused_by_name(name: str, raw: str) -> None:
