@@ -173,6 +173,21 @@ def test_a_request_that_goes_silent_gets_408(server: Serve, part: str) -> None:
     assert took >= READ_TIMEOUT_S - 0.5
 
 
+def test_a_slow_request_within_the_timeout_is_accepted(server: Serve) -> None:
+    data = head(server.port, len(AM)) + AM
+    with socket.create_connection(("127.0.0.1", server.port), timeout=READ_TIMEOUT_S * 4) as s:
+        for i in range(0, len(data), len(data) // 5 + 1):  # in 5 pieces over 2 s
+            s.sendall(data[i : i + len(data) // 5 + 1])
+            time.sleep(0.4)
+        s.sendall(head(server.port, len(AM)) + AM)  # and a second request, kept alive
+        replies = b""
+        while replies.count(b"HTTP/1.1 ") < 2 or not replies.endswith(b"}\n"):
+            if not (data := s.recv(65536)):
+                break
+            replies += data
+    assert replies.count(b"HTTP/1.1 200 ") == 2, replies
+
+
 def test_a_silent_connection_is_closed_without_a_reply(server: Serve) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=READ_TIMEOUT_S * 4) as s:
         t0 = time.monotonic()
