@@ -8,9 +8,10 @@ connection costs a greenlet (a few KB), so slow clients wait side by side with t
 webhooks, and DeadlineSocket bounds how long any of them may take: a 408 past it.
 
 After each response the rest of an unread body (a 413, say) is read and dropped,
-within the same deadline, before the connection is reused or closed. Closing a
-socket with bytes unread sends a reset, and a reset can destroy the 413 before the
-client reads it.
+within the same deadline, before the connection is reused or closed, and after an
+error reply of gunicorn's own the connection lingers a moment. Closing a socket with
+bytes unread sends a reset, and a reset can destroy the reply before the client
+reads it.
 
 gunicorn answers a request it can't parse (a bad request line or header, a
 header or line too long, bad chunked framing) by itself, before the Flask app
@@ -104,3 +105,7 @@ class ReceiverWorker(GeventWorker):  # type: ignore[misc]
                 client.linger(LINGER_S)
             return
         super().handle_error(req, client, addr, exc)
+        # gunicorn stopped reading at the error (a request line too long, say): what the
+        # client still sends must be read, or the close resets the reply away.
+        if isinstance(client, DeadlineSocket):
+            client.linger(LINGER_S)
