@@ -29,6 +29,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import ssl
+import sys
+import warnings
 from typing import Any
 
 from gunicorn import util
@@ -58,7 +61,27 @@ def write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1", "replace") + body)
 
 
+SSL_NAMES = ("SSLContext", "SSLSocket", "wrap_socket")
+
+
 class ReceiverWorker(GeventWorker):  # type: ignore[misc]
+    def patch(self) -> None:
+        """gevent's monkey-patching, in this worker process only (not the arbiter, which
+        starts the delivery process). The arbiter imported requests, and with it ssl,
+        before it forked this worker: urllib3 holds ssl's classes from before the patch,
+        which would make its HTTPS sockets block the loop. They are pointed at the
+        patched ones here, which is what gevent's warning about it asks for."""
+        original = {name: getattr(ssl, name, None) for name in SSL_NAMES}
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Monkey-patching ssl after ssl", Warning)
+            super().patch()
+        for name, module in list(sys.modules.items()):
+            if module is not None and name.split(".")[0] == "urllib3":
+                for attr in SSL_NAMES:
+                    old = original[attr]
+                    if old is not None and getattr(module, attr, None) is old:
+                        setattr(module, attr, getattr(ssl, attr))
+
     def init_process(self) -> None:
         util.write_error = write_json_error  # handle_error writes through this name
         super().init_process()
