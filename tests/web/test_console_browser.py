@@ -167,7 +167,18 @@ def submit(driver: Any, css: str) -> None:
     except WebDriverException as e:  # chromedriver may lose the button to the navigation it
         if "does not belong to the document" not in str(e):  # started; the wait below tells
             raise
-    WebDriverWait(driver, 10).until(ec.staleness_of(page))
+
+    def replaced(d: Any) -> bool:
+        # chromedriver may also say the node "does not belong to the document" while the
+        # new page replaces it, where staleness_of only expects a stale reference.
+        try:
+            return bool(ec.staleness_of(page)(d))
+        except WebDriverException as e:
+            if "does not belong to the document" not in str(e):
+                raise
+            return True
+
+    WebDriverWait(driver, 10).until(replaced)
 
 
 def login(driver: Any, url: str, token: str = TOKEN) -> None:
