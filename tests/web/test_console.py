@@ -290,3 +290,43 @@ def test_the_preview_shows_a_group_robots_copy_against_its_own_budget(
     assert reply.status_code == 200
     assert "To: manager4220" in reply.text and "of 2048 bytes" in reply.text
     assert "A copy to the group robot db-team" in reply.text and "of 20000 bytes" in reply.text
+
+
+def test_the_overview_says_why_sending_is_paused(client: FlaskClient, on: Settings) -> None:
+    box = Outbox(on.data_dir)
+    (i,) = box.enqueue([Entry("ops", MSG, ("u1",))], source="alertmanager", group_key="g")
+    assert 'id="sending"' in client.get("/console/").text
+    assert "Running (not paused)" in client.get("/console/").text
+    box.pause(reason="outage", error="HTTP 503 from oapi.dingtalk.com", probe_in=5, item_id=i)
+    page = client.get("/console/").text
+    assert "Paused: outage since" in page and "HTTP 503 from oapi.dingtalk.com" in page
+    box.resume()
+    assert "Running (not paused)" in client.get("/console/").text
+
+
+def test_a_message_shows_each_persons_read_and_acknowledged_times(
+    client: FlaskClient, on: Settings, tmp_path: Path
+) -> None:
+    from receiver.delivery.planner import Planner
+    from tests.cli.test_escalation import FIRING, ROUTING
+
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING)
+    s = on.with_(routing=str(routing))
+    app = create_app(s)
+    c = app.test_client()
+    assert login(c).status_code == 303
+    assert c.post("/alertmanager", json=FIRING).status_code == 200
+    Planner(app.extensions["receiver"]).run_once()
+    box = Outbox(s.data_dir)
+    (item,) = box.items()
+    box.claim()
+    box.mark_sent(item.id, [1001])
+    read_at = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC).timestamp()
+    box.record_reads(item.id, ["u-bob"], read_at)
+    (esc,) = box.escalations()
+    box.record_ack(esc.notification_id, "u-bob", via="test", at=read_at + 60)
+    page = c.get(f"/console/notifications/{item.id}").text
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>(u-\w+)</td>.*?</tr>", page)}
+    assert "2030-05-06T07:08:09" in rows["u-bob"] and "2030-05-06T07:09:09" in rows["u-bob"]
+    assert "2030-05-06" not in rows["u-carol"]

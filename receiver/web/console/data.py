@@ -47,12 +47,15 @@ def ago(seconds: float | None) -> str:
 
 
 def paused(state: State) -> str | None:
-    """Why sending is paused, or None while it runs.
-
-    EXTENSION: this version has no paused state; when delivery records one
-    (and why), return its reason here and the overview shows it.
-    """
-    return None
+    """Why sending is paused (docs/delivery.md, "The pause"), or None while it runs."""
+    pause = state.outbox.pause_state()
+    if pause is None:
+        return None
+    since = datetime.fromtimestamp(pause.since, UTC).isoformat(timespec="seconds")
+    return (
+        f"{pause.reason} since {since} ({pause.failures} failed calls; next probe in"
+        f" {ago(pause.probe_at - time.time())}): {pause.error}"
+    )
 
 
 @dataclass(frozen=True)
@@ -121,22 +124,31 @@ class RecipientState:
     userid: str
     name: str
     sent: str  # "sent", "queued", "failed", "invalid", "forbidden" …
-    read: str = "-"  # EXTENSION: "read"/"unread" once follow-up records read lists
-    acknowledged: str = "-"  # EXTENSION: the time of an acknowledgement, once recorded
+    read: str = "-"  # when DingTalk said they read it (getsendresult), or "read"
+    acknowledged: str = "-"  # when they acknowledged the group
+
+
+def _when(at: float | None) -> str:
+    return "-" if at is None else datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
 
 def recipients(state: State, item: Item) -> list[RecipientState]:
-    """Each recipient's state, from the item and DingTalk's send result when there is one."""
+    """Each recipient's state: the item, DingTalk's send result, and the read and
+    acknowledged times recorded per person (the same as `outbox show`)."""
     result = item.send_result or {}
     by_user = names(state, item.userids)
+    reached = {r.userid: r for r in state.outbox.reached_by_item(item.id)}
     out = []
     for u in item.userids:
         sent = "sent" if item.state == "sent" else item.state
         for kind in ("invalid", "forbidden", "failed"):
             if u in (result.get(kind) or []):
                 sent = kind
-        read = "read" if u in (result.get("read") or []) else "-"
-        acked = str((result.get("acked") or {}).get(u, "-"))
+        person = reached.get(u)
+        read = _when(person.read_at) if person and person.read_at else "-"
+        if read == "-" and u in (result.get("read") or []):
+            read = "read"
+        acked = _when(person.acked_at) if person else "-"
         out.append(RecipientState(u, by_user.get(u, ""), sent, read, acked))
     return out
 
