@@ -1,8 +1,8 @@
 """What the console pages show, gathered from the state every worker already holds.
 
 Each function answers one page's question from the owning module's own queries
-(outbox admin queries, the routing table, the directory). Extension points for
-what delivery does not record yet are marked EXTENSION.
+(outbox queries, the pause, the per-person records, the routing table, the
+directory), so the console and the CLI give one answer.
 """
 
 from __future__ import annotations
