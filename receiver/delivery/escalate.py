@@ -249,7 +249,7 @@ class Escalator:
         receiver = table.receivers[esc.receiver]
         entries = step_entries(
             self.state.renderer, part, receiver, users, depts, now=at,
-            ack=ack_links(settings, esc.notification_id, now), note=note,
+            ack=ack_links(settings, esc.notification_id, now), note=note, robots=table.robots,
         )  # fmt: skip
         ids = self.outbox.record_step(
             esc, owner=self.owner, step=d.step, at=now, next_due=next_due(policy, d.step, now),

@@ -9,6 +9,7 @@ group robot's copy, @mentioning the userids that receiver paged.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from receiver.messages.acklinks import AckLinks
 from receiver.messages.render import Renderer
 from receiver.messages.robot import robot_copy
 from receiver.model import Alert, Notification
+from receiver.routing.robots import Robot
 from receiver.routing.table import Receiver, RoutingTable
 
 MAX_USERIDS_PER_CALL = 100
@@ -184,8 +186,10 @@ def step_entries(
     now: datetime,
     ack: AckLinks | None,
     note: str,
+    robots: Mapping[str, Robot] | None = None,
 ) -> list[Entry]:
-    """An escalation step's entries: the group's current state, with `note` on top."""
+    """An escalation step's entries: the group's current state, with `note` on top, and
+    a copy to each of the receiver's group robots that @mentions the newly paged people."""
     stand_in = ack.placeholder(userids) if ack is not None and userids else ""
     r = receiver
     msg = renderer.render(
@@ -198,4 +202,13 @@ def step_entries(
         group.plain = renderer.render(
             part, template=r.template, msgtype=r.msgtype, now=now, note=note
         ).msg
-    return group.entries(ack, stand_in)
+    entries = group.entries(ack, stand_in)
+    for name in r.robots if userids else ():
+        if robots is None or name not in robots:
+            continue
+        kind = robots[name].msgtype
+        body = robot_copy(renderer, part, template=r.template, msgtype=kind,
+                          mentions=tuple(userids), now=now, note=note)  # fmt: skip
+        entries.append(Entry(receiver=r.name, msg=body, userids=(), robot=name,
+                             status=part.status))  # fmt: skip
+    return entries

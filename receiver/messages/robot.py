@@ -69,11 +69,15 @@ def robot_copy(
     mentions: Sequence[str],
     now: datetime,
     max_bytes: int = ROBOT_MAX_BYTES,
+    note: str = "",
 ) -> dict[str, Any]:
-    """The robot body for `n`: rendered within `max_bytes`, mentions and all."""
+    """The robot body for `n`: rendered within `max_bytes`, mentions and all; `note` is
+    an escalation step's line on top, as on the step's work notification."""
     overhead = msg_size(convert({"msgtype": "text", "text": {"content": ""}}, mentions))
     budget = max(MIN_BUDGET, max_bytes - overhead - KEY_SLACK)
-    msg = renderer.render(n, template=template, msgtype=msgtype, now=now, max_bytes=budget).msg
+    msg = renderer.render(
+        n, template=template, msgtype=msgtype, now=now, max_bytes=budget, note=note
+    ).msg
     body = convert(msg, mentions)
     while msg_size(body) > max_bytes:  # a great many mentions: cut the message, keep them
         budget = max(MIN_BUDGET, budget - (msg_size(body) - max_bytes))

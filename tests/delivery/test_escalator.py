@@ -307,3 +307,31 @@ def test_a_link_from_an_earlier_incident_does_not_acknowledge_the_next(
     clock.shift = 301
     assert escalator(app, clock).run_once() == 1
     assert [i.userids for i in new_items(box, seen)] == [("u-carol",)]
+
+
+def test_a_step_posts_to_the_receivers_robots_mentioning_who_it_paged(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEAM_ROBOT_TOKEN", "t0ken")
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        ROUTING.replace("UNTIL", "ack").replace(
+            "    escalation: pager\n", "    escalation: pager\n    robots: [team]\n"
+        )
+        + "robots:\n  team:\n    webhook: https://oapi.dingtalk.com/robot/send?access_token=${TEAM_ROBOT_TOKEN}\n"
+    )
+    s = settings.with_(routing=str(routing), external_url="https://rx.example/", secret_key=KEY)
+    app, box = create_app(s), Outbox(s.data_dir, database_url=s.database_url)
+    clock, seen = Clock(), set[int]()
+    post(app, FIRING)
+    first = new_items(box, seen)
+    assert [(i.robot, i.userids) for i in first] == [(None, ("u-bob",)), ("team", ())]
+    clock.shift = 301
+    assert escalator(app, clock).run_once() == 1
+    step1 = new_items(box, seen)
+    assert [(i.robot, i.userids) for i in step1] == [(None, ("u-carol",)), ("team", ())]
+    copy = step1[1].msg
+    assert copy["at"]["atUserIds"] == ["u-carol"]  # only the newly paged
+    assert (
+        "@u-carol" in copy["markdown"]["text"] and "未确认 5m · u-bob" in copy["markdown"]["text"]
+    )
