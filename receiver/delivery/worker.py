@@ -203,7 +203,7 @@ class Worker:
         if pause is not None:
             self.pauses.resume(item.id)
         if self.limits is not None:
-            for userid in self.limits.count_sent(item.userids):
+            for userid in self.limits.count_sent(item.userids, now=self.clock()):
                 metrics.user_daily_quota_warnings.inc()
                 log.warning(
                     "user_daily_quota_warning userid=%s sent=%d%% of %d today",
@@ -226,7 +226,7 @@ class Worker:
     def _hold_over_cap(self, item: Item) -> Item:
         """Users past the daily cap wait for tomorrow in a held item; the rest go now."""
         assert self.limits is not None
-        over = self.limits.over_daily(item.userids)
+        over = self.limits.over_daily(item.userids, now=self.clock())
         if not over:
             return item
         until = next_day(self.clock())

@@ -86,6 +86,25 @@ def test_users_past_the_daily_limit_are_held_for_tomorrow(
     assert "user_daily_quota_warning userid=a" in caplog.text
 
 
+def test_the_daily_limit_counts_on_the_workers_clock(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    """One clock for the count, the check and the hold: a worker whose clock is another
+    day than the machine's counts and checks that day, and holds until after it."""
+    box = Outbox(live_settings.data_dir)
+    limits = Limits(box.path, rate=1000, daily=1)
+    day = time.time() + 400 * 86400  # a day the real clock is not on
+    worker = Worker(box, Client(live_settings), limits=limits, clock=lambda: day)
+    enqueue(box, "a")
+    worker.run_once()
+    enqueue(box, "a")
+    worker.run_once()
+    assert [r.body["userid_list"] for r in fake_dingtalk.delivered() if r.body] == ["a"]
+    (held,) = [i for i in box.items() if i.hold_reason]
+    assert held.next_attempt_at == next_day(day)
+    assert limits.over_daily(["a"], now=day) == ["a"] and limits.over_daily(["a"]) == []
+
+
 def test_ip_not_whitelisted_tells_the_operator(
     live_settings: Settings, fake_dingtalk: FakeDingTalk, caplog: pytest.LogCaptureFixture
 ) -> None:
