@@ -26,6 +26,7 @@ from receiver.delivery import order
 from receiver.delivery.ack_store import AckQueries
 from receiver.delivery.outbox_admin import AdminQueries
 from receiver.delivery.outbox_dedup import AcceptOnce
+from receiver.delivery.outbox_followups import FollowupQueries
 from receiver.delivery.outbox_holds import HoldQueries
 from receiver.delivery.outbox_pause import PauseQueries
 from receiver.delivery.outbox_pending import PendingWebhooks
@@ -52,6 +53,7 @@ class Outbox(
     PendingWebhooks,
     AcceptOnce,
     AdminQueries,
+    FollowupQueries,
     HoldQueries,
     PauseQueries,
     RobotQueries,
@@ -256,44 +258,6 @@ class Outbox(
         with self._read() as db:
             rows = db.execute("SELECT DISTINCT owner FROM outbox WHERE state='sending'").fetchall()
         return {r["owner"] for r in rows if r["owner"]}
-
-    # -- send-result follow-up ---------------------------------------------------------------
-    def claim_followups(self, *, limit: int = 10, lease_s: float = 120.0) -> list[Item]:
-        now = time.time()
-        with self._read() as db:
-            if not db.execute(
-                "SELECT 1 FROM outbox WHERE followup_at<=? LIMIT 1", (now,)
-            ).fetchone():
-                return []
-        skip = " FOR UPDATE SKIP LOCKED" if self.postgres else ""  # another replica's
-        with self._tx() as db:
-            rows = db.execute(
-                "UPDATE outbox SET followup_at=? WHERE id IN (SELECT id FROM outbox"
-                f" WHERE followup_at<=? ORDER BY followup_at LIMIT ?{skip}) RETURNING *",
-                (now + lease_s, now, limit),
-            ).fetchall()
-        return sorted((Item.from_row(r) for r in rows), key=lambda i: i.id)
-
-    def record_followup(
-        self,
-        item_id: int,
-        result: dict[str, Any] | None,
-        *,
-        error: str | None = None,
-        again_at: float | None = None,
-    ) -> None:
-        """Store what getsendresult said; or note the error and try `again_at` (None: give up)."""
-        with self._tx() as db:
-            db.execute(
-                "UPDATE outbox SET followup_at=?, send_result=COALESCE(?, send_result) WHERE id=?",
-                (
-                    None if result is not None else again_at,
-                    json.dumps(result, ensure_ascii=False) if result is not None else None,
-                    item_id,
-                ),
-            )
-            if error:
-                self._log(db, item_id, "followup_error", error=error)
 
 
 def _row(r: sqlite3.Row) -> order.Row:
