@@ -64,19 +64,80 @@ class Parts:
         return msg_size(self.msg())
 
 
-def fit(build: Callable[[int, int | None], Parts], total: int, budget: int) -> tuple[Parts, int]:
+@dataclass
+class SizeHint:
+    """What earlier fits of one template learned: a message of k alerts is about
+    `base + per_alert * k` bytes. Only where `fit` starts its search: a wrong hint
+    costs renders, never changes what `fit` returns."""
+
+    base: float = 0.0
+    per_alert: float = 0.0
+
+    def guess(self, total: int, budget: int) -> int | None:
+        if self.per_alert <= 0:
+            return None
+        room = budget - self.base
+        if room >= self.per_alert * total:  # all of them
+            return total
+        if room < self.per_alert:  # not even one (and no -inf from a tiny per_alert)
+            return 1
+        return int(room // self.per_alert)  # between 1 and total
+
+    def learn(self, sizes: dict[int, int]) -> None:
+        """From the sizes of uncut renders (alerts -> bytes) of one group."""
+        if len(sizes) < 2:
+            return
+        lo, hi = min(sizes), max(sizes)
+        per = (sizes[hi] - sizes[lo]) / (hi - lo)
+        if per > 0:
+            self.base, self.per_alert = sizes[lo] - per * lo, per
+
+
+def fit(
+    build: Callable[[int, int | None], Parts],
+    total: int,
+    budget: int,
+    hint: SizeHint | None = None,
+) -> tuple[Parts, int]:
     """The parts showing the most alerts (then the longest values) within `budget`.
 
     `build(k, cap)` renders the first k alerts with every value cut to `cap`
     characters (None: uncut). Returns the parts and k. The result may still be over
     the budget when even one alert with empty values is too big; `hard_fit` it.
+    `hint`, when given, is where the search starts, and learns from this fit.
     """
     built: dict[tuple[int, int | None], Parts] = {}
+    sizes: dict[int, int] = {}  # uncut renders: alerts -> bytes
 
     def build_once(k: int, cap: int | None) -> Parts:  # each size is rendered once
         if (k, cap) not in built:
             built[(k, cap)] = build(k, cap)
+            if cap is None:
+                sizes[k] = built[(k, cap)].size()
         return built[(k, cap)]
+
+    try:
+        return _fit(build, build_once, total, budget, hint)
+    finally:
+        if hint is not None:
+            hint.learn(sizes)
+
+
+def _fit(
+    build: Callable[[int, int | None], Parts],
+    build_once: Callable[[int, int | None], Parts],
+    total: int,
+    budget: int,
+    hint: SizeHint | None,
+) -> tuple[Parts, int]:
+    # A group of one template's alerts is sized like the last one: with a hint, two
+    # renders (k fits, k + 1 does not) settle a group that is too big, not three.
+    guess = hint.guess(total, budget) if hint is not None and total else None
+    if guess is not None:
+        if build_once(guess, None).size() <= budget and (
+            guess == total or build_once(guess + 1, None).size() > budget
+        ):
+            return build_once(guess, None), guess
 
     # The whole group, or for a big one the first few alerts: rendering all of a
     # 500-alert group only to learn that it is far too big is most of the work.

@@ -21,7 +21,15 @@ from jinja2 import ChainableUndefined, DictLoader, FileSystemLoader, TemplateSyn
 from jinja2.sandbox import SandboxedEnvironment
 
 from receiver.errors import ConfigProblem, not_utf8
-from receiver.messages.budget import MIN_BUDGET, TITLE_CHARS, Parts, fit, hard_fit, msg_size
+from receiver.messages.budget import (
+    MIN_BUDGET,
+    TITLE_CHARS,
+    Parts,
+    SizeHint,
+    fit,
+    hard_fit,
+    msg_size,
+)
 from receiver.messages.builtin import BUILTIN_TEMPLATES
 from receiver.messages.context import alert_context, context, notification_id
 from receiver.messages.filters import KEY_LABELS, WORDS, cut, filters, mdurl, oneline
@@ -112,6 +120,8 @@ class Renderer:
         self.templates_dir = templates_dir
         self.env = self._env(FileSystemLoader(templates_dir))
         self.builtin = self._env(DictLoader(BUILTIN_TEMPLATES))
+        # Per (template, msgtype): how big its messages were, where the next fit starts.
+        self._hints: dict[tuple[str, str], SizeHint] = {}
 
     @classmethod
     def from_settings(
@@ -227,7 +237,8 @@ class Renderer:
                 msgtype, title, lead + _clean(body), _clean(more), stamp, btns, _clean(bare), oa
             )
 
-        parts, shown = fit(build, len(ordered), budget)
+        hint = self._hints.setdefault((attempt.name, msgtype), SizeHint())
+        parts, shown = fit(build, len(ordered), budget, hint)
         parts = hard_fit(parts, budget)
         return Message(
             msg=parts.msg(),

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from receiver.ingest.alertmanager import parse_alertmanager
-from receiver.messages.budget import VALUE_CAP, Parts, fit, msg_size, resent, shrink
+from receiver.messages.budget import VALUE_CAP, Parts, SizeHint, fit, msg_size, resent, shrink
 from receiver.messages.render import Renderer, notification_id
 from receiver.model import Alert, Notification
 from tests.conftest import ROOT
@@ -98,11 +98,14 @@ def test_a_single_alert_is_always_shown(summary: str, budget: int) -> None:
     sizes=st.lists(st.integers(0, 600), max_size=300),
     base=st.integers(0, 400),
     budget=st.integers(256, 4096),
+    hint=st.none() | st.builds(SizeHint, st.floats(-1000, 5000), st.floats(-10, 1000)),
 )
 def test_fit_shows_the_most_alerts_then_the_longest_values(
-    sizes: list[int], base: int, budget: int
+    sizes: list[int], base: int, budget: int, hint: SizeHint | None
 ) -> None:
-    """Alert i renders to sizes[i] bytes, or to `cap` when cut: fit finds the best k, cap."""
+    """Alert i renders to sizes[i] bytes, or to `cap` when cut: fit finds the best k, cap.
+
+    Whatever the hint (where the search starts), the result is the same."""
 
     def build(k: int, cap: int | None) -> Parts:
         shown = sum(s if cap is None else min(s, cap) for s in sizes[:k])
@@ -114,7 +117,7 @@ def test_fit_shows_the_most_alerts_then_the_longest_values(
     def most(cap: int | None) -> int:
         return max((k for k in range(1, len(sizes) + 1) if fits(k, cap)), default=0)
 
-    parts, k = fit(build, len(sizes), budget)
+    parts, k = fit(build, len(sizes), budget, hint)
     expected: tuple[int, int | None]
     if not sizes or most(None):
         expected = (most(None), None)
@@ -123,6 +126,29 @@ def test_fit_shows_the_most_alerts_then_the_longest_values(
     else:  # one alert, its values cut as little as fits
         expected = (1, max((c for c in range(VALUE_CAP) if fits(1, c)), default=0))
     assert (k, parts) == (expected[0], build(*expected))
+
+
+def test_a_hint_from_the_last_group_settles_a_group_too_big_in_two_renders() -> None:
+    """Without a hint a too-big group takes three renders (all, a guess, its neighbour)."""
+    calls: list[int] = []
+
+    def build(k: int, cap: int | None) -> Parts:
+        calls.append(k)
+        return Parts("text", "", "x" * (300 + 250 * k), "", "")
+
+    hint = SizeHint()
+    first = fit(build, 10, 2048, hint)
+    assert len(calls) == 3 and first[1] == 6
+    calls.clear()
+    assert fit(build, 10, 2048, hint) == first
+    assert calls == [6, 7]
+    calls.clear()
+    assert fit(build, 4, 2048, hint)[1] == 4 and calls == [4]  # a small group: one render
+
+
+@pytest.mark.parametrize(("base", "per"), [(260.0, 2.2e-308), (0.0, 2.2e-308), (0.0, 1e308)])
+def test_a_hint_of_any_size_guesses_between_one_and_all(base: float, per: float) -> None:
+    assert 1 <= SizeHint(base, per).guess(5, 256) <= 5  # as found by hypothesis: no overflow
 
 
 def _text(msg: dict[str, Any]) -> str:
