@@ -12,6 +12,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from receiver.messages.bounds import MAX_TEMPLATE_CHARS, size
 from receiver.messages.render import Renderer
@@ -128,6 +130,26 @@ def test_big_numbers_that_make_nothing_big_are_fine(tmp_path: Path) -> None:
 )
 def test_size_estimates_the_text_of_a_value(value: object, expected: int) -> None:
     assert size(value) == expected
+
+
+@given(
+    value=st.dictionaries(
+        st.text(max_size=5), st.text(max_size=5) | st.integers() | st.lists(st.text(max_size=3))
+    ),
+    limit=st.integers(0, 60),
+)
+def test_size_of_a_dict_is_the_same_by_its_quick_path(value: dict[str, object], limit: int) -> None:
+    def walked(v: object) -> int:  # the general walk, which the flat-dict path skips
+        if isinstance(v, str):
+            return len(v)
+        if isinstance(v, int):
+            return v.bit_length() // 3 + 1
+        if isinstance(v, dict):
+            return 2 + 4 * len(v) + sum(walked(x) for kv in v.items() for x in kv)
+        assert isinstance(v, list)
+        return 2 + 2 * len(v) + sum(map(walked, v))
+
+    assert size(value, limit) == min(walked(value), limit + 1)
 
 
 def test_size_stops_counting_past_its_limit() -> None:
