@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from receiver.delivery import wake
 from receiver.delivery.outbox_schema import COUNTED, Item, OutboxBase, Pending, pending_from_row
 
 
@@ -29,6 +30,7 @@ class AdminQueries(OutboxBase):
                     (now, now, now, i),
                 )
                 self._log(db, i, "requeued", error="by operator")
+            wake.note_items()
         return len(ids)
 
     def purge_sent(self, older_than_s: float) -> int:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from receiver.delivery import wake
 from receiver.delivery.outbox_schema import OutboxBase, Pending, pending_from_row
 from receiver.delivery.pipeline import Entry
 
@@ -21,6 +22,7 @@ class PendingWebhooks(OutboxBase):
                 " next_attempt_at) VALUES (?,?,?,?,?,?)",
                 (now, source, receiver, group_key, body, now),
             )
+            wake.note_items()
         return Pending(int(cur.lastrowid or 0), now, source, receiver, group_key, body)
 
     def enqueue(self, entries: Iterable[Entry], *, source: str, group_key: str) -> list[int]:
@@ -85,6 +87,7 @@ class PendingWebhooks(OutboxBase):
                 "UPDATE pending SET attempts=0, next_attempt_at=? WHERE id=?",
                 (time.time(), pending_id),
             )
+            wake.note_items()
         return cur.rowcount == 1
 
     def drop_pending(self, pending_id: int) -> Pending | None:

@@ -13,11 +13,12 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
+from receiver.delivery import wake
 from receiver.delivery.escalation_schema import ESCALATION_SCHEMA
 from receiver.delivery.pipeline import Entry
 from receiver.errors import OutboxUnavailable
@@ -322,15 +323,23 @@ class OutboxBase:
             upgrade_database(self._db, OUTBOX_SCHEMA)
             self._upgraded = True
 
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction. On PostgreSQL the connection is a PgConnection, which
-        answers the part of sqlite3.Connection the queries use."""
+        answers the part of sqlite3.Connection the queries use. One that queued work
+        wakes this host's delivery process once it commits (receiver.delivery.wake)."""
         self._upgrade()
-        if self.postgres:
-            return cast(
-                AbstractContextManager[sqlite3.Connection], self._db.transaction(what="outbox")
-            )
-        return cast(AbstractContextManager[sqlite3.Connection], self._db.transaction())
+        ok = False
+        try:
+            if self.postgres:
+                with self._db.transaction(what="outbox") as db:
+                    yield cast(sqlite3.Connection, db)
+            else:
+                with self._db.transaction() as db:
+                    yield db
+            ok = True
+        finally:
+            wake.committed(os.path.dirname(self.path), ok)
 
     def _read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A read: it does not hold up the web workers' commits (WAL)."""
@@ -360,6 +369,7 @@ class OutboxBase:
                 created_at: float, notification_id: int | None = None) -> list[int]:  # fmt: skip
         now = time.time()
         ids: list[int] = []
+        wake.note_items()
         for e in entries:
             cur = db.execute(
                 "INSERT INTO outbox (created_at, updated_at, state, source, receiver,"

@@ -16,6 +16,7 @@ from receiver.delivery.planner import Planner
 from receiver.delivery.replicas import Heartbeat
 from receiver.delivery.robots import DryRunPoster, RobotDelivery
 from receiver.delivery.state import State
+from receiver.delivery.wake import Wakeup
 from receiver.delivery.worker import Sender, Worker
 from receiver.dingtalk.client import Client, SendResult
 from receiver.errors import ConfigError, OutboxUnavailable
@@ -116,6 +117,7 @@ def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Wo
         parent_pid=parent_pid,
         plan=planner.run_once,
         channels={"robot": robots},
+        wakeup=Wakeup.open(settings.data_dir),  # None: poll every 50 ms, as before
     )
     return worker, escalator
 
@@ -126,8 +128,15 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
 
     setup_logging()
     stop = threading.Event()  # the one the worker watches, so no SIGTERM is ever missed
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    running: list[Worker] = []
+
+    def on_stop(*_: object) -> None:
+        stop.set()
+        for w in running:  # wake its wait on the socket
+            w.stop()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     delay = 1.0
     while True:  # an outbox or a routing.yaml that fails now may be fine soon: wait, don't die
@@ -146,6 +155,7 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
             return
         delay = min(delay * 2, 30.0)
     worker.stopping = stop
+    running.append(worker)
     start_directory_sync(settings, stop)
     # Escalation steps, OA status bars and their read checks run on a thread of their
     # own, so that a busy send loop never makes a due step late.
@@ -155,6 +165,8 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
         worker.run()
     finally:
         heartbeat.stop()
+        if worker.wakeup is not None:
+            worker.wakeup.close()
 
 
 def start_directory_sync(settings: Settings, stop: threading.Event) -> None:

@@ -41,6 +41,7 @@ from receiver.delivery.owner import owner_is_dead, process_owner
 from receiver.delivery.pausing import Pauses
 from receiver.delivery.pausing import backoff as backoff  # re-exported: robots use it
 from receiver.delivery.settle import Owed, RepeatLimiter
+from receiver.delivery.wake import Wakeup
 from receiver.dingtalk.client import SendResult, redact
 from receiver.errors import DingTalkError, OutboxUnavailable, RetryableError
 from receiver.messages.budget import msg_size, shrink
@@ -51,6 +52,7 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
 GIVE_UP_AFTER_S = 24 * 3600.0
 PURGE_EVERY_S = 600.0
+IDLE_POLL_S = 1.0  # woken by receiver.delivery.wake: a retry or a follow-up is this late at most
 WHITELIST_ERRCODE = 60020
 
 
@@ -91,7 +93,9 @@ class Worker:
         parent_pid: int | None = None,
         plan: Callable[[], int] | None = None,
         channels: Mapping[str, ChannelSender] | None = None,
+        wakeup: Wakeup | None = None,
     ) -> None:
+        self.wakeup = wakeup  # with it, an idle worker sleeps until poked (or IDLE_POLL_S)
         self.channels = dict(channels or {})  # item.channel -> its sender; "work" is ours
         self.parent_pid = parent_pid
         self.plan = plan
@@ -345,5 +349,15 @@ class Worker:
             if not handled:
                 # A long backlog stuck behind an outage makes each claim scan it; idle
                 # polls then slow down so the scan stays a small share of a core.
-                self.stopping.wait(max(self.poll_s, 4 * (time.monotonic() - started)))
+                pause = max(self.poll_s, 4 * (time.monotonic() - started))
+                if self.wakeup is not None:
+                    self.wakeup.wait(max(IDLE_POLL_S, pause))
+                else:
+                    self.stopping.wait(pause)
         log.info("delivery_stopped")
+
+    def stop(self) -> None:
+        """Stop after the current item (safe from a signal handler)."""
+        self.stopping.set()
+        if self.wakeup is not None:
+            self.wakeup.poke()

@@ -1,0 +1,118 @@
+"""Delivery sleeps until there is work: a commit that queues work pokes its socket."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from receiver.delivery import wake, worker
+from receiver.delivery.outbox import Outbox
+from receiver.delivery.pipeline import Entry
+from receiver.delivery.process import make_worker
+from receiver.delivery.wake import Wakeup
+from receiver.errors import OutboxUnavailable
+from receiver.settings import Settings
+from tests.fakes.dingtalk import FakeDingTalk
+
+MSG = {"msgtype": "text", "text": {"content": "磁盘满了"}}
+GENEROUS_S = 30.0  # how long a test waits for what should take milliseconds
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> str:
+    os.makedirs(tmp_path / "d")
+    return str(tmp_path / "d")
+
+
+def test_a_poke_wakes_the_waiter_and_every_pending_poke_is_taken(data_dir: str) -> None:
+    w = Wakeup(data_dir)
+    try:
+        assert not w.wait(0)
+        for _ in range(3):
+            wake.poke(data_dir)
+        assert w.wait(GENEROUS_S)
+        assert not w.wait(0)  # the three came as one wake-up
+    finally:
+        w.close()
+    assert not os.path.exists(wake.path(data_dir))
+    wake.poke(data_dir)  # nobody listens: no error
+
+
+@pytest.mark.parametrize(
+    "commit",
+    [
+        lambda b: b.accept(b"{}", source="alertmanager", receiver=None, group_key="g"),
+        lambda b: b.enqueue([Entry("ops", MSG, ("a",))], source="alertmanager", group_key="g"),
+        lambda b: b.requeue(),
+        lambda b: b.replan(1),
+    ],
+    ids=["accept", "enqueue", "requeue", "replan"],
+)
+def test_a_commit_that_queues_work_wakes_delivery(data_dir: str, commit: object) -> None:
+    box = Outbox(data_dir)
+    w = Wakeup(data_dir)
+    try:
+        assert callable(commit)
+        commit(box)
+        assert w.wait(GENEROUS_S)
+        box.counts()  # reads and other writes wake nobody
+        box.purge_sent(3600)
+        assert not w.wait(0)
+    finally:
+        w.close()
+
+
+def test_a_transaction_rolled_back_wakes_nobody(data_dir: str) -> None:
+    box = Outbox(data_dir)
+    w = Wakeup(data_dir)
+    try:
+        with pytest.raises(OutboxUnavailable):
+            with box._tx() as db:
+                box._insert(db, [Entry("ops", MSG, ("a",))], "alertmanager", "g", time.time())
+                db.execute("INSERT INTO no_such_table VALUES (1)")
+        assert not w.wait(0)
+        assert box.items() == []
+    finally:
+        w.close()
+
+
+def test_a_data_dir_too_long_for_a_socket_means_polling(tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 120)
+    os.makedirs(deep)
+    assert Wakeup.open(str(deep)) is None
+    wake.poke(str(deep))  # no error either
+
+
+def test_an_idle_worker_sends_when_poked_not_when_its_slow_poll_comes_round(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "IDLE_POLL_S", 3600.0)  # without the poke: an hour
+    w = make_worker(live_settings)
+    assert w.wakeup is not None
+    box = Outbox(live_settings.data_dir)
+    waiting = threading.Event()
+    real_wait = w.wakeup.wait
+
+    def wait(timeout: float) -> bool:
+        waiting.set()  # idle: the outbox was empty, and it sleeps
+        return real_wait(timeout)
+
+    monkeypatch.setattr(w.wakeup, "wait", wait)
+    t = threading.Thread(target=w.run)
+    t.start()
+    try:
+        assert waiting.wait(GENEROUS_S)
+        deadline = time.monotonic() + GENEROUS_S
+        box.enqueue([Entry("ops", MSG, ("a",))], source="alertmanager", group_key="g")
+        while time.monotonic() < deadline and not fake_dingtalk.delivered():
+            time.sleep(0.01)
+        assert [r.body["userid_list"] for r in fake_dingtalk.delivered() if r.body] == ["a"]
+    finally:
+        w.stop()  # wakes the wait: run returns without waiting out the hour
+        t.join(GENEROUS_S)
+    assert not t.is_alive()
+    w.wakeup.close()
