@@ -15,7 +15,7 @@ from receiver.settings import Settings
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.procs import Serve
 
-from . import delivery, disk, ingest, load, render, report, routing, storm
+from . import delivery, disk, drain, ingest, load, render, report, routing, storm
 from .bareflask import serve_options
 from .common import ROOT, machine, receiver_env, serve_rss, write_routing
 
@@ -57,6 +57,8 @@ def main() -> None:
             say("3 DingTalk calls per storm")
             results["storm"] = storm.measure(srv.url, fake, routing_file)
             results["memory"] = {"idle": idle, "after_storm": serve_rss(srv.proc.pid)}
+            say("7 delivery alone: idle CPU, then a backlog of 2,000 webhooks drained")
+            results["drain"] = drain.measure(srv.url, srv.proc.pid)
         finally:
             srv.stop()
     except BaseException:

@@ -1,0 +1,83 @@
+"""7. Delivery alone: its idle CPU, and how fast it drains a backlog of 10-alert webhooks.
+
+Idle: the delivery process's CPU over IDLE_S seconds with nothing to do (it should
+sleep on its wake-up socket, not poll). Drain: the delivery process is frozen
+(SIGSTOP), WEBHOOKS 10-alert webhooks are accepted, each its own alert group (so
+none replaces another: every one is routed, rendered and sent), then it is thawed
+and timed until the outbox is empty. Its CPU over that time, per webhook, is the
+cost of delivering one. The client-side limits are raised (bench/common.py), so
+this measures the process, not the limiter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from .common import cpu_s, serve_processes, wait_drained
+from .delivery import Poster
+from .ingest import payload
+
+IDLE_S = 10
+WEBHOOKS = 2000
+CONNS = 8
+TIMEOUT_S = 120
+
+
+def body(n: int) -> bytes:
+    p = payload(10, tag=f"drain-{n}")
+    p["groupKey"] = f'{{}}:{{alertname="HighLatency",drain="{n}"}}'
+    return json.dumps(p).encode()
+
+
+def post_all(url: str) -> int:
+    todo, lock, ok = iter(range(WEBHOOKS)), threading.Lock(), [0]
+
+    def client() -> None:
+        poster = Poster(url)
+        while True:
+            with lock:
+                n = next(todo, None)
+            if n is None:
+                return
+            if poster.post(body(n)) is not None:
+                with lock:
+                    ok[0] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(CONNS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return ok[0]
+
+
+def measure(url: str, arbiter: int) -> dict[str, Any]:
+    wait_drained(url, TIMEOUT_S)
+    _, delivery = serve_processes(arbiter)
+    assert delivery is not None, "serve has no delivery process"
+    before = cpu_s([delivery])
+    time.sleep(IDLE_S)
+    idle = cpu_s([delivery]) - before
+    os.kill(delivery, signal.SIGSTOP)
+    try:
+        accepted = post_all(url)
+    finally:
+        os.kill(delivery, signal.SIGCONT)
+    before, start = cpu_s([delivery]), time.monotonic()
+    drained = wait_drained(url, TIMEOUT_S)
+    secs = time.monotonic() - start
+    cpu = cpu_s([delivery]) - before
+    return {
+        "idle_s": IDLE_S,
+        "idle_cpu_s": round(idle, 3),
+        "webhooks": accepted,
+        "drained": drained is not None,
+        "seconds": round(secs, 2),
+        "webhooks_per_s": round(accepted / secs, 1),
+        "cpu_ms_per_webhook": round(1000 * cpu / max(accepted, 1), 3),
+    }
