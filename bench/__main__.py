@@ -34,7 +34,12 @@ def main() -> None:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "generator": load.generator(),
-        "gunicorn": {k: v for k, v in serve_options().items() if k != "logconfig_dict"},
+        # worker_class is a class: recorded by its name
+        "gunicorn": {
+            k: getattr(v, "__name__", v)
+            for k, v in serve_options().items()
+            if k != "logconfig_dict"
+        },
     }
     fake = FakeDingTalk().start()
     routing_file = write_routing(tmp / "routing.yaml")
