@@ -32,14 +32,8 @@ from receiver.delivery.outbox_pause import PauseQueries
 from receiver.delivery.outbox_pending import PendingWebhooks
 from receiver.delivery.outbox_replicas import ReplicaQueries
 from receiver.delivery.outbox_robots import RobotQueries
-from receiver.delivery.outbox_schema import (
-    COUNTED,
-    DUE,
-    STATES,
-    Item,
-    Pending,
-    recipient_keys,
-)
+from receiver.delivery.outbox_rows import Item, Pending, recipient_keys
+from receiver.delivery.outbox_schema import COUNTED, DUE, STATES
 
 __all__ = ["COUNTED", "STATES", "Item", "Outbox", "Pending"]
 

@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from receiver.delivery import wake
-from receiver.delivery.outbox_schema import COUNTED, Item, OutboxBase, Pending, pending_from_row
+from receiver.delivery.outbox_rows import Item, Pending, pending_from_row
+from receiver.delivery.outbox_schema import COUNTED, OutboxBase
 
 
 class AdminQueries(OutboxBase):

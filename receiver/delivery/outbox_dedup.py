@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 
-from receiver.delivery.outbox_schema import OutboxBase, Pending
+from receiver.delivery.outbox_rows import Pending
+from receiver.delivery.outbox_schema import OutboxBase
 
 
 class AcceptOnce(OutboxBase):

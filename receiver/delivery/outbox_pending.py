@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from receiver.delivery import wake
-from receiver.delivery.outbox_schema import OutboxBase, Pending, pending_from_row
+from receiver.delivery.outbox_rows import Pending, pending_from_row
+from receiver.delivery.outbox_schema import OutboxBase
 from receiver.delivery.pipeline import Entry
 
 

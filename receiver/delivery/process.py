@@ -15,9 +15,10 @@ from receiver.delivery.outbox import Outbox
 from receiver.delivery.planner import Planner
 from receiver.delivery.replicas import Heartbeat
 from receiver.delivery.robots import DryRunPoster, RobotDelivery
+from receiver.delivery.sending import Sender
 from receiver.delivery.state import State
 from receiver.delivery.wake import Wakeup
-from receiver.delivery.worker import Sender, Worker
+from receiver.delivery.worker import Worker
 from receiver.dingtalk.client import Client, SendResult
 from receiver.errors import ConfigError, OutboxUnavailable
 from receiver.robots.client import RobotClient

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 from receiver import metrics
 from receiver.delivery.outbox import Item, Outbox
-from receiver.delivery.worker import BACKOFF_BASE_S, BACKOFF_CAP_S, GIVE_UP_AFTER_S, backoff
+from receiver.delivery.pausing import backoff
+from receiver.delivery.sending import BACKOFF_BASE_S, BACKOFF_CAP_S, GIVE_UP_AFTER_S
 from receiver.errors import DingTalkError, RetryableError, ThrottledError
 from receiver.messages.robot import digest
 from receiver.robots.limiter import RobotLimiter

@@ -26,52 +26,35 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import replace
-from enum import Enum
-from typing import Protocol
 
 from receiver import metrics
 from receiver.delivery import health
+from receiver.delivery.daily_cap import hold_over_cap
 from receiver.delivery.failures import Kind, classify
 from receiver.delivery.followup import FollowUp
-from receiver.delivery.limits import Limits, next_day
+from receiver.delivery.limits import Limits
 from receiver.delivery.outbox import Item, Outbox
 from receiver.delivery.outbox_pause import PauseState
 from receiver.delivery.owner import owner_is_dead, process_owner
 from receiver.delivery.pausing import Pauses
-from receiver.delivery.pausing import backoff as backoff  # re-exported: robots use it
+from receiver.delivery.sending import (
+    BACKOFF_BASE_S,
+    BACKOFF_CAP_S,
+    GIVE_UP_AFTER_S,
+    ChannelSender,
+    Outcome,
+    Sender,
+)
 from receiver.delivery.settle import Owed, RepeatLimiter
+from receiver.delivery.verdict import Verdicts
 from receiver.delivery.wake import Wakeup
-from receiver.dingtalk.client import SendResult, redact
+from receiver.dingtalk.client import redact
 from receiver.errors import DingTalkError, OutboxUnavailable, RetryableError
-from receiver.messages.budget import msg_size, shrink
 
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE_S = 1.0
-BACKOFF_CAP_S = 300.0
-GIVE_UP_AFTER_S = 24 * 3600.0
 PURGE_EVERY_S = 600.0
 IDLE_POLL_S = 1.0  # woken by receiver.delivery.wake: a retry or a follow-up is this late at most
-WHITELIST_ERRCODE = 60020
-
-
-class Sender(Protocol):
-    def async_send(
-        self, userid_list: list[str], msg: dict[str, object], dept_id_list: list[int]
-    ) -> list[SendResult]: ...
-
-
-class ChannelSender(Protocol):
-    """Delivers the items of one channel other than work notifications (a group robot)."""
-
-    def handle(self, item: Item, owner: str) -> bool: ...
-
-
-class Outcome(Enum):
-    SENT = "sent"  # sent, or dead, or held: nothing later waits for it
-    WAITING = "waiting"  # still to send (its own retry, a lost lease, stopping)
-    PAUSED = "paused"  # sending is paused for everyone: stop the batch
 
 
 class Worker:
@@ -117,6 +100,10 @@ class Worker:
         self._claimed_at = 0.0  # time.monotonic() of the last claim
         self.owed = Owed()  # outbox writes owed after one failed (a full disk)
         self.pauses = Pauses(outbox, backoff_min_s, backoff_max_s, give_up_after_s)
+        self.verdicts = Verdicts(
+            outbox, self.owner, lambda: self.clock(), give_up_after_s=give_up_after_s,
+            backoff_min_s=backoff_min_s, backoff_max_s=backoff_max_s,
+        )  # fmt: skip
         self.errors = RepeatLimiter(log)
 
     def run_once(self) -> int:
@@ -175,7 +162,7 @@ class Worker:
             log.warning("lease_lost id=%d", item.id)
             return Outcome.WAITING
         if self.limits is not None:
-            item = self._hold_over_cap(item)
+            item = hold_over_cap(item, self.limits, self.outbox, self.clock())
             if not item.userids and not item.departments:
                 return Outcome.SENT
             if not self._wait_for_room(item):
@@ -227,25 +214,6 @@ class Worker:
     def _give_back(self, item_id: int) -> None:
         self.outbox.release(item_id, self.owner)
 
-    def _hold_over_cap(self, item: Item) -> Item:
-        """Users past the daily cap wait for tomorrow in a held item; the rest go now."""
-        assert self.limits is not None
-        over = self.limits.over_daily(item.userids, now=self.clock())
-        if not over:
-            return item
-        until = next_day(self.clock())
-        reason = f"daily limit of {self.limits.daily} messages per user reached"
-        held = self.outbox.hold(item.id, until=until, reason=reason, userids=over)
-        metrics.held.labels("user_daily_limit").inc(len(over))
-        log.warning(
-            "held id=%d as=%d userids=%s until=%s reason=%s",
-            item.id, held, ",".join(over), time.strftime("%Y-%m-%dT%H:%M:%S%z",
-                                                         time.localtime(until)), reason,
-        )  # fmt: skip
-        if held == item.id:
-            return replace(item, userids=(), departments=())
-        return replace(item, userids=tuple(u for u in item.userids if u not in set(over)))
-
     def _wait_for_room(self, item: Item) -> bool:
         """Wait for the rate and per-minute limits; False if stopping meanwhile."""
         assert self.limits is not None
@@ -267,44 +235,7 @@ class Worker:
             return Outcome.PAUSED
         if pause is not None:
             self.pauses.resume(item.id)  # DingTalk answered about the message: it works again
-        age = self.clock() - item.due_since
-        errclass = type(e).__name__.removesuffix("Error").lower()
-        smaller = None
-        if failure.kind is Kind.TOO_LONG:
-            smaller = shrink(item.msg, msg_size(item.msg) * 3 // 4)
-        if smaller is not None:  # cut it and send it again, rather than lose it for its size
-            self.outbox.mark_retry(item.id, delay_s=0, error=str(e), errcode=e.errcode,
-                                   owner=self.owner, msg=smaller)  # fmt: skip
-            metrics.sends.labels("retry", "too_long").inc()
-            log.warning("message_shrunk id=%d from=%d to=%d bytes error=%s",
-                        item.id, msg_size(item.msg), msg_size(smaller), e)  # fmt: skip
-            return Outcome.WAITING
-        if failure.kind is Kind.MESSAGE and age < self.give_up_after_s:
-            delay = backoff(item.attempts, base=self.backoff_min_s, cap=self.backoff_max_s)
-            self.outbox.mark_retry(
-                item.id, delay_s=delay, error=str(e), errcode=e.errcode, owner=self.owner
-            )
-            metrics.sends.labels("retry", errclass).inc()
-            metrics.retries.inc()
-            # A retry warning only when the error changes; the same one again is INFO.
-            level = logging.INFO if str(e) == item.last_error else logging.WARNING
-            log.log(level, "retry_scheduled id=%d attempt=%d in=%.1fs error=%s",
-                    item.id, item.attempts + 1, delay, e)  # fmt: skip
-            return Outcome.WAITING
-        self.outbox.mark_dead(item.id, error=str(e), errcode=e.errcode, owner=self.owner)
-        metrics.sends.labels("dead", errclass).inc()
-        metrics.dead_lettered.inc()
-        why = f"gave up after {age:.0f}s" if e.retryable else "permanent"
-        log.error("dead_lettered id=%d receiver=%s %s errcode=%s error=%s",
-                  item.id, item.receiver, why, e.errcode, e)  # fmt: skip
-        if e.errcode == WHITELIST_ERRCODE:
-            log.error(
-                "dingtalk_ip_not_whitelisted: DingTalk refuses calls from this host's egress IP."
-                " Whitelist the egress IP in the app's settings in the DingTalk developer console,"
-                " or set DINGTALK_PROXY to a proxy whose IP is whitelisted; then run"
-                " `dingtalk-receiver outbox retry --dead`"
-            )
-        return Outcome.SENT
+        return Outcome.SENT if self.verdicts.failed(item, e, failure) else Outcome.WAITING
 
     def recover_orphans(self) -> None:
         """Items leased by a delivery process on this host that died go back at once."""

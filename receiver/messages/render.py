@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from receiver.messages.sandbox import (
     MAX_TEMPLATE_CHARS,
     Sandbox,
     TemplateLimitError,
+    error_line,
     limited,
 )
 from receiver.model import Notification
@@ -61,17 +61,6 @@ __all__ = ["Message", "Renderer", "context", "msg_size", "notification_id"]
 def _clean(text: str) -> str:
     """Valid UTF-8 only: a lone surrogate from a JSON payload becomes '?'."""
     return text.encode("utf-8", errors="replace").decode("utf-8")
-
-
-def _line(e: BaseException, name: str) -> int:
-    """The template line an error came from (0 when unknown)."""
-    if isinstance(e, TemplateSyntaxError) and e.lineno:
-        return e.lineno
-    line = 0
-    for frame in traceback.extract_tb(e.__traceback__):
-        if frame.filename and frame.filename.endswith(name) and frame.lineno:
-            line = frame.lineno
-    return line
 
 
 @dataclass(frozen=True)
@@ -274,7 +263,7 @@ class Renderer:
                 log.warning(
                     "template_fallback template=%s line=%d error=%s: %s",
                     attempt.name,
-                    _line(e, attempt.name),
+                    error_line(e, attempt.name),
                     type(e).__name__,
                     cut(oneline(e), 200),
                 )

@@ -17,12 +17,13 @@ built-in template. The built-in templates render with no budget.
 from __future__ import annotations
 
 import functools
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from jinja2 import nodes
+from jinja2 import TemplateSyntaxError, nodes
 from jinja2.runtime import Context, LoopContext, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -244,3 +245,14 @@ class Sandbox(SandboxedEnvironment):
             except KeyError:
                 return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
+
+
+def error_line(e: BaseException, name: str) -> int:
+    """The template line an error came from (0 when unknown)."""
+    if isinstance(e, TemplateSyntaxError) and e.lineno:
+        return e.lineno
+    line = 0
+    for frame in traceback.extract_tb(e.__traceback__):
+        if frame.filename and frame.filename.endswith(name) and frame.lineno:
+            line = frame.lineno
+    return line

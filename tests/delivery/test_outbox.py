@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from receiver.delivery.outbox import STATES, Outbox
+from receiver.delivery.pausing import backoff
 from receiver.delivery.pipeline import Entry
 from receiver.delivery.process import DryRunSender
-from receiver.delivery.worker import Worker, backoff
+from receiver.delivery.worker import Worker
 from receiver.dingtalk.client import Client
 from receiver.errors import OutboxUnavailable
 from receiver.settings import Settings

@@ -17,7 +17,8 @@ from receiver.delivery.outbox import Outbox
 from receiver.delivery.owner import owner_is_dead, process_owner
 from receiver.delivery.pipeline import Entry
 from receiver.delivery.process import make_worker
-from receiver.delivery.worker import Outcome, Worker
+from receiver.delivery.sending import Outcome
+from receiver.delivery.worker import Worker
 from receiver.dingtalk.client import ERRCODES, Client, SendResult
 from receiver.messages.budget import RESENT_MARK
 from receiver.settings import Settings

@@ -1,0 +1,33 @@
+"""The per-user daily cap (DingTalk's 500 messages a user a day): the userids of an item
+that already had their day's messages wait for tomorrow in a held copy; the rest go now."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+from receiver import metrics
+from receiver.delivery.limits import Limits, next_day
+from receiver.delivery.outbox import Item, Outbox
+
+log = logging.getLogger(__name__)
+
+
+def hold_over_cap(item: Item, limits: Limits, outbox: Outbox, now: float) -> Item:
+    """`item` without the userids past the cap, who are moved to a copy held until tomorrow."""
+    over = limits.over_daily(item.userids, now=now)
+    if not over:
+        return item
+    until = next_day(now)
+    reason = f"daily limit of {limits.daily} messages per user reached"
+    held = outbox.hold(item.id, until=until, reason=reason, userids=over)
+    metrics.held.labels("user_daily_limit").inc(len(over))
+    log.warning(
+        "held id=%d as=%d userids=%s until=%s reason=%s",
+        item.id, held, ",".join(over),
+        time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(until)), reason,
+    )  # fmt: skip
+    if held == item.id:
+        return replace(item, userids=(), departments=())
+    return replace(item, userids=tuple(u for u in item.userids if u not in set(over)))
