@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+from receiver.delivery import wake
 from receiver.delivery.outbox_rows import Pending
 from receiver.delivery.outbox_schema import OutboxBase
 
@@ -54,4 +55,5 @@ class AcceptOnce(OutboxBase):
                 "INSERT INTO seen (key, first_at, pending_id) VALUES (?,?,?)",
                 (key, now, pending_id),
             )
+            wake.note_items()  # the default accept path (RECEIVER_DEDUP_WINDOW > 0)
         return Pending(pending_id, now, source, receiver, group_key, body), True

@@ -46,11 +46,14 @@ def test_a_poke_wakes_the_waiter_and_every_pending_poke_is_taken(data_dir: str) 
     "commit",
     [
         lambda b: b.accept(b"{}", source="alertmanager", receiver=None, group_key="g"),
+        lambda b: b.accept_once(
+            b"{}", source="alertmanager", receiver=None, group_key="g", key="k", window_s=300
+        ),
         lambda b: b.enqueue([Entry("ops", MSG, ("a",))], source="alertmanager", group_key="g"),
         lambda b: b.requeue(),
         lambda b: b.replan(1),
     ],
-    ids=["accept", "enqueue", "requeue", "replan"],
+    ids=["accept", "accept_once", "enqueue", "requeue", "replan"],
 )
 def test_a_commit_that_queues_work_wakes_delivery(data_dir: str, commit: object) -> None:
     box = Outbox(data_dir)
