@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from receiver.storage.migrations import SQLITE, Schema, upgrade
 from receiver.storage.postgres import PgConnection, database, upgrade_database
@@ -26,7 +27,35 @@ TOKENS_SCHEMA = Schema(
 )  # fmt: skip
 
 
-class SqliteKv:
+class _Kv:
+    """get/set/delete over the `kv` table, the same SQL on either engine (`_tx`)."""
+
+    def _tx(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def get(self, key: str) -> str | None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT value FROM kv WHERE key=? AND (expires_at IS NULL OR expires_at>?)",
+                (key, time.time()),
+            ).fetchone()
+        return str(row["value"]) if row else None
+
+    def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        expires = time.time() + ttl if ttl else None
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?,?,?) ON CONFLICT (key)"
+                " DO UPDATE SET value=excluded.value, expires_at=excluded.expires_at",
+                (key, value, expires),
+            )
+
+    def delete(self, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM kv WHERE key=?", (key,))
+
+
+class SqliteKv(_Kv):
     def __init__(self, data_dir: str) -> None:
         os.makedirs(data_dir, exist_ok=True)
         self.path = os.path.join(data_dir, "tokens.sqlite3")
@@ -42,27 +71,6 @@ class SqliteKv:
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         return side_transaction(self.path, "token store")
 
-    def get(self, key: str) -> str | None:
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT value FROM kv WHERE key=? AND (expires_at IS NULL OR expires_at>?)",
-                (key, time.time()),
-            ).fetchone()
-        return str(row["value"]) if row else None
-
-    def set(self, key: str, value: str, ttl: float | None = None) -> None:
-        expires = time.time() + ttl if ttl else None
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO kv (key, value, expires_at) VALUES (?,?,?) ON CONFLICT (key)"
-                " DO UPDATE SET value=excluded.value, expires_at=excluded.expires_at",
-                (key, value, expires),
-            )
-
-    def delete(self, key: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM kv WHERE key=?", (key,))
-
     @contextmanager
     def lock(self) -> Iterator[None]:
         """An exclusive lock across processes (flock), held while a token is fetched."""
@@ -75,7 +83,7 @@ class SqliteKv:
             os.close(fd)
 
 
-class PgKv:
+class PgKv(_Kv):
     """The token cache in PostgreSQL (RECEIVER_DATABASE_URL), shared by every replica.
 
     `lock()` is an advisory lock held while a token is fetched: one fetch at a time
@@ -91,27 +99,6 @@ class PgKv:
 
     def _tx(self) -> AbstractContextManager[PgConnection]:
         return self._db.transaction(what="token store")
-
-    def get(self, key: str) -> str | None:
-        with self._tx() as db:
-            row = db.execute(
-                "SELECT value FROM kv WHERE key=? AND (expires_at IS NULL OR expires_at>?)",
-                (key, time.time()),
-            ).fetchone()
-        return str(row["value"]) if row else None
-
-    def set(self, key: str, value: str, ttl: float | None = None) -> None:
-        expires = time.time() + ttl if ttl else None
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO kv (key, value, expires_at) VALUES (?,?,?) ON CONFLICT (key)"
-                " DO UPDATE SET value=excluded.value, expires_at=excluded.expires_at",
-                (key, value, expires),
-            )
-
-    def delete(self, key: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM kv WHERE key=?", (key,))
 
     @contextmanager
     def lock(self) -> Iterator[None]:
