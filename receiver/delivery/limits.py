@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import cast
 from zoneinfo import ZoneInfo
 
+from receiver.storage.counters import counting
 from receiver.storage.migrations import SQLITE, Schema, upgrade
-from receiver.storage.postgres import PgConnection, database, upgrade_database
-from receiver.storage.sqlite import side_transaction
+from receiver.storage.postgres import database, upgrade_database
 
 DINGTALK_DAY = ZoneInfo("Asia/Shanghai")
 WARN_FRACTION = 0.8
@@ -84,18 +83,7 @@ class Limits:
             db.execute(RESUM)
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        if self._pg is not None:  # PgConnection answers the sqlite3 subset used here
-            return cast(AbstractContextManager[sqlite3.Connection], self._counting())
-        return side_transaction(self.path, "limits")
-
-    @contextmanager
-    def _counting(self) -> Iterator[PgConnection]:
-        """A transaction in which this replica alone counts: each read-then-write of the
-        counters is atomic across replicas, as BEGIN IMMEDIATE makes it on SQLite."""
-        assert self._pg is not None
-        with self._pg.transaction(what="limits") as db:
-            db.lock("limits")
-            yield db
+        return counting(self._pg, self.path, "limits")
 
     def reserve(self, recipients: int, now: float | None = None) -> float:
         """Take room for one call to `recipients`; or return how long to wait first."""

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import cast
 
+from receiver.storage.counters import counting
 from receiver.storage.migrations import SQLITE, Schema, upgrade
-from receiver.storage.postgres import PgConnection, database, upgrade_database
-from receiver.storage.sqlite import side_transaction
+from receiver.storage.postgres import database, upgrade_database
 
 DINGTALK_PER_MINUTE = 20
 WINDOW_S = 61.0  # a second over DingTalk's minute: clocks and queues are not exact
@@ -54,17 +52,7 @@ class RobotLimiter:
             upgrade(db, SQLITE, ROBOT_LIMITS_SCHEMA)
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        if self._pg is not None:  # PgConnection answers the sqlite3 subset used here
-            return cast(AbstractContextManager[sqlite3.Connection], self._counting())
-        return side_transaction(self.path, "limits")
-
-    @contextmanager
-    def _counting(self) -> Iterator[PgConnection]:
-        """One replica counts at a time: the read-then-write stays atomic across them."""
-        assert self._pg is not None
-        with self._pg.transaction(what="robot limits") as db:
-            db.lock("robot limits")
-            yield db
+        return counting(self._pg, self.path, "robot limits")
 
     def reserve(self, robot: str, now: float | None = None) -> Slot:
         """Take room for one post to `robot`, or say how long to wait for it."""
