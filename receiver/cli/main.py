@@ -51,7 +51,7 @@ def serve(listen: str | None, workers: int | None) -> None:
     os.makedirs(metrics_dir)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
-    from receiver.cli.configcheck import check_templates
+    from receiver.delivery.configcheck import check_templates
     from receiver.directory.pg import open_store
     from receiver.errors import ConfigError
     from receiver.routing import load_routing

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, tzinfo
 
 import click
 
-from receiver.cli.configcheck import check_templates
+from receiver.delivery.configcheck import check_templates
 from receiver.directory.store import open_directory
 from receiver.errors import ConfigError, PayloadError
 from receiver.routing import explain as route_explain

@@ -7,7 +7,8 @@ stayed the same for RECEIVER_RELOAD_SETTLE (2 s), so an editor or a `cp` that
 writes it in pieces is never caught half-way; an edit reaches every worker within
 about three seconds. `POST /-/reload` reloads the worker that answers at once,
 and SIGHUP makes the arbiter check the file and log the verdict. A file that
-fails to load is refused: the running table stays, the problems are logged once
+fails to load, or names a template that is missing or does not compile, is
+refused: the running table stays, the problems are logged once
 with FILE:LINE and counted, and `status()` says so (for /readyz). After each good
 load the file is kept as `routing.last-good.yaml`, so a worker that boots while
 the file on disk is broken starts with the last good table instead of failing to
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from receiver import metrics
+from receiver.delivery.configcheck import check_templates
 from receiver.delivery.outbox import Outbox
 from receiver.directory.pg import open_store
 from receiver.errors import ConfigError
@@ -109,15 +111,20 @@ class State:
         with self._lock:
             digest = config.fingerprint(self.settings.routing)
             result = config.reload(self.settings.routing, self.table, self.directory)
-            if not result.ok:
+            # What serve checks at start: a receiver naming a template that is missing
+            # or does not compile would fall back to the built-in one on every page.
+            problems = result.problems or tuple(
+                check_templates(result.table, self.settings.templates).errors
+            )
+            if problems:
                 metrics.config_reloads.labels("failure").inc()
                 metrics.config_last_reload_ok.set(0)
                 if digest != self._refused:
                     log.error("config_reload_failed reason=%s problems=%s", reason,
-                              "; ".join(map(str, result.problems)))  # fmt: skip
+                              "; ".join(map(str, problems)))  # fmt: skip
                 self._refused = self._digest = digest
-                self.reload_error = (datetime.now(UTC), tuple(map(str, result.problems)))
-                raise ConfigError(list(result.problems))
+                self.reload_error = (datetime.now(UTC), tuple(map(str, problems)))
+                raise ConfigError(list(problems))
             self.table, self._digest, self._refused = result.table, digest, ""
             self.reload_error = None
             self.renderer = self._renderer()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from receiver.delivery.state import State
+from receiver.errors import ConfigError
 from receiver.settings import Settings
 from tests.conftest import SIMPLE_ROUTING
 
@@ -78,3 +81,24 @@ def test_a_refused_file_says_which_table_serves(settings: Settings, tmp_path: Pa
         clock.now += 1
         state.poll()
     assert state.status()["ok"] is True and "problems" not in state.status()
+
+
+def test_a_reload_that_names_a_missing_template_is_refused(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """serve refuses to start on it; a reload must refuse it too, not page with the fallback."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(SIMPLE_ROUTING.read_text())
+    state = State(settings.with_(routing=str(routing)))
+    good = state.table
+    text = SIMPLE_ROUTING.read_text()
+    assert "- name: db\n" in text
+    routing.write_text(text.replace("- name: db\n", "- name: db\n    template: nosuch.md.j2\n"))
+    with pytest.raises(ConfigError) as e:
+        state.reload()
+    print(f"\nrefused: {e.value.problems}")
+    assert any("nosuch.md.j2" in str(p) and "not found" in str(p) for p in e.value.problems)
+    assert state.table is good and state.status()["ok"] is False
+    routing.write_text(SIMPLE_ROUTING.read_text())
+    state.reload()
+    assert state.status()["ok"] is True
