@@ -20,6 +20,7 @@ from receiver.settings import Settings
 from receiver.web.app import create_app
 from receiver.web.console.data import calendar
 from receiver.web.console.md import msg_html, to_html
+from receiver.web.console.session import LoginLimiter
 from tests.conftest import FIXTURES, plan_pending
 
 TOKEN = "the-console-token"
@@ -330,3 +331,33 @@ def test_a_message_shows_each_persons_read_and_acknowledged_times(
     rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>(u-\w+)</td>.*?</tr>", page)}
     assert "2030-05-06T07:08:09" in rows["u-bob"] and "2030-05-06T07:09:09" in rows["u-bob"]
     assert "2030-05-06" not in rows["u-carol"]
+
+
+def test_wrong_tokens_from_one_address_are_limited(app: Flask) -> None:
+    guesser = app.test_client()
+    for i in range(10):
+        assert login(guesser, f"guess-{i}").status_code == 401
+    reply = login(guesser)  # even the right token, until the window moves on
+    print(f"\nthe 11th try: {reply.status_code} Retry-After {reply.headers.get('Retry-After')}")
+    assert reply.status_code == 429
+    assert 0 < int(reply.headers["Retry-After"]) <= 301
+    assert "Too many wrong tokens" in reply.text
+    assert not any("console_session=" in h for h in reply.headers.getlist("Set-Cookie"))
+    other = app.test_client()
+    other.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert login(other).status_code == 303  # another address is not locked out
+
+
+def test_the_login_limit_slides_with_the_clock() -> None:
+    now = [1000.0]
+    limiter = LoginLimiter(clock=lambda: now[0])
+    for _ in range(10):
+        assert limiter.retry_after("a") == 0
+        limiter.failed("a")
+        now[0] += 10
+    assert limiter.retry_after("a") == pytest.approx(300 - 100)
+    assert limiter.retry_after("b") == 0
+    now[0] += 200  # the first failure leaves the window: one more try
+    assert limiter.retry_after("a") == 0
+    limiter.failed("a")
+    assert limiter.retry_after("a") == pytest.approx(10)

@@ -35,6 +35,7 @@ from receiver.web.console.session import (
     SESSION_COOKIE,
     SESSION_MAX_AGE_S,
     Access,
+    LoginLimiter,
     clear_cookie,
     csrf_ok,
     set_cookie,
@@ -69,6 +70,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
     if not (settings.console_token and settings.secret_key):
         raise ValueError("the console needs RECEIVER_CONSOLE_TOKEN and RECEIVER_SECRET_KEY")
     access = Access(settings.console_token, settings.secret_key)
+    limiter = LoginLimiter()
     bp = Blueprint(
         "console",
         __name__,
@@ -129,7 +131,14 @@ def create_blueprint(settings: Settings) -> Blueprint:
         given = request.form.get("token", "")
         if not csrf_ok(request.cookies.get(LOGIN_COOKIE), request.form.get("csrf")):
             raise Forbidden("the login form expired; reload the page")
+        address = request.remote_addr or ""
+        wait = limiter.retry_after(address)
+        if wait > 0:
+            message = f"Too many wrong tokens from {address}; try again in {wait:.0f} s."
+            page = render_template("console/error.html", message=message, status=429)
+            return Response(page, 429, {"Retry-After": str(int(wait) + 1)})
         if not access.token_ok(given):
+            limiter.failed(address)
             # One answer for every wrong token, however wrong.
             nonce = request.form.get("csrf", "")
             page = render_template("console/login.html", nonce=nonce, next=target, failed=True)

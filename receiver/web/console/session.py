@@ -9,6 +9,9 @@
   changing the token ends every session, and the session's CSRF token.
 - Every POST carries that CSRF token in the form field `csrf`. The login form,
   before any session, uses a double-submit cookie (`console_login`) instead.
+- An address that gets LOGIN_FAILURES wrong tokens within LOGIN_WINDOW_S gets 429,
+  with Retry-After, until the oldest of them leaves the window; a guesser gets
+  LOGIN_FAILURES tries per window, per address and per web worker.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Request
@@ -27,6 +33,9 @@ LOGIN_COOKIE = "console_login"
 COOKIE_PATH = "/console/"
 SESSION_MAX_AGE_S = 12 * 3600
 LOGIN_MAX_AGE_S = 3600
+LOGIN_FAILURES = 10
+LOGIN_WINDOW_S = 300.0
+LOGIN_ADDRESSES = 10_000  # addresses remembered; the longest quiet is forgotten first
 
 
 def _digest(text: str) -> bytes:
@@ -88,3 +97,33 @@ def set_cookie(reply: Response, request: Request, name: str, value: str, max_age
 
 def clear_cookie(reply: Response, name: str) -> None:
     reply.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="Strict")
+
+
+class LoginLimiter:
+    """Counts wrong tokens per client address in a sliding window."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after(self, address: str) -> float:
+        """Seconds until `address` may try again; 0 when it may now."""
+        failures = self._failures.get(address)
+        if failures is None:
+            return 0.0
+        now = self._clock()
+        while failures and failures[0] <= now - LOGIN_WINDOW_S:
+            failures.popleft()
+        if not failures:
+            del self._failures[address]
+            return 0.0
+        if len(failures) < LOGIN_FAILURES:
+            return 0.0
+        return failures[0] + LOGIN_WINDOW_S - now
+
+    def failed(self, address: str) -> None:
+        failures = self._failures.pop(address, None) or deque()
+        failures.append(self._clock())
+        self._failures[address] = failures  # to the end: the most recently active
+        while len(self._failures) > LOGIN_ADDRESSES:
+            self._failures.popitem(last=False)
