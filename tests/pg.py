@@ -2,7 +2,8 @@
 
 initdb refuses to run as root, so as root the server runs as the `postgres` user
 (runuser), in a temp dir handed to it. It listens on 127.0.0.1 on a port chosen at run
-time, trusts local connections, and skips fsync (a test server's data is thrown away).
+time, trusts local connections, and skips fsync (a test server's data is thrown away)
+unless it is started `durable`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class PostgresServer:
     root: str
     port: int
     user: str | None  # run the server as this user (we are root), or as ourselves
+    durable: bool = False  # fsync and synchronous commits, as a production server runs
 
     @property
     def url(self) -> str:
@@ -65,9 +67,10 @@ class PostgresServer:
 
     def start(self) -> None:
         options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c max_connections=200"
         )
+        if not self.durable:  # a commit may then be lost to a crash (pg_ctl stop -m immediate)
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._ctl("-o", options, "-l", os.path.join(self.root, "server.log"), "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -84,8 +87,13 @@ class PostgresServer:
             return ""
 
 
-def start_server() -> PostgresServer:
-    """initdb and start a server in a new temp dir. Raises if it cannot."""
+def start_server(*, durable: bool = False) -> PostgresServer:
+    """initdb and start a server in a new temp dir. Raises if it cannot.
+
+    `durable`: a commit is on disk when it returns (fsync, synchronous_commit), so it
+    survives `stop(mode="immediate")`, and what a commit costs is what it costs in
+    production. Otherwise the server skips both: faster, for data thrown away anyway.
+    """
     bin_dir = find_bin()
     if bin_dir is None:
         raise FileNotFoundError(f"no PostgreSQL server in {BIN_GLOB} (Debian package postgresql)")
@@ -96,7 +104,7 @@ def start_server() -> PostgresServer:
         pw = pwd.getpwnam(user)
         os.chmod(root, 0o700)
         os.chown(root, pw.pw_uid, pw.pw_gid)
-    server = PostgresServer(bin_dir, root, free_port(), user)
+    server = PostgresServer(bin_dir, root, free_port(), user, durable)
     try:
         server.init()
         server.start()
