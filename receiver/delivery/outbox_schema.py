@@ -197,7 +197,8 @@ class OutboxBase:
 
         The delivery process uses NORMAL: a state change it loses to a power cut is
         redone (a lease runs out, the item is sent again: at-least-once, as documented),
-        and each commit no longer holds the write lock through an fsync.
+        and each commit no longer holds the write lock through an fsync. On PostgreSQL
+        the delivery process's commits are asynchronous instead (`make_delivery`).
 
         `database_url` (RECEIVER_DATABASE_URL): the outbox lives in that PostgreSQL
         database instead, shared by every replica (receiver.storage.postgres).

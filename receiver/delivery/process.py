@@ -24,6 +24,7 @@ from receiver.errors import ConfigError, OutboxUnavailable
 from receiver.robots.client import RobotClient
 from receiver.robots.limiter import RobotLimiter
 from receiver.settings import Settings
+from receiver.storage.postgres import database
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
 
 def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Worker, Escalator]:
     """The send loop, and the escalations that run beside it on the same outbox and state."""
+    if settings.database_url:  # as SQLite's NORMAL below: redone at least once if lost
+        database(settings.database_url).commit_asynchronously()
     outbox = Outbox(  # see Outbox: accept stays FULL
         settings.data_dir, synchronous="NORMAL", database_url=settings.database_url
     )

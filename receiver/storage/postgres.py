@@ -165,6 +165,21 @@ class PgDatabase:
         self._pool: ConnectionPool[Any] | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        self.synchronous_commit = True
+
+    def commit_asynchronously(self) -> None:
+        """This process's commits return before PostgreSQL has flushed them to disk.
+
+        The delivery process's, as SQLite's `synchronous=NORMAL` there: what a crash of
+        the database server loses (its last ~0.6 s of state changes) is redone, at
+        least once. The accept path never calls this: its 2xx means on disk. Call it
+        before the first transaction; connections opened earlier stay synchronous.
+        """
+        self.synchronous_commit = False
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        if not self.synchronous_commit:
+            conn.execute("SET synchronous_commit TO off")
 
     def __repr__(self) -> str:  # the URL may hold a password
         return "<PgDatabase>"
@@ -176,7 +191,7 @@ class PgDatabase:
                     self.url, min_size=1, max_size=self.max_size, open=False,
                     kwargs={"autocommit": True, "connect_timeout": 3},
                     check=ConnectionPool.check_connection, timeout=CONNECT_TIMEOUT_S,
-                    name="receiver",
+                    configure=self._configure, name="receiver",
                 )  # fmt: skip
                 self._pool.open(wait=False)
                 self._pid = os.getpid()
