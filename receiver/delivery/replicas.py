@@ -3,7 +3,9 @@
 A thread of its own beats every `every_s` (2 s), whatever the send loop is doing: a
 batch of slow DingTalk calls must not make a live replica look dead. On each beat it
 also releases the leases of any replica whose heartbeat is older than `stale_s`
-(15 s), so a replica killed mid-send has its items taken over within about 17 s.
+(15 s), so a replica killed mid-send has its items taken over within about 17 s;
+once it has itself beaten for `stale_s` since it started or since the database came
+back (`Heartbeat.tick`).
 It runs on SQLite too, where the replicas are the delivery processes of one host.
 """
 
@@ -50,14 +52,30 @@ class Heartbeat:
         self.stale_s = stale_s
         self.clock = clock
         self.started_at = clock()
+        self.beating_since: float | None = None  # the first of an unbroken run of beats
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._down = ""  # the last database error, logged once
 
     def tick(self) -> dict[str, int]:
-        """Beat once, then release the stale replicas' leases; what was released."""
+        """Beat once, then release the stale replicas' leases; what was released.
+
+        Only once this replica has itself beaten for `stale_s` without a failure: a
+        replica that has just started, or whose database has just come back, cannot
+        tell a dead replica from a live one that could not beat either. Without this
+        wait, the first replica back after an outage over 15 s released the leases of
+        every other, and their items in flight went out twice.
+        """
         now = self.clock()
-        self.outbox.beat(self.owner, started_at=self.started_at, now=now)
+        try:
+            self.outbox.beat(self.owner, started_at=self.started_at, now=now)
+        except OutboxUnavailable:
+            self.beating_since = None
+            raise
+        if self.beating_since is None:
+            self.beating_since = now
+        if now - self.beating_since < self.stale_s:
+            return {}
         released = release_stale(self.outbox, stale_s=self.stale_s, now=now)
         for owner, n in released.items():
             log.warning("replica_lost owner=%s items_released=%d", owner, n)

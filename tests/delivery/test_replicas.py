@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from receiver.delivery.pipeline import Entry
 from receiver.delivery.replicas import Heartbeat, release_stale
+from receiver.errors import OutboxUnavailable
 from tests.conftest import Engine
 
 MSG = {"msgtype": "text", "text": {"content": "x"}}
@@ -47,3 +52,46 @@ def test_the_heartbeat_beats_and_takes_over_a_dead_replicas_work(engine: Engine)
     live.stop()  # a clean stop removes its own row
     assert box.replicas() == {}
     assert box.get(item) is not None and box.get(item).state == "queued"  # type: ignore[union-attr]
+
+
+class Outage:
+    """An outbox whose database can be taken away: every call then fails as PostgreSQL's do."""
+
+    def __init__(self, box: Any) -> None:
+        self.box, self.down = box, False
+
+    def __getattr__(self, name: str) -> Any:
+        if self.down:
+            raise OutboxUnavailable("outbox: PostgreSQL unreachable: connection refused")
+        return getattr(self.box, name)
+
+
+def test_after_an_outage_a_replica_waits_before_it_calls_another_dead(engine: Engine) -> None:
+    """The database down for 40 s: no replica could beat, so none is dead for that alone."""
+    box = engine.outbox()
+    (item,) = enqueue(box, "b1")
+    box.claim(owner="b:2:2", lease_s=600, now=T0)  # b is sending it when the database goes
+    now = [T0]
+    a_box = Outage(engine.outbox())
+    a = Heartbeat(a_box, "a:1:1", clock=lambda: now[0])  # type: ignore[arg-type]
+    for t in (0, 2, 16):
+        now[0] = T0 + t
+        box.beat("b:2:2", started_at=T0, now=now[0])
+        assert a.tick() == {}
+    a_box.down = True
+    now[0] = T0 + 18
+    with pytest.raises(OutboxUnavailable):
+        a.tick()
+    a_box.down = False
+    now[0] = T0 + 60  # back; a beats first, b's last beat is 44 s old
+    assert a.tick() == {}
+    assert box.get(item).owner == "b:2:2"  # type: ignore[union-attr]
+    now[0] = T0 + 62
+    box.beat("b:2:2", started_at=T0, now=now[0])  # b is alive: it beats again
+    now[0] = T0 + 76
+    assert a.tick() == {}
+    assert box.get(item).owner == "b:2:2"  # type: ignore[union-attr]
+    # b stops beating: once its beat is over 15 s old, a releases its work as before.
+    now[0] = T0 + 78
+    assert a.tick() == {"b:2:2": 1}
+    assert box.get(item).state == "queued"  # type: ignore[union-attr]
