@@ -15,7 +15,7 @@ from receiver.settings import Settings
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.procs import Serve
 
-from . import delivery, disk, drain, ingest, load, render, report, routing, storm
+from . import delivery, disk, drain, ingest, load, render, replicas, report, routing, storm
 from .bareflask import serve_options
 from .common import ROOT, machine, receiver_env, serve_rss, write_routing
 
@@ -66,6 +66,8 @@ def main() -> None:
             results["drain"] = drain.measure(srv.url, srv.proc.pid)
         finally:
             srv.stop()
+        say("8 PostgreSQL: ingest beside SQLite, a drain with 1 and 2 replicas (about a minute)")
+        results["replicas"] = replicas.measure(tmp, fake.url, routing_file)
     except BaseException:
         say(f"failed; logs are in {tmp}")
         raise

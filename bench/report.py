@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import replicas
+
 
 def _f(x: Any, nd: int = 1) -> str:
     if x is None:
@@ -97,6 +99,7 @@ def table(r: dict[str, Any]) -> str:
          f"{_f(dr['webhooks_per_s'])}, {_f(dr['cpu_ms_per_webhook'], 3)}",
          "each its own group, all sent", ""),
     ]  # fmt: skip
+    rows += replicas.rows(r.get("replicas"))  # row 8: PostgreSQL
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-" * len(lines[0]))
