@@ -8,12 +8,14 @@ Ingest: row 1's load (wrk, bench/post.lua, the same 10-alert body, 8 connections
 fast as they go) on two `serve`s that stay up together, one on SQLite and one with
 RECEIVER_DATABASE_URL set; the runs alternate (SQLite, PostgreSQL, SQLite,
 PostgreSQL), and each server's delivery backlog is drained after its run. CPU per
-request is its web workers' during the run plus its delivery process's until drained.
+request is its web workers' during the run plus its delivery process's until drained,
+plus, on PostgreSQL, the database server's over the same time.
 
 Drain: row 7's (delivery frozen with SIGSTOP, WEBHOOKS 10-alert webhooks accepted,
 each its own alert group, then thawed and timed until the outbox is empty): on
 SQLite, on PostgreSQL with one replica, and with two replicas sharing one database,
-the webhooks posted to both in turn. CPU is that of every delivery process.
+the webhooks posted to both in turn. CPU is that of every delivery process, and
+the database server's beside it.
 
 Connections: the most client connections PostgreSQL had open to the database at
 once (pg_stat_activity, sampled every 0.2 s) during each phase.
@@ -21,13 +23,11 @@ once (pg_stat_activity, sampled every 0.2 s) during each phase.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from . import load
 from .common import ROOT, cpu_s, receiver_env, serve_processes, wait_drained
 from .delivery import Poster
 from .ingest import payload
+from .pgwatch import Connections, DatabaseCpu
 
 ROUNDS = 2
 THROUGHPUT_S = 2  # row 1 runs 6 s; this row must stay within about a minute
@@ -71,37 +72,6 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
         remove(server)
 
 
-class Connections:
-    """The most client connections to `dbname` seen at once, sampled on a thread."""
-
-    def __init__(self, server: PostgresServer, dbname: str) -> None:
-        self.server, self.dbname, self.most = server, dbname, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.server.url, autocommit=True) as db:  # to `postgres`
-            while not self._stop.is_set():
-                row = db.execute(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = %s AND backend_type = 'client backend'",
-                    (self.dbname,),
-                ).fetchone()
-                self.most = max(self.most, int(row[0]) if row else 0)
-                self._stop.wait(0.2)
-
-    @contextlib.contextmanager
-    def watching(self) -> Iterator[Connections]:
-        self._thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            self._thread.join(5)
-
-
 def ingest(
     tmp: Path, fake_url: str, routing: Path, server: PostgresServer, workers: int
 ) -> dict[str, Any]:
@@ -125,11 +95,13 @@ def ingest(
                 for name, srv in servers.items():
                     web, delivery = serve_processes(srv.proc.pid)
                     dpids = [delivery] if delivery else []
-                    before, before_d = cpu_s(web), cpu_s(dpids)
+                    before, before_d, db = cpu_s(web), cpu_s(dpids), DatabaseCpu(server)
                     run = load.run(srv.url + "/alertmanager", body, THROUGHPUT_S, CONNS)
                     run["cpu_s"] = {"workers": cpu_s(web) - before}
                     run["drain_s"] = wait_drained(srv.url, TIMEOUT_S)
                     run["cpu_s"]["delivery"] = cpu_s(dpids) - before_d
+                    if name == "postgresql":
+                        run["cpu_s"]["postgres"] = db.used()
                     runs[name].append(run)
     finally:
         for srv in servers.values():
@@ -180,17 +152,17 @@ def drains(
                 )
             if dbname:
                 with Connections(server, dbname).watching() as conns:
-                    out[phase] = drain(phase, srvs)
+                    out[phase] = drain(phase, srvs, server)
                 out[phase]["pg_connections_max"] = conns.most
             else:
-                out[phase] = drain(phase, srvs)
+                out[phase] = drain(phase, srvs, server)
         finally:
             for srv in srvs:
                 srv.stop()
     return out
 
 
-def drain(phase: str, srvs: list[Serve]) -> dict[str, Any]:
+def drain(phase: str, srvs: list[Serve], server: PostgresServer) -> dict[str, Any]:
     """Freeze every replica's delivery, accept WEBHOOKS across them, thaw, time the drain."""
     for srv in srvs:
         wait_drained(srv.url, TIMEOUT_S)
@@ -204,10 +176,10 @@ def drain(phase: str, srvs: list[Serve]) -> dict[str, Any]:
     finally:
         for pid in deliveries:
             os.kill(pid, signal.SIGCONT)
-    before, start = cpu_s(deliveries), time.monotonic()
+    before, start, db = cpu_s(deliveries), time.monotonic(), DatabaseCpu(server)
     drained = wait_drained(srvs[0].url, TIMEOUT_S)  # PostgreSQL: every replica's counts
     secs = time.monotonic() - start
-    cpu = cpu_s(deliveries) - before
+    cpu, db_cpu = cpu_s(deliveries) - before, db.used()
     return {
         "replicas": len(srvs),
         "webhooks": accepted,
@@ -215,6 +187,8 @@ def drain(phase: str, srvs: list[Serve]) -> dict[str, Any]:
         "seconds": round(secs, 2),
         "webhooks_per_s": round(accepted / secs, 1),
         "cpu_ms_per_webhook": round(1000 * cpu / max(accepted, 1), 3),
+        # the database server's, from the thaw until drained (SQLite: none, it is in-process)
+        "postgres_cpu_ms_per_webhook": round(1000 * db_cpu / max(accepted, 1), 3),
     }
 
 
@@ -261,7 +235,8 @@ def rows(r: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
         return "+".join(f"{v:.3f}" for v in t["cpu_ms_per_request"].values())
 
     def per(d: dict[str, Any]) -> str:
-        return f"{d['webhooks_per_s']:.1f}, {d['cpu_ms_per_webhook']:.3f}"
+        db = f"+{d['postgres_cpu_ms_per_webhook']:.3f}" if "pg_connections_max" in d else ""
+        return f"{d['webhooks_per_s']:.1f}, {d['cpu_ms_per_webhook']:.3f}{db}"
 
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.3f}" if b else "-"
@@ -269,13 +244,13 @@ def rows(r: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
     return [
         ("8 ingest req/s on PostgreSQL (row 1's load)", f"{pg['rps']:.1f}",
          f"{sq['rps']:.1f} SQLite", f"{ing['ratio']}"),
-        ("8 CPU ms per request on PostgreSQL: web + delivery", cpu(pg), cpu(sq) + " SQLite",
+        ("8 CPU ms per request: web + delivery (+ PostgreSQL)", cpu(pg), cpu(sq) + " SQLite",
          f"{ing['cpu_ratio']}"),
         ("8 ingest p50/p99 ms at max load on PostgreSQL", f"{pg['p50_ms']:.1f}/{pg['p99_ms']:.1f}",
          f"{sq['p50_ms']:.1f}/{sq['p99_ms']:.1f} SQLite", ""),
-        (f"8 drain of {one['webhooks']}, PostgreSQL 1 replica: /s, CPU ms", per(one),
+        (f"8 drain of {one['webhooks']}, PostgreSQL 1 replica: /s, CPU ms (+PG)", per(one),
          per(lite) + " SQLite", ratio(one["webhooks_per_s"], lite["webhooks_per_s"])),
-        (f"8 drain of {two['webhooks']}, PostgreSQL 2 replicas: /s, CPU ms", per(two),
+        (f"8 drain of {two['webhooks']}, PostgreSQL 2 replicas: /s, CPU ms (+PG)", per(two),
          per(one) + " 1 replica", ratio(two["webhooks_per_s"], one["webhooks_per_s"])),
         ("8 PostgreSQL connections, most at once", f"{ing['pg_connections_max']} ingest, "
          f"{one['pg_connections_max']} drain", f"{two['pg_connections_max']} with 2 replicas", ""),
