@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
     srv = Serve(env, tmp / "serve-ingest.log", workers=workers, cwd=ROOT)
     runs: dict[str, list[dict[str, Any]]] = {"bare": [], "durable": [], "receiver": []}
     drains: list[float | None] = []
+    batches: list[dict[float, float]] = []
     try:
         for url in (bare.url, srv.url):  # warm up both: imports, first connections
             load.run(url + "/alertmanager", body, 1, CONNS)
@@ -97,8 +99,10 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
                 runs[name].append(load.run(bare.url + path, body, THROUGHPUT_S, CONNS))
                 runs[name][-1]["cpu_s"] = {"workers": cpu_s(bare_pids) - before}
             before, before_delivery = cpu_s(web_pids), cpu_s(delivery_pids)
+            batches_before = batch_histogram(srv.url)
             runs["receiver"].append(load.run(srv.url + "/alertmanager", body, THROUGHPUT_S, CONNS))
             web = cpu_s(web_pids) - before
+            batches.append(histogram_delta(batch_histogram(srv.url), batches_before))
             drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))  # delivery: all it accepted
             runs["receiver"][-1]["cpu_s"] = {
                 "workers": web, "delivery": cpu_s(delivery_pids) - before_delivery
@@ -145,6 +149,7 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
             "cpu_ratio": round(cpu_ms(bare_t) / cpu_ms(recv_t), 3),
         },  # fmt: skip
         "paced": {"rate": PACED_RATE, **paced},
+        "batch_rows": batch_summary(batches),
         "drain_s": drains,
         "rss_mb_after": rss,
     }
@@ -153,3 +158,43 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
 def cpu_ms(totals: dict[str, Any]) -> float:
     """CPU ms per request of a server's processes: its workers, and delivery if it has one."""
     return float(sum(totals["cpu_ms_per_request"].values()))
+
+
+BATCH_METRIC = "dingtalk_receiver_commit_batch_rows"
+
+
+def batch_histogram(url: str) -> dict[float, float]:
+    """The group commit's batch-size histogram from /metrics (summed over the workers):
+    cumulative count per bucket bound, with `sum` under the key -1."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as res:
+            text = res.read().decode()
+    except OSError:
+        return {}
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith(BATCH_METRIC + "_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(le)] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(BATCH_METRIC + "_sum"):
+            out[-1.0] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def histogram_delta(after: dict[float, float], before: dict[float, float]) -> dict[float, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items()}
+
+
+def batch_summary(runs: list[dict[float, float]]) -> dict[str, Any] | None:
+    """Rows per commit over the max-load runs: mean (exact), p50 and max (bucket bounds)."""
+    total: dict[float, float] = {}
+    for run in runs:
+        for k, v in run.items():
+            total[k] = total.get(k, 0.0) + v
+    count = total.get(float("inf"), 0.0)
+    if not count:
+        return None  # no such metric: code without group commit
+    bounds = sorted(k for k in total if k >= 0)
+    p50 = next(b for b in bounds if total[b] >= count / 2)
+    top = next(b for b in bounds if total[b] >= count)
+    return {"commits": int(count), "mean": round(total[-1.0] / count, 2), "p50": p50, "max": top}

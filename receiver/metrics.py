@@ -53,6 +53,11 @@ api_duration = Histogram(
     f"{NS}_dingtalk_api_duration_seconds", "Latency of DingTalk API calls.", ["api"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )  # fmt: skip
+commit_batch_rows = Histogram(
+    f"{NS}_commit_batch_rows",
+    "Webhooks written by one accept transaction (one fsync): the group commit's batch size.",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512),
+)
 retries = Counter(f"{NS}_retries_total", "Outbox items scheduled for another attempt.")
 dead_lettered = Counter(f"{NS}_dead_lettered_total", "Outbox items that went to dead.")
 token_refreshes = Counter(f"{NS}_token_refreshes_total", "Access tokens fetched from DingTalk.")

@@ -124,6 +124,7 @@ class Settings:
     robot_per_minute: int = 18  # posts a minute per group robot; DingTalk blocks over 20
     database_url: str | None = field(default=None, repr=False)  # postgresql://…; None: SQLite
     dedup_window: float = 300.0  # seconds a repeated notification is accepted, not stored; 0: off
+    commit_batch: int = 256  # webhooks a worker commits at most in one transaction (one fsync)
 
     # what from_env found set but never read: a misspelt DINGTALK_*/RECEIVER_* variable
     unknown: tuple[str, ...] = field(default=(), compare=False, repr=False)
@@ -246,6 +247,7 @@ class Settings:
             "retention": _duration(env, "RECEIVER_RETENTION", 7 * 86400.0),
             "robot_per_minute": _int(env, "RECEIVER_ROBOT_PER_MINUTE", 18, minimum=1),
             "dedup_window": _duration(env, "RECEIVER_DEDUP_WINDOW", 300.0),
+            "commit_batch": _int(env, "RECEIVER_COMMIT_BATCH", 256, minimum=1),
             "database_url": s("RECEIVER_DATABASE_URL"),
         }
         known = {f.name for f in fields(cls)}

@@ -1,4 +1,8 @@
-"""Accepting a webhook once: a second post of the same notification within the window.
+"""Accepting webhooks: many in one transaction (group commit), each at most once.
+
+`accept_many` commits a batch of accepted webhooks in one transaction, so one fsync
+(or one PostgreSQL commit) covers them all; receiver.web.committer gathers the
+batch from concurrent requests, and answers each only once this returns.
 
 Two Alertmanager peers (or two Grafana replicas) can deliver one notification
 twice. The accept path records each notification's key (receiver.ingest.dedup) in
@@ -6,19 +10,92 @@ the `seen` table, in the same transaction as its `pending` row: a post whose key
 was first seen less than the window ago is answered 2xx but not stored again.
 The window counts from the first post, so Alertmanager's own repeats (every
 repeat_interval) still page. Keys older than the window are deleted as new
-posts arrive.
+posts arrive. Within one batch the rows are taken in order, so a second post of
+a key in the same batch is the duplicate of the first.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from receiver.delivery import wake
 from receiver.delivery.outbox_rows import Pending
 from receiver.delivery.outbox_schema import OutboxBase
 
+INSERT_PENDING = (
+    "INSERT INTO pending (received_at, source, receiver, group_key, body, next_attempt_at)"
+    " VALUES (?,?,?,?,?,?) RETURNING id"
+)
+
+
+@dataclass(frozen=True)
+class Accept:
+    """One webhook to commit. `key` set: at most once within `window_s` (the HA window)."""
+
+    body: bytes
+    source: str
+    receiver: str | None
+    group_key: str
+    key: str | None = None
+    window_s: float = 0.0
+
 
 class AcceptOnce(OutboxBase):
+    def accept_many(
+        self,
+        batch: Sequence[Accept],
+        *,
+        now: float | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> list[tuple[Pending, bool]]:
+        """Commit `batch` in one transaction; on disk (every row) when this returns.
+
+        For each webhook, in order: its pending row and True when it was stored now;
+        the first post's pending row (its id) and False for a duplicate, which is
+        counted, not stored. `before_commit` runs after the writes and before the
+        commit (the crash test's fault hook).
+        """
+        now = time.time() if now is None else now
+        out: list[tuple[Pending, bool]] = []
+        with self._tx() as db:
+            windows = {a.window_s for a in batch if a.key is not None}
+            if windows:  # one window in practice: the setting's
+                db.execute("DELETE FROM seen WHERE first_at<=?", (now - min(windows),))
+            for a in batch:
+                out.append(self._accept_one(db, a, now))
+            if any(stored for _, stored in out):
+                wake.note_items()
+            if before_commit is not None:
+                before_commit()
+        return out
+
+    @staticmethod
+    def _accept_one(db: sqlite3.Connection, a: Accept, now: float) -> tuple[Pending, bool]:
+        if a.key is not None:
+            row = db.execute(
+                "UPDATE seen SET duplicates=duplicates+1 WHERE key=? AND first_at>?"
+                " RETURNING pending_id",
+                (a.key, now - a.window_s),
+            ).fetchone()
+            if row is not None:
+                first = int(row["pending_id"])
+                return Pending(first, now, a.source, a.receiver, a.group_key, a.body), False
+        row = db.execute(
+            INSERT_PENDING, (now, a.source, a.receiver, a.group_key, a.body, now)
+        ).fetchone()
+        pending_id = int(row[0])
+        if a.key is not None:
+            db.execute(
+                "INSERT INTO seen (key, first_at, pending_id) VALUES (?,?,?)"
+                " ON CONFLICT (key) DO UPDATE SET first_at=excluded.first_at,"
+                " pending_id=excluded.pending_id, duplicates=0",
+                (a.key, now, pending_id),
+            )
+        return Pending(pending_id, now, a.source, a.receiver, a.group_key, a.body), True
+
     def accept_once(
         self,
         body: bytes,
@@ -30,30 +107,10 @@ class AcceptOnce(OutboxBase):
         window_s: float,
         now: float | None = None,
     ) -> tuple[Pending, bool]:
-        """Commit a webhook unless its `key` was accepted within `window_s`.
+        """One webhook, unless its `key` was accepted within `window_s` (see accept_many)."""
+        return self.accept_many([Accept(body, source, receiver, group_key, key, window_s)],
+                                now=now)[0]  # fmt: skip
 
-        Returns the pending row and True when it was stored now; the first post's
-        pending row (its id) and False for a duplicate, which is counted, not stored.
-        """
-        now = time.time() if now is None else now
-        with self._tx() as db:
-            db.execute("DELETE FROM seen WHERE first_at<=?", (now - window_s,))
-            row = db.execute(
-                "UPDATE seen SET duplicates=duplicates+1 WHERE key=? RETURNING pending_id",
-                (key,),
-            ).fetchone()
-            if row is not None:
-                first = Pending(int(row["pending_id"]), now, source, receiver, group_key, body)
-                return first, False
-            cur = db.execute(
-                "INSERT INTO pending (received_at, source, receiver, group_key, body,"
-                " next_attempt_at) VALUES (?,?,?,?,?,?)",
-                (now, source, receiver, group_key, body, now),
-            )
-            pending_id = int(cur.lastrowid or 0)
-            db.execute(
-                "INSERT INTO seen (key, first_at, pending_id) VALUES (?,?,?)",
-                (key, now, pending_id),
-            )
-            wake.note_items()  # the default accept path (RECEIVER_DEDUP_WINDOW > 0)
-        return Pending(pending_id, now, source, receiver, group_key, body), True
+    def accept(self, body: bytes, *, source: str, receiver: str | None, group_key: str) -> Pending:
+        """Commit a validated webhook body; it is on disk when this returns."""
+        return self.accept_many([Accept(body, source, receiver, group_key)])[0][0]

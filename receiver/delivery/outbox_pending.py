@@ -1,4 +1,4 @@
-"""Accepted webhooks not yet planned into items: the accept path's one write, and planning."""
+"""Accepted webhooks not yet planned into items (outbox_dedup writes them), and planning."""
 
 from __future__ import annotations
 
@@ -13,19 +13,6 @@ from receiver.delivery.pipeline import Entry
 
 
 class PendingWebhooks(OutboxBase):
-    # -- accept path -----------------------------------------------------------------------
-    def accept(self, body: bytes, *, source: str, receiver: str | None, group_key: str) -> Pending:
-        """Commit a validated webhook body; it is on disk when this returns."""
-        now = time.time()
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO pending (received_at, source, receiver, group_key, body,"
-                " next_attempt_at) VALUES (?,?,?,?,?,?)",
-                (now, source, receiver, group_key, body, now),
-            )
-            wake.note_items()
-        return Pending(int(cur.lastrowid or 0), now, source, receiver, group_key, body)
-
     def enqueue(self, entries: Iterable[Entry], *, source: str, group_key: str) -> list[int]:
         """Commit every entry, or none. Returns the new ids once they are on disk."""
         with self._tx() as db:

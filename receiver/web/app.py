@@ -17,6 +17,8 @@ from werkzeug.exceptions import HTTPException
 
 from receiver import metrics
 from receiver.delivery import health
+from receiver.delivery.outbox_dedup import Accept
+from receiver.delivery.outbox_rows import Pending
 from receiver.delivery.state import State
 from receiver.errors import ConfigError, OutboxUnavailable, PayloadError
 from receiver.ingest import alertmanager as ingest
@@ -28,6 +30,7 @@ from receiver.settings import Settings
 from receiver.web import console
 from receiver.web.ack import ack_blueprint
 from receiver.web.body import read_body
+from receiver.web.committer import Committer
 from receiver.web.console import full
 from receiver.web.deadline import ReadTimedOut
 from receiver.web.offload import blocking
@@ -55,6 +58,12 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     @app.before_request
     def poll_config() -> None:
         state.poll()
+
+    # Concurrent accepts share one transaction and one fsync (receiver.web.committer).
+    committer: Committer[Accept, tuple[Pending, bool]] = Committer(
+        lambda batch: state.outbox.accept_many(batch), max_batch=settings.commit_batch
+    )
+    app.extensions["receiver.committer"] = committer
 
     if serving:  # an idle worker picks up a reload too, not only on its next request
         state.start_watching()
@@ -88,30 +97,20 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
         table = state.table
         if receiver is not None and receiver not in table.receivers:
             return error(404, f"unknown receiver {receiver!r} in {table.path}")
-        if settings.dedup_window > 0:
-            pending, stored = blocking(  # the commit waits for fsync: off the gevent loop
-                state.outbox.accept_once,
-                body, source=source, receiver=receiver, group_key=notification.group_key,
-                key=dedup_key(notification, receiver), window_s=settings.dedup_window,
+        window = settings.dedup_window
+        pending, stored = committer.submit(Accept(  # waits for its batch's commit (fsync)
+            body, source, receiver, notification.group_key,
+            key=dedup_key(notification, receiver) if window > 0 else None, window_s=window,
+        ))  # fmt: skip
+        if not stored:
+            metrics.duplicate_payloads.labels(source).inc()
+            log.info(
+                "duplicate first_id=%d source=%s receiver=%s status=%s alerts=%d group_key=%s",
+                pending.id, source, receiver or notification.receiver, notification.status,
+                len(notification.alerts), notification.group_key,
             )  # fmt: skip
-            if not stored:
-                metrics.duplicate_payloads.labels(source).inc()
-                log.info(
-                    "duplicate first_id=%d source=%s receiver=%s status=%s alerts=%d group_key=%s",
-                    pending.id, source, receiver or notification.receiver, notification.status,
-                    len(notification.alerts), notification.group_key,
-                )  # fmt: skip
-                reply = {
-                    "status": "duplicate",
-                    "id": pending.id,
-                    "alerts": len(notification.alerts),
-                }
-                return jsonify(reply), 200
-        else:
-            pending = blocking(  # the commit waits for fsync: off the gevent loop
-                state.outbox.accept,
-                body, source=source, receiver=receiver, group_key=notification.group_key,
-            )  # fmt: skip
+            reply = {"status": "duplicate", "id": pending.id, "alerts": len(notification.alerts)}
+            return jsonify(reply), 200
         metrics.alerts_received.labels(source).inc(len(notification.alerts))
         log.info(
             "accepted id=%d source=%s receiver=%s status=%s alerts=%d group_key=%s",
