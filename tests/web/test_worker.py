@@ -30,3 +30,26 @@ def test_urllib3_uses_gevents_ssl_once_the_worker_is_patched() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True"]
+
+
+FREEZE = """
+import gc
+from unittest import mock
+from gunicorn.workers.base import Worker
+from receiver.web.worker import ReceiverWorker
+worker = ReceiverWorker.__new__(ReceiverWorker)
+loaded = [{"a long-lived object": [n]} for n in range(5000)]  # what loading the app made
+with mock.patch.object(Worker, "load_wsgi", lambda self: None):
+    worker.load_wsgi()
+print(gc.get_freeze_count() >= 5000)
+"""
+
+
+def test_what_the_worker_loaded_is_out_of_the_collectors_reach() -> None:
+    # A full collection walked the routing table, the templates and the modules: 20-50 ms
+    # with the worker's loop, and every request on it, standing still (bench/README.md).
+    done = subprocess.run(
+        [sys.executable, "-c", FREEZE], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True"]
