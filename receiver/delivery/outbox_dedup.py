@@ -20,15 +20,32 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from receiver.delivery import wake
 from receiver.delivery.outbox_rows import Pending
 from receiver.delivery.outbox_schema import OutboxBase
+from receiver.errors import OutboxUnavailable
 
 INSERT_PENDING = (
     "INSERT INTO pending (received_at, source, receiver, group_key, body, next_attempt_at)"
     " VALUES (?,?,?,?,?,?) RETURNING id"
 )
+
+# PostgreSQL: _accept_one as one statement (data-modifying CTEs, which SQLite lacks).
+ACCEPT_PG = """
+WITH dup AS (
+    UPDATE seen SET duplicates=duplicates+1 WHERE key=? AND first_at>? RETURNING pending_id
+), ins AS (
+    INSERT INTO pending (received_at, source, receiver, group_key, body, next_attempt_at)
+    SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM dup) RETURNING id
+), mark AS (
+    INSERT INTO seen (key, first_at, pending_id) SELECT ?, ?, id FROM ins WHERE ? IS NOT NULL
+    ON CONFLICT (key) DO UPDATE SET first_at=excluded.first_at,
+        pending_id=excluded.pending_id, duplicates=0
+)
+SELECT (SELECT pending_id FROM dup) AS first_id, (SELECT id FROM ins) AS new_id
+"""
 
 
 @dataclass(frozen=True)
@@ -64,8 +81,10 @@ class AcceptOnce(OutboxBase):
             windows = {a.window_s for a in batch if a.key is not None}
             if windows:  # one window in practice: the setting's
                 db.execute("DELETE FROM seen WHERE first_at<=?", (now - min(windows),))
-            for a in batch:
-                out.append(self._accept_one(db, a, now))
+            if self.postgres:  # every row in one round trip
+                out = self._accept_pg(db, batch, now)
+            else:
+                out = [self._accept_one(db, a, now) for a in batch]
             if any(stored for _, stored in out):
                 wake.note_items()
             if before_commit is not None:
@@ -95,6 +114,36 @@ class AcceptOnce(OutboxBase):
                 (a.key, now, pending_id),
             )
         return Pending(pending_id, now, a.source, a.receiver, a.group_key, a.body), True
+
+    @staticmethod
+    def _accept_pg(db: Any, batch: Sequence[Accept], now: float) -> list[tuple[Pending, bool]]:
+        """_accept_one as one statement a row, all sent at once (PgConnection.execute_each).
+
+        Each statement sees those before it in the transaction: a second post of a key
+        in the same batch finds the first one's `seen` row, as on SQLite.
+        """
+        sql = ACCEPT_PG
+        params: list[tuple[Any, ...]] = [
+            (a.key, now - a.window_s, now, a.source, a.receiver, a.group_key, a.body, now,
+             a.key, now, a.key)
+            for a in batch
+        ]  # fmt: skip
+        if all(a.key is None for a in batch):  # RECEIVER_DEDUP_WINDOW=0: only the inserts
+            sql = INSERT_PENDING.replace("RETURNING id", "RETURNING NULL AS first_id, id AS new_id")
+            params = [(now, a.source, a.receiver, a.group_key, a.body, now) for a in batch]
+        if len(batch) == 1:  # a pipeline's set-up costs more than it saves for one
+            rows = [db.execute(sql, params[0]).fetchone()]
+        else:
+            rows = db.execute_each(sql, params)
+        out: list[tuple[Pending, bool]] = []
+        for a, row in zip(batch, rows, strict=True):
+            if row is None or (row["first_id"] is None and row["new_id"] is None):
+                raise OutboxUnavailable("outbox: the accept statement returned no row")
+            stored = row["first_id"] is None
+            pending_id = int(row["new_id"] if stored else row["first_id"])
+            out.append((Pending(pending_id, now, a.source, a.receiver, a.group_key, a.body),
+                        stored))  # fmt: skip
+        return out
 
     def accept_once(
         self,

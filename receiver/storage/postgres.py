@@ -139,6 +139,17 @@ class PgConnection:
         if batch:
             psycopg.ClientCursor(self._conn).executemany(translate(sql), batch)
 
+    def execute_each(self, sql: str, rows: Iterable[Any]) -> list[Row | None]:
+        """Run `sql` once for each parameter row, all in one round trip (psycopg's
+        pipeline); the first row each run returned, in order."""
+        cur = psycopg.ClientCursor(self._conn, row_factory=_row_factory)
+        cur.executemany(translate(sql), list(rows), returning=True)
+        out: list[Row | None] = []
+        while True:
+            out.append(cur.fetchone() if cur.description else None)
+            if not cur.nextset():
+                return out
+
     def lock(self, name: str) -> None:
         """Hold the advisory lock `name` until this transaction ends."""
         self.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(name),))

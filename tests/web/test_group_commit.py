@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from receiver.delivery.outbox import Outbox
 from receiver.delivery.outbox_dedup import Accept
 from receiver.errors import OutboxUnavailable
 from receiver.web.committer import Committer
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Engine
 
 
 def test_requests_that_arrive_during_a_commit_share_the_next_one() -> None:
@@ -65,8 +64,8 @@ def test_a_failed_commit_fails_every_request_of_its_batch() -> None:
         committer.submit(2)
 
 
-def test_accept_many_commits_a_batch_with_duplicates_taken_in_order(tmp_path: Path) -> None:
-    box = Outbox(str(tmp_path))
+def test_accept_many_commits_a_batch_with_duplicates_taken_in_order(engine: Engine) -> None:
+    box = engine.outbox()
     batch = [
         Accept(b"a", "alertmanager", None, "g1", key="k1", window_s=300),
         Accept(b"b", "alertmanager", None, "g2", key="k2", window_s=300),
@@ -79,6 +78,12 @@ def test_accept_many_commits_a_batch_with_duplicates_taken_in_order(tmp_path: Pa
     assert [p.body for p in box.pending()] == [b"a", b"b", b"no key"]
     later = box.accept_many([batch[0]], now=1000.0 + 301)  # past the window: stored again
     assert later[0][1] is True and later[0][0].id not in {p.id for p, _ in out}
+    plain = box.accept_many(
+        [Accept(b"x", "grafana", "ops", "g4"), Accept(b"y", "grafana", None, "g5")]
+    )
+    assert [stored for _, stored in plain] == [True, True]  # no keys: RECEIVER_DEDUP_WINDOW=0
+    bodies = {p.id: (p.body, p.receiver) for p in box.pending()}
+    assert [bodies[p.id] for p, _ in plain] == [(b"x", "ops"), (b"y", None)]
 
 
 def test_no_reply_before_its_rows_commit_when_the_worker_dies_between_write_and_commit(
