@@ -24,6 +24,7 @@ from .common import ROOT, cpu_s, receiver_env, serve_processes, serve_rss, wait_
 ROUNDS = 2
 THROUGHPUT_S = 6
 CONNS = 8
+MANY_CONNS = 32  # Alertmanager replicas x receivers x groups flushing at once, say
 PACED_RATE = 200
 PACED_S = 8
 DRAIN_TIMEOUT_S = 90
@@ -83,9 +84,10 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
     env = receiver_env(tmp / "ingest-data", fake_url, routing)
     bare = BareFlask(tmp / "bare.log", workers, tmp / "bare-data")
     srv = Serve(env, tmp / "serve-ingest.log", workers=workers, cwd=ROOT)
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "durable": [], "receiver": []}
+    names = ("bare", "durable", "receiver", "durable_many", "receiver_many")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     drains: list[float | None] = []
-    batches: list[dict[float, float]] = []
+    batches: dict[str, list[dict[float, float]]] = {"receiver": [], "receiver_many": []}
     try:
         for url in (bare.url, srv.url):  # warm up both: imports, first connections
             load.run(url + "/alertmanager", body, 1, CONNS)
@@ -93,20 +95,30 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
         bare_pids, _ = serve_processes(bare.proc.pid)
         web_pids, delivery = serve_processes(srv.proc.pid)
         delivery_pids = [delivery] if delivery else []
-        for _ in range(ROUNDS):
-            for name, path in (("bare", "/alertmanager"), ("durable", "/durable")):
-                before = cpu_s(bare_pids)
-                runs[name].append(load.run(bare.url + path, body, THROUGHPUT_S, CONNS))
-                runs[name][-1]["cpu_s"] = {"workers": cpu_s(bare_pids) - before}
+
+        def bare_run(name: str, path: str, conns: int) -> None:
+            before = cpu_s(bare_pids)
+            runs[name].append(load.run(bare.url + path, body, THROUGHPUT_S, conns))
+            runs[name][-1]["cpu_s"] = {"workers": cpu_s(bare_pids) - before}
+
+        def receiver_run(name: str, conns: int) -> None:
             before, before_delivery = cpu_s(web_pids), cpu_s(delivery_pids)
             batches_before = batch_histogram(srv.url)
-            runs["receiver"].append(load.run(srv.url + "/alertmanager", body, THROUGHPUT_S, CONNS))
+            runs[name].append(load.run(srv.url + "/alertmanager", body, THROUGHPUT_S, conns))
             web = cpu_s(web_pids) - before
-            batches.append(histogram_delta(batch_histogram(srv.url), batches_before))
+            batches[name].append(histogram_delta(batch_histogram(srv.url), batches_before))
             drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))  # delivery: all it accepted
-            runs["receiver"][-1]["cpu_s"] = {
+            runs[name][-1]["cpu_s"] = {
                 "workers": web, "delivery": cpu_s(delivery_pids) - before_delivery
             }  # fmt: skip
+
+        for _ in range(ROUNDS):
+            bare_run("bare", "/alertmanager", CONNS)
+            bare_run("durable", "/durable", CONNS)
+            receiver_run("receiver", CONNS)
+        for _ in range(ROUNDS):  # enough posts at once to fill the group commit's batches
+            bare_run("durable_many", "/durable", MANY_CONNS)
+            receiver_run("receiver_many", MANY_CONNS)
         paced = {
             "bare": load.run(bare.url + "/alertmanager", body, PACED_S, CONNS, PACED_RATE),
             "receiver": load.run(srv.url + "/alertmanager", body, PACED_S, CONNS, PACED_RATE),
@@ -135,6 +147,7 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
         }
 
     bare_t, durable_t, recv_t = total("bare"), total("durable"), total("receiver")
+    many_t, durable_many_t = total("receiver_many"), total("durable_many")
     return {
         "generator": load.generator(),
         "workers": workers,
@@ -149,7 +162,14 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
             "cpu_ratio": round(cpu_ms(bare_t) / cpu_ms(recv_t), 3),
         },  # fmt: skip
         "paced": {"rate": PACED_RATE, **paced},
-        "batch_rows": batch_summary(batches),
+        "batch_rows": batch_summary(batches["receiver"]),
+        "many": {
+            "connections": MANY_CONNS,
+            "receiver": many_t,
+            "durable": durable_many_t,
+            "ratio_durable": round(many_t["rps"] / durable_many_t["rps"], 3),
+            "batch_rows": batch_summary(batches["receiver_many"]),
+        },
         "drain_s": drains,
         "rss_mb_after": rss,
     }
