@@ -92,14 +92,20 @@ class Committer(Generic[T, R]):
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[T, _Waiter[R]]]) -> None:
+        """Run one batch and answer each of its requests. Never raises but to stop the loop:
+        a request whose answer never came would wait forever."""
         try:
-            results = self.run(self.write, [item for item, _ in batch])
+            results = list(self.run(self.write, [item for item, _ in batch]))
+            if len(results) != len(batch):
+                raise RuntimeError(f"committer: {len(results)} results for {len(batch)} rows")
+            metrics.commit_batch_rows.observe(len(batch))
         except BaseException as e:  # every request of the batch answers it (503 for the disk)
             for _, waiter in batch:
                 waiter.error = e
                 waiter.done.set()
+            if not isinstance(e, Exception):  # the worker is stopping (GreenletExit, ...)
+                raise
             return
-        metrics.commit_batch_rows.observe(len(batch))
         for (_, waiter), result in zip(batch, results, strict=True):
             waiter.result = result
             waiter.done.set()

@@ -64,6 +64,19 @@ def test_a_failed_commit_fails_every_request_of_its_batch() -> None:
         committer.submit(2)
 
 
+def test_a_wrong_answer_from_the_write_fails_its_batch_and_the_committer_goes_on() -> None:
+    calls = [0]
+
+    def write(batch: Sequence[int]) -> list[int]:
+        calls[0] += 1
+        return [] if calls[0] == 1 else [n + 1 for n in batch]  # the first: a row short
+
+    committer: Committer[int, int] = Committer(write)
+    with pytest.raises(RuntimeError, match="0 results for 1 rows"):
+        committer.submit(1)
+    assert committer.submit(2) == 3  # not a request left waiting forever
+
+
 def test_accept_many_commits_a_batch_with_duplicates_taken_in_order(engine: Engine) -> None:
     box = engine.outbox()
     batch = [
