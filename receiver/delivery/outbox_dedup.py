@@ -32,19 +32,24 @@ INSERT_PENDING = (
     " VALUES (?,?,?,?,?,?) RETURNING id"
 )
 
-# PostgreSQL: _accept_one as one statement (data-modifying CTEs, which SQLite lacks).
+# PostgreSQL: _accept_one as one statement (data-modifying CTEs, which SQLite lacks). The
+# key is claimed first, with the id its pending row will have: a replica that accepts the
+# same notification at the same moment waits on the key's row, and then counts itself a
+# duplicate of the first (on SQLite, one writer at a time, that cannot happen).
 ACCEPT_PG = """
-WITH dup AS (
-    UPDATE seen SET duplicates=duplicates+1 WHERE key=? AND first_at>? RETURNING pending_id
+WITH nid AS (
+    SELECT nextval(pg_get_serial_sequence('pending', 'id')) AS id
+), claim AS (
+    INSERT INTO seen (key, first_at, pending_id) SELECT ?, ?, id FROM nid
+    ON CONFLICT (key) DO UPDATE SET duplicates=seen.duplicates+1 RETURNING pending_id
 ), ins AS (
-    INSERT INTO pending (received_at, source, receiver, group_key, body, next_attempt_at)
-    SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM dup) RETURNING id
-), mark AS (
-    INSERT INTO seen (key, first_at, pending_id) SELECT ?, ?, id FROM ins WHERE ? IS NOT NULL
-    ON CONFLICT (key) DO UPDATE SET first_at=excluded.first_at,
-        pending_id=excluded.pending_id, duplicates=0
+    INSERT INTO pending (id, received_at, source, receiver, group_key, body, next_attempt_at)
+    SELECT nid.id, ?, ?, ?, ?, ?, ? FROM nid, claim WHERE claim.pending_id=nid.id
+    RETURNING id
 )
-SELECT (SELECT pending_id FROM dup) AS first_id, (SELECT id FROM ins) AS new_id
+SELECT CASE WHEN claim.pending_id<>nid.id THEN claim.pending_id END AS first_id,
+    (SELECT id FROM ins) AS new_id
+FROM nid, claim
 """
 
 
@@ -120,23 +125,26 @@ class AcceptOnce(OutboxBase):
         """_accept_one as one statement a row, all sent at once (PgConnection.execute_each).
 
         Each statement sees those before it in the transaction: a second post of a key
-        in the same batch finds the first one's `seen` row, as on SQLite.
+        in the same batch finds the first one's `seen` row, as on SQLite. Rows without
+        a key (RECEIVER_DEDUP_WINDOW=0) are plain inserts.
         """
-        sql = ACCEPT_PG
-        params: list[tuple[Any, ...]] = [
-            (a.key, now - a.window_s, now, a.source, a.receiver, a.group_key, a.body, now,
-             a.key, now, a.key)
-            for a in batch
-        ]  # fmt: skip
-        if all(a.key is None for a in batch):  # RECEIVER_DEDUP_WINDOW=0: only the inserts
-            sql = INSERT_PENDING.replace("RETURNING id", "RETURNING NULL AS first_id, id AS new_id")
-            params = [(now, a.source, a.receiver, a.group_key, a.body, now) for a in batch]
-        if len(batch) == 1:  # a pipeline's set-up costs more than it saves for one
-            rows = [db.execute(sql, params[0]).fetchone()]
-        else:
-            rows = db.execute_each(sql, params)
+        rows: dict[int, Any] = {}
+        plain = INSERT_PENDING.replace("RETURNING id", "RETURNING NULL AS first_id, id AS new_id")
+        for keyed, sql in ((True, ACCEPT_PG), (False, plain)):
+            picked = [i for i, a in enumerate(batch) if (a.key is not None) == keyed]
+            params: list[tuple[Any, ...]] = [
+                (*((batch[i].key, now) if keyed else ()), now, batch[i].source,
+                 batch[i].receiver, batch[i].group_key, batch[i].body, now)
+                for i in picked
+            ]  # fmt: skip
+            if len(params) == 1:  # a pipeline's set-up costs more than it saves for one
+                got = [db.execute(sql, params[0]).fetchone()]
+            else:
+                got = db.execute_each(sql, params) if params else []
+            rows.update(zip(picked, got, strict=True))
         out: list[tuple[Pending, bool]] = []
-        for a, row in zip(batch, rows, strict=True):
+        for i, a in enumerate(batch):
+            row = rows[i]
             if row is None or (row["first_id"] is None and row["new_id"] is None):
                 raise OutboxUnavailable("outbox: the accept statement returned no row")
             stored = row["first_id"] is None

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from receiver.delivery.outbox import Outbox
 from receiver.delivery.outbox_dedup import Accept
+from receiver.delivery.outbox_rows import Pending
 from receiver.errors import OutboxUnavailable
 from receiver.web.committer import Committer
 from tests.conftest import ROOT, Engine
@@ -125,3 +127,37 @@ def test_no_reply_before_its_rows_commit_when_the_worker_dies_between_write_and_
     assert {n: stored.get(n) for n in acked} == acked  # every 2xx's row, under its id
     assert not set(doomed) & set(stored)  # the lost batch never committed
     assert not set(doomed) & set(acked)  # and none of it was answered
+
+
+def test_two_replicas_that_take_one_notification_at_once_store_it_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Two Alertmanager peers post one notification to two replicas at the same moment:
+    the second replica's accept waits for the first's key, then counts a duplicate."""
+    import psycopg
+
+    first, second = (Outbox(str(tmp_path / n), database_url=postgres_url) for n in "ab")
+    post = Accept(b"the notification", "alertmanager", None, "g", key="k", window_s=300)
+    out: dict[str, tuple[Pending, bool]] = {}
+
+    def second_replica() -> None:
+        out["second"] = second.accept_many([post])[0]
+
+    def while_the_first_is_uncommitted() -> None:  # the second replica's accept runs now
+        thread.start()
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            for _ in range(1000):  # until it waits on the first's row (or 10 s)
+                waiting = db.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                ).fetchone()
+                if waiting and waiting[0]:
+                    break
+                threading.Event().wait(0.01)
+
+    thread = threading.Thread(target=second_replica)
+    out["first"] = first.accept_many([post], before_commit=while_the_first_is_uncommitted)[0]
+    thread.join(30)
+    assert out["first"][1] is True
+    assert out["second"][1] is False  # a duplicate, answered with the first post's id
+    assert out["second"][0].id == out["first"][0].id
+    assert [p.id for p in first.pending()] == [out["first"][0].id]  # stored once
