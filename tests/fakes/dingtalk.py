@@ -44,6 +44,7 @@ class Request:
     status: int = 0  # what the fake answered
     reply: Any = None
     received_at: float = field(default_factory=time.time)  # wall clock, for bench/ latencies
+    peer: tuple[str, int] = ("", 0)  # the client's address: one per kept-alive connection
 
     @property
     def name(self) -> str:
@@ -174,6 +175,7 @@ class FakeDingTalk:
             body if isinstance(body, dict) else None,
             raw,
             dict(h.headers.items()),
+            peer=h.client_address[:2],
         )
         if self.delay:
             time.sleep(self.delay)

@@ -1,17 +1,58 @@
-"""A real HTTP server on a loopback port chosen at run time, for the fakes of remote APIs."""
+"""A real HTTP server on a loopback port chosen at run time, for the fakes of remote APIs.
+
+It speaks HTTP/1.1 with keep-alive, as DingTalk does, so that a client keeps its
+connection and a benchmark measures the client, not a TCP handshake per call.
+Every reply must carry a Content-Length. `stop` closes the kept connections too:
+a client still holding one then sees the server gone, as it would in an outage.
+"""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.open: set[socket.socket] = set()  # kept-alive client connections
+        self.open_lock = threading.Lock()
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self.open_lock:
+            for conn in self.open:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # the client closed it first
+            self.open.clear()
+
+
 def serve(handle: Callable[[BaseHTTPRequestHandler], None]) -> ThreadingHTTPServer:
     """Serve GET and POST through `handle` on 127.0.0.1 in a daemon thread; quiet."""
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive; `handle` sends a Content-Length
+
+        def setup(self) -> None:
+            super().setup()
+            # The headers and the body are two writes: without this, Nagle's algorithm
+            # holds the body until the client's delayed ACK (40 ms) on a kept connection.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with server.open_lock:
+                server.open.add(self.connection)
+
+        def finish(self) -> None:
+            with server.open_lock:
+                server.open.discard(self.connection)
+            super().finish()
+
         def do_GET(self) -> None:
             handle(self)
 
@@ -21,8 +62,7 @@ def serve(handle: Callable[[BaseHTTPRequestHandler], None]) -> ThreadingHTTPServ
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = _Server(Handler)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server
 
