@@ -6,11 +6,14 @@ import logging
 import os
 import time
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
+from dingtalk.storage.kvstorage import KvStorage
 
 from receiver.dingtalk.client import ASYNCSEND_PATH, Client, classify, redact
+from receiver.dingtalk.tokenstore import SqliteKv
 from receiver.directory.sync import DirectorySync
 from receiver.errors import PermanentError, RetryableError, TokenError
 from receiver.settings import Settings
@@ -124,6 +127,46 @@ def test_every_call_has_a_timeout(live_settings: Settings, fake_dingtalk: FakeDi
 def test_each_client_has_its_own_session(live_settings: Settings) -> None:
     a, b = Client(live_settings), Client(live_settings)
     assert a._http is not b._http
+
+
+def test_a_client_keeps_its_connection_alive(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    client = Client(live_settings)
+    for _ in range(3):
+        client.async_send(["a"], MSG)
+    peers = {r.peer for r in fake_dingtalk.requests}
+    assert len(fake_dingtalk.requests) == 4 and len(peers) == 1  # gettoken, then 3 sends
+
+
+def test_a_call_reads_the_token_cache_once(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, tmp_path: Path
+) -> None:
+    reads: list[str] = []
+
+    class CountingKv(SqliteKv):
+        def get(self, key: str) -> str | None:
+            reads.append(key)
+            return super().get(key)
+
+    client = Client(live_settings, storage=KvStorage(CountingKv(str(tmp_path)), prefix="t"))
+    client.async_send(["a"], MSG)  # the first call fetches the token
+    reads.clear()
+    client.async_send(["a"], MSG)
+    assert len(reads) == 1
+
+
+def test_environment_proxy_is_still_honoured(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests reads HTTP_PROXY itself; the client reads it once per host, not per call.
+    monkeypatch.setenv("HTTP_PROXY", fake_dingtalk.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = Client(live_settings.with_(api_base="http://oapi.dingtalk.invalid/"))
+    client.async_send(["a"], MSG)
+    client.async_send(["a"], MSG)
+    assert [r.headers["Host"] for r in fake_dingtalk.requests] == ["oapi.dingtalk.invalid"] * 3
 
 
 def test_proxy_hook_routes_every_call_through_the_proxy(
