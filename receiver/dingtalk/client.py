@@ -1,13 +1,14 @@
 """The DingTalk client: a thin `AppKeyClient` subclass that corrects dingtalk-sdk 1.3.8.
 
 This is the only module that imports dingtalk-sdk, and the one place where
-`requests` errors and DingTalk errcodes become `receiver.errors` exceptions.
+network errors and DingTalk errcodes become `receiver.errors` exceptions.
 What it corrects (DINGTALK.md, "what the wrapper must correct"):
 
 - asyncsend_v2 is POSTed as a JSON body to the oapi path, never via `top_request`;
 - every call has a timeout and goes through `DINGTALK_PROXY` when set;
-- each client has its own `requests.Session` (the sdk shares one class-wide), whose
-  connection stays open between calls (HTTP/1.1 keep-alive, as DingTalk speaks);
+- each client has its own connections (the sdk shares one `requests.Session`
+  class-wide), kept open between calls as DingTalk's HTTP/1.1 allows
+  (receiver.dingtalk.transport: `http.client`, a third of requests' CPU a call);
 - a bad token (40014/42001/40001/33001, or 88 with those sub_codes) drops the
   cached token and retries once, without recursion;
 - tokens are cached with a safety margin before `expires_in`;
@@ -18,15 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
-import requests
 from dingtalk.client import AppKeyClient
 from dingtalk.storage.kvstorage import KvStorage
 
@@ -41,6 +40,7 @@ from receiver.dingtalk.errcodes import (
     unexpected_reply,
 )
 from receiver.dingtalk.tokenstore import PgKv, SqliteKv
+from receiver.dingtalk.transport import NetworkError, Timeout, Transport
 from receiver.errors import DingTalkError, PermanentError, RetryableError, TokenError
 from receiver.settings import Settings
 
@@ -61,6 +61,11 @@ GETSENDRESULT_PATH = "/topapi/message/corpconversation/getsendresult"
 STATUS_BAR_PATH = "/topapi/message/corpconversation/status_bar/update"
 MAX_USERIDS_PER_CALL = 100
 TOKEN_MARGIN_S = 300
+# What the sdk passes to `_request`; its result_processor and top_response_key are unused.
+_REQUEST_KWARGS = frozenset(
+    {"params", "data", "headers", "timeout", "result_processor", "top_response_key",
+     "api_base_url"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,15 +104,7 @@ class Client(AppKeyClient):  # type: ignore[misc]
         )
         self.agent_id = int(str(settings.agent_id))
         self.proxy = settings.proxy
-        self._http = requests.Session()  # per client, not the sdk's class-wide one
-        # What requests reads from the environment (HTTPS_PROXY and NO_PROXY, a CA bundle,
-        # ~/.netrc) is read once per host, not on every call: that walked os.environ
-        # twice a call, a fifth of a send's CPU.
-        self._http.trust_env = False
-        self._http.verify = (
-            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        )
-        self._environment: dict[str, dict[str, Any]] = {}  # scheme://host -> request kwargs
+        self._http = Transport(self.proxy)  # per client, not the sdk's class-wide session
         install_log_filter()
 
     def __repr__(self) -> str:
@@ -126,38 +123,37 @@ class Client(AppKeyClient):  # type: ignore[misc]
         if not url.startswith(("http://", "https://")):
             url = urljoin(self.API_BASE_URL, url.lstrip("/"))
         path = url.split("?", 1)[0].replace(self.API_BASE_URL.rstrip("/"), "") or "/"
-        kwargs.pop("result_processor", None)
-        kwargs.pop("top_response_key", None)
-        kwargs.pop("api_base_url", None)
-        data = kwargs.pop("data", None)
+        unknown = set(kwargs) - _REQUEST_KWARGS
+        if unknown:  # files=, say: an sdk call the receiver does not make
+            raise TypeError(f"unsupported request arguments: {', '.join(sorted(unknown))}")
+        data = kwargs.get("data")
+        headers = dict(kwargs.get("headers") or {})
         if isinstance(data, dict):
-            kwargs["data"] = json.dumps(data, ensure_ascii=False).encode("utf-8")
-            kwargs.setdefault("headers", {})["Content-Type"] = "application/json"
-        elif data is not None:
-            kwargs["data"] = data
-        kwargs["timeout"] = kwargs.get("timeout") or self.timeout
-        if self.proxy:
-            kwargs["proxies"] = {"http": self.proxy, "https": self.proxy}
-        for k, v in self._from_environment(url).items():
-            kwargs.setdefault(k, v)
+            data = json.dumps(data, ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        elif isinstance(data, str):
+            data = data.encode("utf-8")
         api = path.rstrip("/").rsplit("/", 1)[-1]
         started = time.monotonic()
         try:
-            res = self._http.request(method=method, url=url, **kwargs)
-        except requests.Timeout:
+            res = self._http.request(
+                method, url, params=kwargs.get("params"), data=data, headers=headers,
+                timeout=kwargs.get("timeout") or self.timeout,
+            )  # fmt: skip
+        except Timeout:
             raise RetryableError(f"DingTalk {path}: timed out", transport="timeout") from None
-        except requests.RequestException as e:
-            why = network_reason(e, url, self.proxy)
+        except NetworkError as e:
+            why = network_reason(e.cause, url, self.proxy, kind=e.kind)
             raise RetryableError(f"DingTalk {path}: {why}", transport="network") from None
         finally:
             metrics.api_duration.labels(api).observe(time.monotonic() - started)
-        if res.status_code == 429 or res.status_code >= 500:
-            kind = "http_429" if res.status_code == 429 else "http_5xx"
+        if res.status == 429 or res.status >= 500:
+            kind = "http_429" if res.status == 429 else "http_5xx"
             raise RetryableError(
-                f"DingTalk {path}: HTTP {res.status_code}", status=res.status_code, transport=kind
+                f"DingTalk {path}: HTTP {res.status}", status=res.status, transport=kind
             )
-        if res.status_code >= 400:
-            raise PermanentError(f"DingTalk {path}: HTTP {res.status_code}", status=res.status_code)
+        if res.status >= 400:
+            raise PermanentError(f"DingTalk {path}: HTTP {res.status}", status=res.status)
         try:
             result = json.loads(res.content.decode("utf-8", "replace"))
         except ValueError:
@@ -182,19 +178,6 @@ class Client(AppKeyClient):  # type: ignore[misc]
             err.args = (f"{path}: {err.args[0]}",)
             raise err
         return result
-
-    def _from_environment(self, url: str) -> dict[str, Any]:
-        """The proxies and netrc auth requests would take from the environment for `url`."""
-        parts = urlsplit(url)
-        host = f"{parts.scheme}://{parts.netloc}"
-        found = self._environment.get(host)
-        if found is None:
-            found = {"proxies": requests.utils.get_environ_proxies(url)}
-            auth = requests.utils.get_netrc_auth(url)
-            if auth:
-                found["auth"] = auth
-            self._environment[host] = found
-        return found
 
     def _handle_pre_request(self, method: str, uri: str, kwargs: dict[str, Any]) -> Any:
         """The sdk's, with the token `call` already read (one token-cache read a call)."""

@@ -46,7 +46,7 @@ GATEWAY_ERRCODE = 88  # topapi's gateway error: the real reason is in sub_code
 _SECRET_QUERY = re.compile(r"((?:access_token|appsecret|session)=)[^&\s'\"]+", re.IGNORECASE)
 
 
-def network_reason(e: BaseException, url: str, proxy: str | None) -> str:
+def network_reason(e: BaseException, url: str, proxy: str | None, kind: str | None = None) -> str:
     """`ConnectionError to oapi.dingtalk.com:443: connection refused`: which host, and why.
 
     Only the host (and the proxy's host) is named: never the URL, whose query string
@@ -79,7 +79,7 @@ def network_reason(e: BaseException, url: str, proxy: str | None) -> str:
         todo += [c for c in (getattr(x, "reason", None), x.__cause__, x.__context__)
                  if isinstance(c, BaseException)]  # fmt: skip
     via = f" via proxy {_hostport(proxy)}" if proxy else ""
-    return redact(f"{type(e).__name__} to {host}{via}: {reason}")
+    return redact(f"{kind or type(e).__name__} to {host}{via}: {reason}")
 
 
 def _hostport(url: str) -> str:

@@ -139,6 +139,18 @@ def test_a_client_keeps_its_connection_alive(
     assert len(fake_dingtalk.requests) == 4 and len(peers) == 1  # gettoken, then 3 sends
 
 
+def test_a_connection_the_server_closed_while_idle_is_opened_again(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    client = Client(live_settings)
+    client.async_send(["a"], MSG)
+    fake_dingtalk.drop_connections()
+    time.sleep(0.05)  # let the close reach the client's socket
+    client.async_send(["b"], MSG)  # no error: the kept connection is replaced
+    assert len(fake_dingtalk.delivered()) == 2
+    assert len({r.peer for r in fake_dingtalk.requests}) == 2
+
+
 def test_a_call_reads_the_token_cache_once(
     live_settings: Settings, fake_dingtalk: FakeDingTalk, tmp_path: Path
 ) -> None:
@@ -304,6 +316,13 @@ def test_maybe_sync_never_raises_when_the_directory_cannot_be_read(
         ("http://oapi.dingtalk.invalid/", None,
          "ConnectionError to oapi.dingtalk.invalid:80: cannot resolve the host name ("),
         ("https://oapi.dingtalk.com/", "http://user:pw@127.0.0.1:{port}",
+         "ProxyError to oapi.dingtalk.com:443 via proxy 127.0.0.1:{port}: connection refused"),
+        ("http://oapi.dingtalk.com/", "http://user:pw@127.0.0.1:{port}",
+         "ProxyError to oapi.dingtalk.com:80 via proxy 127.0.0.1:{port}: connection refused"),
+        ("https://127.0.0.1:{port}/", None,
+         "ConnectionError to 127.0.0.1:{port}: connection refused"),
+        # a proxy spoken to over TLS is left to requests, with the same words
+        ("https://oapi.dingtalk.com/", "https://user:pw@127.0.0.1:{port}",
          "ProxyError to oapi.dingtalk.com:443 via proxy 127.0.0.1:{port}: connection refused"),
     ],
 )  # fmt: skip

@@ -13,6 +13,7 @@ user list; records every request; and can be scripted to fail:
     fake.fail_for("asyncsend_v2", seconds=5, start=3, body={"errcode": 90002})  # 3 s on, for 5 s
     fake.fail("asyncsend_v2", times=10**9, match="POISON")  # only calls whose body holds it
     fake.recover()                 # drop every scripted failure
+    fake.drop_connections()        # close kept-alive connections, as a server does when idle
     fake.delivered()               # the asyncsend_v2 calls that DingTalk accepted
 """
 
@@ -27,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.server import serve, stop
+from tests.fakes.server import drop_connections, serve, stop
 
 APP_KEY = "fake-app-key"
 APP_SECRET = "fake-app-secret-s3cr3t"
@@ -91,6 +92,10 @@ class FakeDingTalk:
 
     def stop(self) -> None:
         stop(self._server)
+
+    def drop_connections(self) -> None:
+        """Close the clients' kept connections, as DingTalk does with idle ones."""
+        drop_connections(self._server)
 
     @property
     def url(self) -> str:

@@ -25,6 +25,10 @@ class _Server(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """Close every kept connection, as a server does with idle ones; keep listening."""
         with self.open_lock:
             for conn in self.open:
                 try:
@@ -65,6 +69,11 @@ def serve(handle: Callable[[BaseHTTPRequestHandler], None]) -> ThreadingHTTPServ
     server = _Server(Handler)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server
+
+
+def drop_connections(server: ThreadingHTTPServer | None) -> None:
+    if isinstance(server, _Server):
+        server.drop_connections()
 
 
 def stop(server: ThreadingHTTPServer | None) -> None:
