@@ -153,8 +153,8 @@ class _Group:
 
     def entries(self, ack: AckLinks | None = None, stand_in: str = "") -> list[Entry]:
         name = ",".join(self.receivers)
-        text = json.dumps(self.msg, ensure_ascii=False)
-        if ack is None or not stand_in or stand_in not in text:
+        text = json.dumps(self.msg, ensure_ascii=False) if ack is not None and stand_in else ""
+        if ack is None or not text or stand_in not in text:
             entries = _chunks(name, self.msg, list(self.userids), list(self.departments))
         else:
             entries = [

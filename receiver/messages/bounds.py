@@ -37,6 +37,14 @@ def size(value: Any, limit: int = MAX_TEMPLATE_CHARS) -> int:
             total += len(k) + len(v)
         else:
             return min(total, limit + 1)
+    if type(value) is list or type(value) is tuple:  # keyLabels, exclude=[…]: strings
+        total = 2 + 2 * len(value)
+        for v in value:
+            if type(v) is not str:
+                break
+            total += len(v)
+        else:
+            return min(total, limit + 1)
     total, stack = 0, [value]
     while stack:
         v = stack.pop()

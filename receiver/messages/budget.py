@@ -61,7 +61,12 @@ class Parts:
         return {"msgtype": "markdown", "markdown": {"title": self.title, "text": text}}
 
     def size(self) -> int:
-        return msg_size(self.msg())
+        """msg_size(self.msg()), worked out once: a fit asks each build's size twice or more."""
+        found: int | None = self.__dict__.get("_size")
+        if found is None:
+            found = msg_size(self.msg())
+            object.__setattr__(self, "_size", found)  # frozen, so the size never changes
+        return found
 
 
 @dataclass

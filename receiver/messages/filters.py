@@ -5,6 +5,7 @@ Every filter is documented in docs/templates.md; a template author sees only the
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, tzinfo
@@ -90,6 +91,19 @@ def md(value: Any) -> str:
     A label value with *, _, #, [ or a newline then shows as written and cannot
     start a heading, a list, a link or emphasis, or end the line it sits on.
     """
+    if type(value) is str and len(value) <= MEMO_CHARS:
+        return _md(value)  # the same value recurs: each alert's name, every fitting attempt
+    return _md.__wrapped__(value)
+
+
+# Filters of short text keep their last few thousand answers: a fit renders the same
+# alerts two or three times, and many alerts share a name, a severity, a source URL.
+MEMO_CHARS = 1024
+MEMO_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=MEMO_SIZE)
+def _md(value: Any) -> str:
     text = oneline(value).translate(_MD_ESCAPES)
     text = _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
     return _MD_ORDERED.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
@@ -107,6 +121,14 @@ def mdurl(value: Any) -> str:
 def mdlink(value: Any, name: str, length: int = 200) -> str:
     """`[name](url)` for an http(s) URL; any other URL as text, `name: url`, cut to
     `length` characters; "" for no URL."""
+    short = type(value) is str and type(name) is str and len(value) + len(name) <= MEMO_CHARS
+    if short and type(length) is int:
+        return _mdlink(value, name, length)
+    return _mdlink.__wrapped__(value, name, length)
+
+
+@functools.lru_cache(maxsize=MEMO_SIZE)
+def _mdlink(value: Any, name: str, length: int) -> str:
     url = str(value or "").strip()
     if not url:
         return ""
@@ -164,9 +186,17 @@ def format_duration(delta: timedelta) -> str:
 
 
 def make_localtime(tz: tzinfo) -> Any:
+    @functools.lru_cache(maxsize=256)  # the alerts of a group mostly started together
+    def at(value: datetime, fmt: str) -> str:
+        return value.astimezone(tz).strftime(fmt)
+
     def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
         """The time in RECEIVER_TIMEZONE; "" for no time."""
-        return value.astimezone(tz).strftime(fmt) if value else ""
+        if not value:
+            return ""
+        if type(value) is datetime and type(fmt) is str and len(fmt) <= MEMO_CHARS:
+            return at(value, fmt)
+        return value.astimezone(tz).strftime(fmt)
 
     return localtime
 

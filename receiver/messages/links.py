@@ -7,6 +7,7 @@ dashboard, silence and image URLs, externalURL) is shown as text, or not at all.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -24,7 +25,19 @@ _SAFE = "/:@!$&'*+,;=%~-._?"
 
 
 def web_url(url: str) -> str:
-    """`url` (without surrounding blanks) if it is an absolute http(s) URL, else ""."""
+    """`url` (without surrounding blanks) if it is an absolute http(s) URL, else "".
+
+    The answers for the last few thousand short URLs are kept: a template asks about
+    the same generatorURL several times an alert, and urlsplit was a tenth of a render.
+    """
+    return _web_url(url) if len(url) <= _CACHED_URL_CHARS else _web_url.__wrapped__(url)
+
+
+_CACHED_URL_CHARS = 2048
+
+
+@functools.lru_cache(maxsize=4096)
+def _web_url(url: str) -> str:
     text = url.strip()
     if _CONTROL.search(text):
         return ""

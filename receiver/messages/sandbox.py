@@ -47,6 +47,11 @@ __all__ = ["MAX_TEMPLATE_CHARS", "Budget", "Sandbox", "TemplateLimitError", "lim
 _FORMATS = ("format", "format_map")
 # What `getattr` finds on a plain dict: its methods, nothing else.
 _DICT_ATTRIBUTES = frozenset(dir(dict))
+# A for loop's counters and flags (`loop.last`, …): ints and bools, read without the
+# sandbox's general checks. Not previtem/nextitem: they are the loop's own items.
+_LOOP_ATTRIBUTES = frozenset(
+    "index index0 revindex revindex0 first last length depth depth0".split()
+)
 # Filters that return what they were given, a part of it, or a number: not checked.
 _PLAIN_FILTERS = frozenset(
     "length count first last default d attr select reject selectattr rejectattr map "
@@ -239,6 +244,8 @@ class Sandbox(SandboxedEnvironment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, str) and attribute in _FORMATS:
             return self._checked_format(obj, attribute)
+        if type(obj) is LoopContext and attribute in _LOOP_ATTRIBUTES:  # loop.last, …
+            return getattr(obj, attribute)
         if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
             try:
                 return obj[attribute]

@@ -216,3 +216,25 @@ def test_duration_and_localtime(tmp_path: Path) -> None:
         none=None,
     )
     assert out == "5m 15s|1h 5m|11-27 22:14 EST|"
+
+
+def test_the_kept_answers_of_filters_are_the_answers() -> None:
+    # md, mdlink and localtime keep answers for short text; the long way agrees.
+    from zoneinfo import ZoneInfo
+
+    from receiver.messages.filters import MEMO_CHARS, make_localtime, mdlink
+
+    for text in ["# a*b", "- x", "x" * MEMO_CHARS, "y" * (MEMO_CHARS + 1) + "*"]:
+        assert md(text) == md(text) == md(text + "")
+        assert md(text).endswith("\\*") == text.endswith("*")
+    for url in ["http://e.com/x y", "javascript:alert(1)", "", "http://e.com/" + "z" * MEMO_CHARS]:
+        assert mdlink(url, "源") == mdlink(url, "源")
+    assert mdlink("javascript:x", "a", 5) == "a: java…" and mdlink("javascript:x", "a") != (
+        mdlink("javascript:x", "a", 5)
+    )  # the length is part of what is kept
+    # One instant written in two zones is one key: both are shown in the renderer's zone.
+    localtime = make_localtime(ZoneInfo("Asia/Shanghai"))
+    utc = datetime(2026, 11, 28, 3, 14, tzinfo=UTC)
+    ny = utc.astimezone(ZoneInfo("America/New_York"))
+    assert localtime(utc, "%H:%M %Z") == localtime(ny, "%H:%M %Z") == "11:14 CST"
+    assert localtime(utc, "%d") == "28"  # the format is part of the key
