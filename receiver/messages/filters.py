@@ -167,9 +167,12 @@ def join_labels(
     """Labels as `k=v` joined by `sep`; `keys` picks and orders them, `exclude` drops some."""
     skip = set(exclude)
     names = list(keys) if keys is not None else sorted(labels)
+    if fmt == "{k}={v}":  # the usual one: the same text without parsing the format
+        return sep.join(f"{k}={labels[k]}" for k in names if k in labels and k not in skip)
     return sep.join(fmt.format(k=k, v=labels[k]) for k in names if k in labels and k not in skip)
 
 
+@functools.lru_cache(maxsize=256)  # the alerts of a group mostly started together
 def format_duration(delta: timedelta) -> str:
     """A compact human duration: 45s, 5m 3s, 2h 5m, 3d 4h."""
     seconds = max(int(delta.total_seconds()), 0)

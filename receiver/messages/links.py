@@ -67,19 +67,24 @@ def under(base: str, path: str = "", fragment: str = "") -> str:
     `http://am.example/a%20b/alerting/list?orgId=1`: base's query stays a query,
     its fragment is replaced. "" when `base` is not an http(s) URL.
     """
+    parts = _under(base, path) if len(base) + len(path) <= _CACHED_URL_CHARS else None
+    if parts is None:
+        parts = _under.__wrapped__(base, path)
+    return urlunsplit((*parts, fragment)) if parts else ""
+
+
+@functools.lru_cache(maxsize=256)  # one base (externalURL) for every alert of a sender
+def _under(base: str, path: str) -> tuple[str, str, str, str] | tuple[()]:
     url = web_url(base)
     if not url:
-        return ""
+        return ()
     p = urlsplit(url)
     full = p.path.rstrip("/") + path
-    return urlunsplit(
-        (
-            p.scheme,
-            p.netloc,
-            quote(full, safe=_SAFE, errors="replace"),
-            quote(p.query, safe=_SAFE, errors="replace"),
-            fragment,
-        )
+    return (
+        p.scheme,
+        p.netloc,
+        quote(full, safe=_SAFE, errors="replace"),
+        quote(p.query, safe=_SAFE, errors="replace"),
     )
 
 
