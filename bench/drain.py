@@ -7,15 +7,23 @@ none replaces another: every one is routed, rendered and sent), then it is thawe
 and timed until the outbox is empty. Its CPU over that time, per webhook, is the
 cost of delivering one. The client-side limits are raised (bench/common.py), so
 this measures the process, not the limiter.
+
+`python -m bench.drain` runs this row alone (about 30 s), against its own fake DingTalk
+and `serve`, and prints its figures as JSON with the load average: what the changes of
+issue #23 were measured with, alternating with the code before them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from .common import cpu_s, serve_processes, wait_drained
@@ -81,3 +89,35 @@ def measure(url: str, arbiter: int) -> dict[str, Any]:
         "webhooks_per_s": round(accepted / secs, 1),
         "cpu_ms_per_webhook": round(1000 * cpu / max(accepted, 1), 3),
     }
+
+
+def main() -> None:
+    from receiver.settings import Settings
+    from tests.fakes.dingtalk import FakeDingTalk
+    from tests.procs import Serve
+
+    from .common import ROOT, receiver_env, write_routing
+
+    tmp = Path(tempfile.mkdtemp(prefix="dtr-drain-"))
+    fake = FakeDingTalk().start()
+    try:
+        env = receiver_env(tmp / "data", fake.url, write_routing(tmp / "routing.yaml"))
+        srv = Serve(env, tmp / "serve.log", workers=Settings.from_env().workers, cwd=ROOT)
+        try:
+            time.sleep(1)
+            result = measure(srv.url, srv.proc.pid)
+        finally:
+            srv.stop()
+        result["sent"] = len(fake.delivered())
+        result["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+        print(json.dumps(result))
+        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        print(f"failed; logs are in {tmp}", file=sys.stderr)
+        raise
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
