@@ -68,6 +68,26 @@ class _Route:
     auth: str | None  # the host's Authorization header, from ~/.netrc
 
 
+class _Held:
+    """While `held` is a list, what http.client sends is kept there (then sent at once)."""
+
+    held: list[bytes] | None = None
+
+    def send(self, data: Any) -> None:
+        if self.held is not None and isinstance(data, bytes):
+            self.held.append(data)
+        else:
+            super().send(data)  # type: ignore[misc]
+
+
+class _HTTP(_Held, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPS(_Held, http.client.HTTPSConnection):
+    pass
+
+
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
@@ -78,7 +98,7 @@ class Transport:
     def __init__(self, proxy: str | None = None) -> None:
         self.proxy = proxy
         self._routes: dict[str, _Route] = {}
-        self._conns: dict[str, http.client.HTTPConnection] = {}
+        self._conns: dict[str, _HTTP | _HTTPS] = {}
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
         self._session: requests.Session | None = None  # only for a proxy not http://
@@ -124,7 +144,10 @@ class Transport:
                         self._open(conn, route)
                     else:
                         conn.sock.settimeout(timeout)
+                    conn.held = []  # the headers and the body in one write: one segment
                     conn.request(method, target, body=data, headers=sent)
+                    held, conn.held = conn.held, None
+                    conn.send(b"".join(held))
                     res = conn.getresponse()
                     return Reply(res.status, res.read())
                 except TimeoutError as e:
@@ -165,7 +188,7 @@ class Transport:
             return Reply(res.status_code, res.content)
 
     @staticmethod
-    def _open(conn: http.client.HTTPConnection, route: _Route) -> None:
+    def _open(conn: _HTTP | _HTTPS, route: _Route) -> None:
         """Connect (through the proxy's tunnel, for https); failures name the proxy."""
         try:
             conn.connect()
@@ -207,21 +230,19 @@ class Transport:
             route = self._routes[origin] = _Route(proxy, proxy_auth, auth)
         return route
 
-    def _new(
-        self, scheme: str, host: str, port: int | None, route: _Route
-    ) -> http.client.HTTPConnection:
+    def _new(self, scheme: str, host: str, port: int | None, route: _Route) -> _HTTP | _HTTPS:
         if route.proxy:
             p = urlsplit(route.proxy)
             proxy_host, proxy_port = p.hostname or "", p.port or 80
             if scheme != "https":
-                return http.client.HTTPConnection(proxy_host, proxy_port)
-            conn = http.client.HTTPSConnection(proxy_host, proxy_port, context=self._context())
+                return _HTTP(proxy_host, proxy_port)
+            conn = _HTTPS(proxy_host, proxy_port, context=self._context())
             tunnel = {"Proxy-Authorization": route.proxy_auth} if route.proxy_auth else None
             conn.set_tunnel(host, port or 443, headers=tunnel)
             return conn
         if scheme == "https":
-            return http.client.HTTPSConnection(host, port, context=self._context())
-        return http.client.HTTPConnection(host, port)
+            return _HTTPS(host, port, context=self._context())
+        return _HTTP(host, port)
 
     @staticmethod
     def _bundle() -> str:
