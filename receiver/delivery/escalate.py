@@ -82,10 +82,13 @@ def planned_records(
     n: Notification,
     entries: Sequence[Entry],
     words: dict[str, str] | None = None,
+    parts: dict[str, Notification] | None = None,
 ) -> Callable[[sqlite3.Connection, list[int]], None]:
-    """What `expand` writes with the items: the notification, who it reached, escalations."""
-    at = datetime.fromtimestamp(p.received_at, UTC)
-    parts = split_by_receiver(table, n, at, p.receiver)
+    """What `expand` writes with the items: the notification, who it reached, escalations.
+    `parts`: the planner's `split_by_receiver` of `n` at its receipt, if it has it."""
+    if parts is None:
+        at = datetime.fromtimestamp(p.received_at, UTC)
+        parts = split_by_receiver(table, n, at, p.receiver)
     statuses: dict[str, tuple[str, float | None]] = {
         name: (part.status, ends_at(part)) for name, part in parts.items()
     }

@@ -65,11 +65,14 @@ def plan(
     now: datetime | None = None,
     receiver: str | None = None,
     ack: AckLinks | None = None,
+    parts: dict[str, Notification] | None = None,
 ) -> list[Entry]:
     """The entries for `n`. With `ack`, each person's firing message carries their own
-    acknowledge link, so it is one entry per person (departments get it without one)."""
+    acknowledge link, so it is one entry per person (departments get it without one).
+    `parts`: `split_by_receiver` of the same arguments, when the caller has it already."""
     now = now or datetime.now(UTC)
-    parts = split_by_receiver(table, n, now, receiver)
+    if parts is None:
+        parts = split_by_receiver(table, n, now, receiver)
     everyone = {name: table.recipients(name, now) for name in parts}
     stand_in = ""
     if ack is not None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from receiver import metrics
 from receiver.delivery.escalate import ack_links, planned_records
 from receiver.delivery.outbox import Pending
-from receiver.delivery.pipeline import plan
+from receiver.delivery.pipeline import plan, split_by_receiver
 from receiver.delivery.state import State
 from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.grafana import parse_grafana
@@ -63,8 +63,11 @@ class Planner:
             n = replace(n, more_url=link)
             at = datetime.fromtimestamp(p.received_at, UTC)
             links = ack_links(self.state.settings, p.id, p.received_at)
-            entries = plan(table, self.state.renderer, n, now=at, receiver=p.receiver, ack=links)
-            records = planned_records(table, p, n, entries, self.state.renderer.words)
+            # Routed once: the entries and the escalation records see the same parts.
+            parts = split_by_receiver(table, n, at, p.receiver)
+            entries = plan(table, self.state.renderer, n, now=at, receiver=p.receiver, ack=links,
+                           parts=parts)  # fmt: skip
+            records = planned_records(table, p, n, entries, self.state.renderer.words, parts)
         # Whatever went wrong, the alert was accepted: keep it, say why, try again later.
         except Exception as e:
             delay = min(RETRY_CAP_S, RETRY_BASE_S * 2.0 ** min(p.attempts, 20))  # not 2.0**1024
