@@ -15,7 +15,9 @@ sixth of its CPU. What the client kept from requests, it keeps here:
 - credentials from ~/.netrc for the host, as Basic auth;
 - a timeout on the connect and on every read.
 
-A kept connection that the server closed while it sat idle is opened again once.
+A kept connection that the server closed while it sat idle (the request could not be
+sent, or the server closed it without a word of reply) is opened again once; a
+connection reset while the reply was coming is a network error, as with requests.
 Redirects are not followed: DingTalk's API does not redirect, and a 3xx reply is
 no JSON, so it is retried like any reply that is not JSON.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import select
 import socket
 import ssl
 import threading
@@ -139,7 +142,10 @@ class Transport:
                     conn = self._conns[origin] = self._new(parts.scheme, parts.hostname,
                                                            parts.port, route)  # fmt: skip
                 conn.timeout = timeout
+                replied = False  # whether any of a reply came: then it is not sent again
                 try:
+                    if conn.sock is not None and _dropped(conn.sock):
+                        conn.close()  # the server closed it while it sat idle, as urllib3 checks
                     if conn.sock is None:
                         self._open(conn, route)
                     else:
@@ -148,7 +154,14 @@ class Transport:
                     conn.request(method, target, body=data, headers=sent)
                     held, conn.held = conn.held, None
                     conn.send(b"".join(held))
-                    res = conn.getresponse()
+                    try:
+                        res = conn.getresponse()
+                    except http.client.RemoteDisconnected:
+                        raise  # closed without a word: the server never took the request
+                    except _STALE:
+                        replied = True  # reset while it answered: it may have been done
+                        raise
+                    replied = True
                     return Reply(res.status, res.read())
                 except TimeoutError as e:
                     self._drop(origin)
@@ -159,7 +172,7 @@ class Transport:
                 except _STALE as e:
                     self._drop(origin)
                     conn = None
-                    if kept and attempt == 0:
+                    if kept and attempt == 0 and not replied:
                         continue  # closed while idle: open it again, once
                     raise NetworkError("ConnectionError", e) from None
                 except (OSError, http.client.HTTPException) as e:
@@ -261,6 +274,14 @@ class Transport:
                 capath=bundle if os.path.isdir(bundle) else None,
             )
         return self._tls
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """Whether an idle connection has something to read: the server's close (or junk)."""
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 def _kind(e: BaseException) -> str:

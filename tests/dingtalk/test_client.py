@@ -151,6 +151,20 @@ def test_a_connection_the_server_closed_while_idle_is_opened_again(
     assert len({r.peer for r in fake_dingtalk.requests}) == 2
 
 
+def test_a_kept_connection_closed_without_a_reply_is_tried_again_once(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    client = Client(live_settings)
+    client.async_send(["a"], MSG)
+    fake_dingtalk.hang_ups = 1  # the server closes the kept connection as the call arrives
+    client.async_send(["b"], MSG)
+    assert len(fake_dingtalk.delivered()) == 2
+    fake_dingtalk.hang_ups = 2  # a new connection closed too: that is an error
+    with pytest.raises(RetryableError, match="ConnectionError to 127.0.0.1"):
+        client.async_send(["c"], MSG)
+    assert len(fake_dingtalk.delivered()) == 2
+
+
 def test_a_call_reads_the_token_cache_once(
     live_settings: Settings, fake_dingtalk: FakeDingTalk, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ user list; records every request; and can be scripted to fail:
     fake.fail("asyncsend_v2", times=10**9, match="POISON")  # only calls whose body holds it
     fake.recover()                 # drop every scripted failure
     fake.drop_connections()        # close kept-alive connections, as a server does when idle
+    fake.hang_ups = 1              # the next call's connection is closed without a reply
     fake.delivered()               # the asyncsend_v2 calls that DingTalk accepted
 """
 
@@ -75,6 +76,7 @@ class FakeDingTalk:
         self.requests: list[Request] = []
         self.failures: list[Failure] = []
         self.delay = 0.0
+        self.hang_ups = 0  # this many calls get no reply: their connection is closed
         self.expires_in = 7200
         self.directory = Directory()
         self.send_results: dict[int, dict[str, Any]] = {}
@@ -184,6 +186,14 @@ class FakeDingTalk:
         )
         if self.delay:
             time.sleep(self.delay)
+        with self._lock:
+            hang_up, self.hang_ups = self.hang_ups > 0, max(0, self.hang_ups - 1)
+            if hang_up:
+                req.status = -1  # recorded, never answered
+                self.requests.append(req)
+        if hang_up:
+            h.close_connection = True
+            return
         with self._lock:
             self.requests.append(req)
             status, reply = self._reply(req)
