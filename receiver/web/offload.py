@@ -29,5 +29,17 @@ def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     pool = gevent.get_hub().threadpool
     if pool.maxsize != THREADS:
         pool.maxsize = THREADS
-    result: T = pool.apply(fn, args, kwargs)
+    outcome: tuple[bool, Any] = pool.apply(_caught, (fn, args, kwargs))
+    ok, value = outcome
+    if not ok:
+        raise value  # in the greenlet: the pool would print each one's traceback itself
+    result: T = value
     return result
+
+
+def _caught(fn: Callable[..., Any], args: Any, kwargs: Any) -> tuple[bool, Any]:
+    """The call's result, or the exception it raised, as a value."""
+    try:
+        return True, fn(*args, **kwargs)
+    except BaseException as e:
+        return False, e
