@@ -18,13 +18,12 @@ item by a newer one of the same group (receiver.delivery.order).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
-from receiver.delivery import order
 from receiver.delivery.ack_store import AckQueries
 from receiver.delivery.outbox_admin import AdminQueries
+from receiver.delivery.outbox_claim import ClaimQueries
 from receiver.delivery.outbox_dedup import AcceptOnce
 from receiver.delivery.outbox_followups import FollowupQueries
 from receiver.delivery.outbox_holds import HoldQueries
@@ -32,8 +31,8 @@ from receiver.delivery.outbox_pause import PauseQueries
 from receiver.delivery.outbox_pending import PendingWebhooks
 from receiver.delivery.outbox_replicas import ReplicaQueries
 from receiver.delivery.outbox_robots import RobotQueries
-from receiver.delivery.outbox_rows import Item, Pending, recipient_keys
-from receiver.delivery.outbox_schema import COUNTED, DUE, STATES
+from receiver.delivery.outbox_rows import Item, Pending
+from receiver.delivery.outbox_schema import COUNTED, STATES
 
 __all__ = ["COUNTED", "STATES", "Item", "Outbox", "Pending"]
 
@@ -44,6 +43,7 @@ UNKNOWN_OUTCOME = (
 
 
 class Outbox(
+    ClaimQueries,
     PendingWebhooks,
     AcceptOnce,
     AdminQueries,
@@ -56,97 +56,7 @@ class Outbox(
 ):
     """The queue of items: claims and leases, and every state change of a send."""
 
-    # -- delivery path ---------------------------------------------------------------------
-    def claim(
-        self,
-        *,
-        limit: int = 10,
-        lease_s: float = 60.0,
-        owner: str = "",
-        now: float | None = None,
-        avoid: int | None = None,
-    ) -> list[Item]:
-        """Lease due items, oldest first, without letting one overtake an earlier one.
-
-        An unfinished item blocks later items of its receiver and group that share a
-        recipient, unless it is held for a client-side limit (receiver.delivery.order).
-        """
-        now = time.time() if now is None else now
-        with self._read() as db:  # most polls find nothing: look before taking the write lock
-            if not db.execute(f"SELECT 1 FROM outbox WHERE {DUE} LIMIT 1", {"now": now}).fetchone():
-                return []
-        with self._tx() as db:
-            self._serialize(db, "claim")  # replicas claim in turn: order per recipient holds
-            chosen = self._pick(db, now, limit, avoid)
-            if not chosen:
-                return []
-            marks = ",".join("?" * len(chosen))
-            # A row another transaction is changing (a requeue, say) is left for the next poll.
-            skip = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
-            rows = db.execute(
-                "UPDATE outbox SET state='sending', owner=?, lease_until=?, updated_at=?,"
-                f" hold_reason=NULL WHERE id IN (SELECT id FROM outbox WHERE id IN ({marks}){skip})"
-                " RETURNING *",
-                (owner, now + lease_s, now, *chosen),
-            ).fetchall()
-        return sorted((Item.from_row(r) for r in rows), key=lambda i: i.id)
-
-    def _pick(self, db: sqlite3.Connection, now: float, limit: int,
-              avoid: int | None = None) -> list[int]:  # fmt: skip
-        """Choose what to claim, and mark what a newer item of its group replaces.
-
-        `avoid`: an item to claim only when nothing else is due (the probe of a pause
-        tries another message than the one that failed).
-        """
-        p = self._plan(db, now, limit + (avoid is not None))
-        for old, new in p.superseded.items():
-            db.execute(
-                "UPDATE outbox SET state='superseded', superseded_by=?, updated_at=?,"
-                " lease_until=NULL, owner=NULL WHERE id=? AND state IN ('queued','retry')",
-                (new, now, old),
-            )
-            self._log(db, old, "superseded", error=f"by #{new}")
-        others = [i for i in p.chosen if i != avoid]
-        return (others or p.chosen)[:limit]
-
-    @staticmethod
-    def _plan(db: sqlite3.Connection, now: float, limit: int, explain: bool = False) -> order.Plan:
-        """Supersessions first, among only the groups with two items waiting; then the scan
-        in id order, which stops at `limit` unless `explain` (for `outbox list`)."""
-        columns = (
-            "SELECT id, state, next_attempt_at, lease_until, hold_reason, receiver, group_key,"
-            " status, userids, departments FROM outbox"
-        )
-        groups = db.execute(
-            "SELECT receiver, group_key FROM outbox WHERE state IN ('queued','retry')"
-            " AND hold_reason IS NULL GROUP BY receiver, group_key HAVING COUNT(*) > 1"
-        ).fetchall()
-        candidates = [
-            _row(r)
-            for g in groups
-            for r in db.execute(
-                f"{columns} WHERE group_key=? AND receiver=? AND state IN ('queued','retry')",
-                (g["group_key"], g["receiver"]),
-            )
-        ]
-
-        def fired(receiver: str, group_key: str) -> bool:
-            return bool(db.execute(
-                "SELECT 1 FROM outbox WHERE group_key=? AND receiver=?"
-                " AND state IN ('sent','dry_run') AND COALESCE(status,'firing')='firing' LIMIT 1",
-                (group_key, receiver),
-            ).fetchone())  # fmt: skip
-
-        rows = db.execute(f"{columns} WHERE state IN ('queued','retry','sending') ORDER BY id")
-        superseded = order.supersessions(candidates, fired)
-        return order.plan((_row(r) for r in rows), now, limit, fired,
-                          superseded=superseded, explain=explain)  # fmt: skip
-
-    def waiting_behind(self, now: float | None = None) -> dict[int, int]:
-        """For `outbox list`: each waiting item, and the earlier item it waits for."""
-        with self._read() as db:
-            return self._plan(db, time.time() if now is None else now, 0, explain=True).behind
-
+    # -- delivery path (the claim: receiver.delivery.outbox_claim) ------------------------
     def start_call(self, item_id: int, owner: str, lease_s: float) -> bool:
         """Record that the call is about to go out, renewing our lease; False if not ours.
 
@@ -252,11 +162,3 @@ class Outbox(
         with self._read() as db:
             rows = db.execute("SELECT DISTINCT owner FROM outbox WHERE state='sending'").fetchall()
         return {r["owner"] for r in rows if r["owner"]}
-
-
-def _row(r: sqlite3.Row) -> order.Row:
-    return order.Row(
-        r["id"], r["state"], r["next_attempt_at"], r["lease_until"], r["hold_reason"],
-        r["receiver"], r["group_key"], r["status"] or "firing",
-        frozenset(recipient_keys(r["userids"], r["departments"])),
-    )  # fmt: skip

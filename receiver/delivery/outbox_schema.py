@@ -2,7 +2,7 @@
 
 `OutboxBase` opens the SQLite file and brings its schema up to date (OUTBOX_SCHEMA,
 through receiver.storage.migrations); the queries are
-in receiver.delivery.outbox (the item queue), outbox_pending (webhooks not yet
+in receiver.delivery.outbox (the item queue), outbox_claim (claims), outbox_pending (webhooks not yet
 planned) and outbox_admin (what operators look at and do).
 """
 

@@ -1,0 +1,210 @@
+"""Claiming items: planned in a read, taken in a short write that checks the plan still holds.
+
+The plan (which items may go now, which a newer one replaces: receiver.delivery.order)
+reads every unfinished item, which takes milliseconds; inside the write transaction it
+held SQLite's one write lock, and the web workers' accepts queued behind it. So:
+
+    read (WAL: no lock) ── plan ── snapshot of the groups it touches
+    write (BEGIN IMMEDIATE) ── same snapshot? ── yes: mark the replaced, lease the chosen
+                                              └─ no: plan again (CLAIM_TRIES times, then
+                                                 once inside the write, as it used to be)
+
+Whether an item may go depends only on the unfinished items of its own (receiver, group)
+up to its id: an earlier one that shares a person blocks it, a newer one may replace it.
+The snapshot is exactly those rows (state, due time, lease, hold, recipients), for every
+group the plan claims from or supersedes in, up to the highest id it used. A console
+requeue, a lifted hold, another replica's claim or a release changes it, and the plan is
+dropped. Items queued after the plan have higher ids and are not in it: they cannot
+block it (they may replace a chosen item, and then go after it, in order).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from receiver.delivery import order
+from receiver.delivery.outbox_rows import Item, recipient_keys
+from receiver.delivery.outbox_schema import DUE, OutboxBase
+
+UNFINISHED = "state IN ('queued','retry','sending')"
+COLUMNS = (
+    "id, state, next_attempt_at, lease_until, hold_reason, receiver, group_key,"
+    " status, userids, departments"
+)
+
+
+@dataclass(frozen=True)
+class ClaimPlan:
+    """A claim planned in a read: what to take, and what it was planned from."""
+
+    chosen: list[int]
+    superseded: dict[int, int]
+    groups: frozenset[tuple[str, str]]  # (receiver, group_key) of every row it touches
+    upto: int  # the highest id it relies on
+    seen: frozenset[tuple[Any, ...]]  # those groups' unfinished rows up to `upto`
+
+
+class ClaimQueries(OutboxBase):
+    CLAIM_TRIES = 3  # plans made in a read before one is made inside the write lock
+
+    def claim(
+        self,
+        *,
+        limit: int = 10,
+        lease_s: float = 60.0,
+        owner: str = "",
+        now: float | None = None,
+        avoid: int | None = None,
+    ) -> list[Item]:
+        """Lease due items, oldest first, without letting one overtake an earlier one.
+
+        An unfinished item blocks later items of its receiver and group that share a
+        recipient, unless it is held for a client-side limit (receiver.delivery.order).
+        `avoid`: an item to claim only when nothing else is due (the probe of a pause
+        tries another message than the one that failed).
+        """
+        now = time.time() if now is None else now
+        with self._read() as db:  # most polls find nothing: look before planning
+            if not db.execute(f"SELECT 1 FROM outbox WHERE {DUE} LIMIT 1", {"now": now}).fetchone():
+                return []
+        for _ in range(self.CLAIM_TRIES):
+            p = self.plan_claim(now=now, limit=limit, avoid=avoid)
+            if p is None:
+                return []
+            taken = self.take(p, lease_s=lease_s, owner=owner, now=now)
+            if taken is not None:
+                return taken
+        with self._tx() as db:  # it kept changing under us: plan holding the lock
+            self._serialize(db, "claim")
+            p = self._plan_claim(db, now, limit, avoid)
+            return [] if p is None else self._take(db, p, lease_s, owner, now)
+
+    def plan_claim(
+        self, *, now: float | None = None, limit: int = 10, avoid: int | None = None
+    ) -> ClaimPlan | None:
+        """Plan a claim in a read transaction; None if there is nothing to take or mark."""
+        with self._read() as db:
+            return self._plan_claim(db, time.time() if now is None else now, limit, avoid)
+
+    def take(
+        self, p: ClaimPlan, *, lease_s: float = 60.0, owner: str = "", now: float | None = None
+    ) -> list[Item] | None:
+        """Carry out a plan in one short write; None if what it was planned from changed."""
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            self._serialize(db, "claim")  # replicas claim in turn: order per recipient holds
+            if _snapshot(db, p.groups, p.upto) != p.seen:
+                return None
+            return self._take(db, p, lease_s, owner, now)
+
+    def _take(
+        self, db: sqlite3.Connection, p: ClaimPlan, lease_s: float, owner: str, now: float
+    ) -> list[Item]:
+        for old, new in p.superseded.items():
+            db.execute(
+                "UPDATE outbox SET state='superseded', superseded_by=?, updated_at=?,"
+                " lease_until=NULL, owner=NULL WHERE id=? AND state IN ('queued','retry')",
+                (new, now, old),
+            )
+            self._log(db, old, "superseded", error=f"by #{new}")
+        if not p.chosen:
+            return []
+        marks = ",".join("?" * len(p.chosen))
+        # A row another transaction is changing (a requeue, say) is left for the next poll;
+        # one claimed since (leased into the future) is never taken twice.
+        skip = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+        rows = db.execute(
+            "UPDATE outbox SET state='sending', owner=?, lease_until=?, updated_at=?,"
+            f" hold_reason=NULL WHERE id IN (SELECT id FROM outbox WHERE id IN ({marks}){skip})"
+            " AND (state IN ('queued','retry') OR (state='sending' AND lease_until<?))"
+            " RETURNING *",
+            (owner, now + lease_s, now, *p.chosen, now),
+        ).fetchall()
+        return sorted((Item.from_row(r) for r in rows), key=lambda i: i.id)
+
+    def _plan_claim(
+        self, db: sqlite3.Connection, now: float, limit: int, avoid: int | None
+    ) -> ClaimPlan | None:
+        p = self._plan(db, now, limit + (avoid is not None))
+        others = [i for i in p.chosen if i != avoid]
+        chosen = (others or p.chosen)[:limit]
+        if not chosen and not p.superseded:
+            return None
+        used = {*chosen, *p.superseded, *p.superseded.values()}
+        marks = ",".join("?" * len(used))
+        groups = frozenset(
+            (r["receiver"], r["group_key"])
+            for r in db.execute(
+                f"SELECT receiver, group_key FROM outbox WHERE id IN ({marks})", tuple(used)
+            )  # fmt: skip
+        )
+        upto = max(used)
+        return ClaimPlan(chosen, p.superseded, groups, upto, _snapshot(db, groups, upto))
+
+    @staticmethod
+    def _plan(db: sqlite3.Connection, now: float, limit: int, explain: bool = False) -> order.Plan:
+        """Supersessions first, among only the groups with two items waiting; then the scan
+        in id order, which stops at `limit` unless `explain` (for `outbox list`)."""
+        groups = db.execute(
+            "SELECT receiver, group_key FROM outbox WHERE state IN ('queued','retry')"
+            " AND hold_reason IS NULL GROUP BY receiver, group_key HAVING COUNT(*) > 1"
+        ).fetchall()
+        candidates = [
+            _row(r)
+            for g in groups
+            for r in db.execute(
+                f"SELECT {COLUMNS} FROM outbox WHERE group_key=? AND receiver=?"
+                " AND state IN ('queued','retry')",
+                (g["group_key"], g["receiver"]),
+            )
+        ]
+
+        def fired(receiver: str, group_key: str) -> bool:
+            return bool(db.execute(
+                "SELECT 1 FROM outbox WHERE group_key=? AND receiver=?"
+                " AND state IN ('sent','dry_run') AND COALESCE(status,'firing')='firing' LIMIT 1",
+                (group_key, receiver),
+            ).fetchone())  # fmt: skip
+
+        rows = db.execute(f"SELECT {COLUMNS} FROM outbox WHERE {UNFINISHED} ORDER BY id")
+        superseded = order.supersessions(candidates, fired)
+        return order.plan((_row(r) for r in rows), now, limit, fired,
+                          superseded=superseded, explain=explain)  # fmt: skip
+
+    def waiting_behind(self, now: float | None = None) -> dict[int, int]:
+        """For `outbox list`: each waiting item, and the earlier item it waits for."""
+        with self._read() as db:
+            return self._plan(db, time.time() if now is None else now, 0, explain=True).behind
+
+
+def _snapshot(
+    db: sqlite3.Connection, groups: frozenset[tuple[str, str]], upto: int
+) -> frozenset[tuple[Any, ...]]:
+    """The unfinished rows of these groups up to `upto`: what a plan for them rests on."""
+    return frozenset(_rows(db, groups, upto))
+
+
+def _rows(
+    db: sqlite3.Connection, groups: frozenset[tuple[str, str]], upto: int
+) -> Iterator[tuple[Any, ...]]:
+    for receiver, group_key in groups:
+        yield from (
+            tuple(r)
+            for r in db.execute(
+                f"SELECT {COLUMNS} FROM outbox WHERE group_key=? AND receiver=?"
+                f" AND {UNFINISHED} AND id<=?",
+                (group_key, receiver, upto),
+            )
+        )
+
+
+def _row(r: sqlite3.Row) -> order.Row:
+    return order.Row(
+        r["id"], r["state"], r["next_attempt_at"], r["lease_until"], r["hold_reason"],
+        r["receiver"], r["group_key"], r["status"] or "firing",
+        frozenset(recipient_keys(r["userids"], r["departments"])),
+    )  # fmt: skip
