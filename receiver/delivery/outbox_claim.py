@@ -157,8 +157,8 @@ class ClaimQueries(OutboxBase):
             _row(r)
             for g in groups
             for r in db.execute(
-                f"SELECT {COLUMNS} FROM outbox WHERE group_key=? AND receiver=?"
-                " AND state IN ('queued','retry')",
+                # The sending ones are not replaceable; asked for to use outbox_unfinished.
+                f"SELECT {COLUMNS} FROM outbox WHERE group_key=? AND receiver=? AND {UNFINISHED}",
                 (g["group_key"], g["receiver"]),
             )
         ]
