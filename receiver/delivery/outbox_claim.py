@@ -68,11 +68,11 @@ class ClaimQueries(OutboxBase):
         tries another message than the one that failed).
         """
         now = time.time() if now is None else now
-        with self._read() as db:  # most polls find nothing: look before planning
-            if not db.execute(f"SELECT 1 FROM outbox WHERE {DUE} LIMIT 1", {"now": now}).fetchone():
-                return []
-        for _ in range(self.CLAIM_TRIES):
-            p = self.plan_claim(now=now, limit=limit, avoid=avoid)
+        for attempt in range(self.CLAIM_TRIES):
+            with self._read() as db:
+                if attempt == 0 and not _any_due(db, now):  # most polls find nothing
+                    return []
+                p = self._plan_claim(db, now, limit, avoid)
             if p is None:
                 return []
             taken = self.take(p, lease_s=lease_s, owner=owner, now=now)
@@ -80,7 +80,7 @@ class ClaimQueries(OutboxBase):
                 return taken
         with self._tx() as db:  # it kept changing under us: plan holding the lock
             self._serialize(db, "claim")
-            p = self._plan_claim(db, now, limit, avoid)
+            p = self._plan_claim(db, now, limit, avoid) if _any_due(db, now) else None
             return [] if p is None else self._take(db, p, lease_s, owner, now)
 
     def plan_claim(
@@ -179,6 +179,10 @@ class ClaimQueries(OutboxBase):
         """For `outbox list`: each waiting item, and the earlier item it waits for."""
         with self._read() as db:
             return self._plan(db, time.time() if now is None else now, 0, explain=True).behind
+
+
+def _any_due(db: sqlite3.Connection, now: float) -> bool:
+    return bool(db.execute(f"SELECT 1 FROM outbox WHERE {DUE} LIMIT 1", {"now": now}).fetchone())
 
 
 def _snapshot(
