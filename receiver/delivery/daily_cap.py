@@ -14,9 +14,12 @@ from receiver.delivery.outbox import Item, Outbox
 log = logging.getLogger(__name__)
 
 
-def hold_over_cap(item: Item, limits: Limits, outbox: Outbox, now: float) -> Item:
-    """`item` without the userids past the cap, who are moved to a copy held until tomorrow."""
-    over = limits.over_daily(item.userids, now=now)
+def hold_over_cap(
+    item: Item, limits: Limits, outbox: Outbox, now: float, over: list[str] | None = None
+) -> Item:
+    """`item` without the userids past the cap, who are moved to a copy held until tomorrow.
+    `over`: those userids, if the caller has asked (Limits.admit)."""
+    over = limits.over_daily(item.userids, now=now) if over is None else over
     if not over:
         return item
     until = next_day(now)

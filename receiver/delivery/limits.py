@@ -89,35 +89,51 @@ class Limits:
         """Take room for one call to `recipients`; or return how long to wait first."""
         now = time.time() if now is None else now
         with self._tx() as db:
-            # A call logged in the future means the clock was set back: count it as made
-            # now, or it would hold up every send (and the minute) for as long as the jump.
-            db.execute("UPDATE send_log SET at=? WHERE at>?", (now, now))
-            aged = db.execute(
-                "DELETE FROM send_log WHERE at<=? RETURNING recipients", (now - 60,)
-            ).fetchall()
-            if aged:
-                db.execute(
-                    "UPDATE send_total SET recipients=recipients-?", (sum(r[0] for r in aged),)
-                )
-            row = db.execute(
-                "SELECT COUNT(*) AS n, MIN(at) AS first FROM send_log WHERE at>?",
-                (now - self.window,),
-            ).fetchone()
-            if row["n"] >= self.calls_per_window:
-                return max(0.001, float(row["first"]) + self.window - now)
-            # The minute's total is kept, not summed: at a high send rate the log holds
-            # tens of thousands of rows, and summing them on every call was a fifth of
-            # the delivery process's CPU (bench/README.md). It is summed afresh when a
-            # process starts, so a file an older version wrote to cannot leave it wrong.
-            total = db.execute("SELECT recipients FROM send_total").fetchone()[0]
-            if total and total + recipients > self.per_minute:
-                for r in db.execute("SELECT at, recipients FROM send_log ORDER BY at"):
-                    total -= r["recipients"]  # wait until enough of the minute has aged out
-                    # A call bigger than the whole minute's room goes alone, in an empty minute.
-                    if total <= 0 or total + recipients <= self.per_minute:
-                        return max(0.001, float(r["at"]) + 60 - now)
-            db.execute("INSERT INTO send_log (at, recipients) VALUES (?,?)", (now, recipients))
-            db.execute("UPDATE send_total SET recipients=recipients+?", (recipients,))
+            return self._reserve(db, recipients, now)
+
+    def admit(
+        self, userids: Iterable[str], departments: int, *, today: float, now: float | None = None
+    ) -> tuple[list[str], float]:
+        """over_daily, then reserve for the rest, in one transaction (one, not two, a send).
+
+        Returns the userids past the daily cap on the DingTalk day of `today`, and how long
+        to wait for room (0: the call to the others and the `departments` is counted; and
+        nothing is counted when no one is left).
+        """
+        ids, now = list(userids), time.time() if now is None else now
+        with self._tx() as db:
+            over = self._over(db, ids, day_of(today))
+            n = len(ids) - len(over) + departments
+            return over, self._reserve(db, n, now) if n else 0.0
+
+    def _reserve(self, db: sqlite3.Connection, recipients: int, now: float) -> float:
+        # A call logged in the future means the clock was set back: count it as made
+        # now, or it would hold up every send (and the minute) for as long as the jump.
+        db.execute("UPDATE send_log SET at=? WHERE at>?", (now, now))
+        aged = db.execute(
+            "DELETE FROM send_log WHERE at<=? RETURNING recipients", (now - 60,)
+        ).fetchall()
+        if aged:
+            db.execute("UPDATE send_total SET recipients=recipients-?", (sum(r[0] for r in aged),))
+        row = db.execute(
+            "SELECT COUNT(*) AS n, MIN(at) AS first FROM send_log WHERE at>?",
+            (now - self.window,),
+        ).fetchone()
+        if row["n"] >= self.calls_per_window:
+            return max(0.001, float(row["first"]) + self.window - now)
+        # The minute's total is kept, not summed: at a high send rate the log holds
+        # tens of thousands of rows, and summing them on every call was a fifth of
+        # the delivery process's CPU (bench/README.md). It is summed afresh when a
+        # process starts, so a file an older version wrote to cannot leave it wrong.
+        total = db.execute("SELECT recipients FROM send_total").fetchone()[0]
+        if total and total + recipients > self.per_minute:
+            for r in db.execute("SELECT at, recipients FROM send_log ORDER BY at"):
+                total -= r["recipients"]  # wait until enough of the minute has aged out
+                # A call bigger than the whole minute's room goes alone, in an empty minute.
+                if total <= 0 or total + recipients <= self.per_minute:
+                    return max(0.001, float(r["at"]) + 60 - now)
+        db.execute("INSERT INTO send_log (at, recipients) VALUES (?,?)", (now, recipients))
+        db.execute("UPDATE send_total SET recipients=recipients+?", (recipients,))
         return 0.0
 
     def over_daily(self, userids: Iterable[str], now: float | None = None) -> list[str]:
@@ -127,11 +143,16 @@ class Limits:
             return []
         day = day_of(time.time() if now is None else now)
         with self._tx() as db:
-            marks = ",".join("?" * len(ids))
-            rows = db.execute(
-                f"SELECT userid FROM user_day WHERE day=? AND n>=? AND userid IN ({marks})",
-                (day, self.daily, *ids),
-            ).fetchall()
+            return self._over(db, ids, day)
+
+    def _over(self, db: sqlite3.Connection, ids: list[str], day: str) -> list[str]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = db.execute(
+            f"SELECT userid FROM user_day WHERE day=? AND n>=? AND userid IN ({marks})",
+            (day, self.daily, *ids),
+        ).fetchall()
         over = {r["userid"] for r in rows}
         return [u for u in ids if u in over]
 

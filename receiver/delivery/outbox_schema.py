@@ -1,9 +1,9 @@
 """What the outbox keeps: its tables, the columns added since, and its rows as read.
 
 `OutboxBase` opens the SQLite file and brings its schema up to date (OUTBOX_SCHEMA,
-through receiver.storage.migrations); the queries are
-in receiver.delivery.outbox (the item queue), outbox_claim (claims), outbox_pending (webhooks not yet
-planned) and outbox_admin (what operators look at and do).
+through receiver.storage.migrations); the queries are in receiver.delivery.outbox
+(the item queue), outbox_claim (claims), outbox_pending (webhooks not yet planned)
+and outbox_admin (what operators look at and do).
 """
 
 from __future__ import annotations

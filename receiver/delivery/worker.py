@@ -162,10 +162,12 @@ class Worker:
             log.warning("lease_lost id=%d", item.id)
             return Outcome.WAITING
         if self.limits is not None:
-            item = hold_over_cap(item, self.limits, self.outbox, self.clock())
+            # The cap and room for the call in one transaction; a wait asks again below.
+            over, wait = self.limits.admit(item.userids, len(item.departments), today=self.clock())
+            item = hold_over_cap(item, self.limits, self.outbox, self.clock(), over)
             if not item.userids and not item.departments:
                 return Outcome.SENT
-            if not self._wait_for_room(item):
+            if wait > 0 and not self._wait_for_room(item):
                 return Outcome.WAITING
         if not self.outbox.start_call(item.id, self.owner, self.lease_s):
             log.warning("lease_lost id=%d", item.id)  # another process has it: don't send

@@ -82,3 +82,15 @@ def test_a_call_bigger_than_the_minute_waits_for_an_empty_minute(engine: Engine)
     wait = limits.reserve(120, now=T0 + 1)  # 100 userids and 20 departments: one call
     assert 58.9 < wait <= 59  # alone, once the 40 are a minute old; not on top of them
     assert limits.reserve(120, now=T0 + 60.01) == 0
+
+
+def test_admit_holds_back_the_capped_and_counts_only_the_others(engine: Engine) -> None:
+    limits = engine.limits(rate=1000, per_minute=3, daily=1)
+    limits.count_sent(["a"], now=T0)  # a had the day's one message
+    assert limits.admit(["a", "b"], 0, today=T0, now=T0) == (["a"], 0.0)
+    assert limits.reserve(2, now=T0 + 1) == 0  # 1 + 2 of 3: a was not counted
+    assert limits.reserve(1, now=T0 + 2) > 0  # the minute is full
+    over, wait = limits.admit(["b"], 1, today=T0, now=T0 + 3)
+    assert over == [] and 57.9 < wait <= 58  # room for 2 when the call of T0 + 1 ages out
+    assert limits.admit(["a"], 0, today=T0, now=T0 + 4) == (["a"], 0.0)  # no one left: no wait
+    assert limits.admit(["a"], 0, today=next_day(T0), now=T0 + 5)[0] == []  # a new day
