@@ -57,12 +57,7 @@ class AckQueries(EscalationQueries):
     def incident_start(self, receiver: str, group_key: str, default: float) -> float:
         """When the group's current incident (its open escalation) started; else `default`."""
         with self._read() as db:
-            row = db.execute(
-                "SELECT started_at FROM escalations WHERE receiver=? AND group_key=? AND closed=0"
-                " ORDER BY id DESC LIMIT 1",
-                (receiver, group_key),
-            ).fetchone()
-        return float(row["started_at"]) if row is not None else default
+            return incident_since(db, receiver, group_key, default)
 
     def set_silence(self, nid: int, userid: str, silence_id: str) -> None:
         with self._tx() as db:
