@@ -12,6 +12,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,23 +66,31 @@ def steady(url: str) -> dict[int, float]:
 
 
 def burst(url: str) -> dict[int, float]:
+    return post_many([url], BURST, BURST_CONNS, lambda n: one_alert("burst", n))
+
+
+def post_many(
+    urls: list[str], count: int, conns: int, body: Callable[[int], bytes]
+) -> dict[int, float]:
+    """`body(n)` for n < count, posted from `conns` connections spread over `urls` in turn;
+    the wall-clock time of each one's 2xx, by n."""
     accepted: dict[int, float] = {}
-    todo = iter(range(BURST))
+    todo = iter(range(count))
     lock = threading.Lock()
 
-    def client() -> None:
-        poster = Poster(url)
+    def client(k: int) -> None:
+        poster = Poster(urls[k % len(urls)])
         while True:
             with lock:
                 n = next(todo, None)
             if n is None:
                 return
-            t = poster.post(one_alert("burst", n))
+            t = poster.post(body(n))
             if t is not None:
                 with lock:
                     accepted[n] = t
 
-    threads = [threading.Thread(target=client) for _ in range(BURST_CONNS)]
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(conns)]
     for t in threads:
         t.start()
     for t in threads:

@@ -21,13 +21,12 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from .common import cpu_s, serve_processes, wait_drained
-from .delivery import Poster
+from .delivery import post_many
 from .ingest import payload
 
 IDLE_S = 10
@@ -43,25 +42,7 @@ def body(n: int) -> bytes:
 
 
 def post_all(url: str) -> int:
-    todo, lock, ok = iter(range(WEBHOOKS)), threading.Lock(), [0]
-
-    def client() -> None:
-        poster = Poster(url)
-        while True:
-            with lock:
-                n = next(todo, None)
-            if n is None:
-                return
-            if poster.post(body(n)) is not None:
-                with lock:
-                    ok[0] += 1
-
-    threads = [threading.Thread(target=client) for _ in range(CONNS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return ok[0]
+    return len(post_many([url], WEBHOOKS, CONNS, body))
 
 
 def measure(url: str, arbiter: int) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from tests.procs import Serve
 
 from . import load
 from .common import ROOT, cpu_s, receiver_env, serve_processes, wait_drained
-from .delivery import Poster
+from .delivery import post_many
 from .ingest import payload
 from .pgwatch import Connections, DatabaseCpu
 
@@ -200,25 +199,7 @@ def body(phase: str, n: int) -> bytes:
 
 def post_all(urls: list[str], phase: str) -> int:
     """WEBHOOKS webhooks from CONNS connections, spread over the replicas in turn."""
-    todo, lock, ok = iter(range(WEBHOOKS)), threading.Lock(), [0]
-
-    def client(k: int) -> None:
-        poster = Poster(urls[k % len(urls)])
-        while True:
-            with lock:
-                n = next(todo, None)
-            if n is None:
-                return
-            if poster.post(body(phase, n)) is not None:
-                with lock:
-                    ok[0] += 1
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(CONNS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return ok[0]
+    return len(post_many(urls, WEBHOOKS, CONNS, lambda n: body(phase, n)))
 
 
 def rows(r: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
