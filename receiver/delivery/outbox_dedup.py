@@ -68,21 +68,25 @@ class Accept:
 class AcceptOnce(OutboxBase):
     def accept_many(
         self,
-        batch: Sequence[Accept],
+        batch: Sequence[Accept] | Callable[[], Sequence[Accept]],
         *,
         now: float | None = None,
         before_commit: Callable[[], None] | None = None,
     ) -> list[tuple[Pending, bool]]:
         """Commit `batch` in one transaction; on disk (every row) when this returns.
 
-        For each webhook, in order: its pending row and True when it was stored now;
-        the first post's pending row (its id) and False for a duplicate, which is
-        counted, not stored. `before_commit` runs after the writes and before the
-        commit (the crash test's fault hook).
+        `batch` may be a function that returns it: it is called once the transaction
+        holds the write lock, so the group committer (receiver.web.committer) can add
+        what queued while this waited for the lock. For each webhook, in order: its
+        pending row and True when it was stored now; the first post's pending row (its
+        id) and False for a duplicate, which is counted, not stored. `before_commit`
+        runs after the writes and before the commit (the crash test's fault hook).
         """
-        now = time.time() if now is None else now
         out: list[tuple[Pending, bool]] = []
         with self._tx() as db:
+            if callable(batch):
+                batch = batch()
+            now = time.time() if now is None else now
             windows = {a.window_s for a in batch if a.key is not None}
             if windows:  # one window in practice: the setting's
                 db.execute("DELETE FROM seen WHERE first_at<=?", (now - min(windows),))

@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
 
     # Concurrent accepts share one transaction and one fsync (receiver.web.committer).
     committer: Committer[Accept, tuple[Pending, bool]] = Committer(
-        lambda batch: state.outbox.accept_many(batch), max_batch=settings.commit_batch
+        lambda take: state.outbox.accept_many(take), max_batch=settings.commit_batch
     )
     app.extensions["receiver.committer"] = committer
 

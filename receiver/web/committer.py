@@ -9,6 +9,12 @@ committed: a 2xx still means the row is on disk. While one batch waits for its
 fsync the next one gathers, so the busier the worker, the fuller the batches, and
 an idle worker commits a lone row at once (no timer, no added wait).
 
+A batch is taken as late as it can be: `write` is handed a `take` and calls it once
+it holds SQLite's write lock, so what queued while it waited for the lock (the other
+workers' commits and their fsyncs) rides along. Taken at the start instead, a batch
+held about two rows at 8 connections, and each fsync costs the web workers CPU
+(bench/README.md, "Web CPU per request").
+
 Under serve's gevent worker the requests and the committer are greenlets of one
 loop (threading is patched), and only the transaction leaves the loop. Elsewhere
 (the Flask test client, the CLI) the committer is a plain thread. A failed
@@ -40,11 +46,18 @@ class _Waiter(Generic[R]):
 
 
 class Committer(Generic[T, R]):
-    """Batches `submit`ted items into calls of `write` (one transaction for them all)."""
+    """Batches `submit`ted items into calls of `write` (one transaction for them all).
+
+    `write(take)` calls `take()` once, as soon as it holds the write lock, and gets the
+    batch: every item queued by then (at most `max_batch`). It returns one result for
+    each, in order. `take` runs on the thread that writes (a native one under gevent):
+    it only slices the queue, which the GIL keeps whole, and this loop is its only
+    consumer, so the requests' greenlets may go on appending meanwhile.
+    """
 
     def __init__(
         self,
-        write: Callable[[Sequence[T]], Sequence[R]],
+        write: Callable[[Callable[[], list[T]]], Sequence[R]],
         *,
         max_batch: int = 256,
         run: Callable[..., Sequence[R]] = blocking,
@@ -87,19 +100,31 @@ class Committer(Generic[T, R]):
             with cond:
                 while not self._queue:
                     cond.wait()
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
-            self._commit(batch)
+            self._commit()
 
-    def _commit(self, batch: list[tuple[T, _Waiter[R]]]) -> None:
+    def _commit(self) -> None:
         """Run one batch and answer each of its requests. Never raises but to stop the loop:
         a request whose answer never came would wait forever."""
+        batch: list[tuple[T, _Waiter[R]]] = []
+        taken = [False]
+
+        def take() -> list[T]:
+            if not taken[0]:
+                taken[0] = True
+                queue = self._queue
+                batch.extend(queue[: self.max_batch])
+                del queue[: len(batch)]
+            return [item for item, _ in batch]
+
         try:
-            results = list(self.run(self.write, [item for item, _ in batch]))
+            results = list(self.run(self.write, take))
+            if not taken[0]:
+                raise RuntimeError("committer: the write did not take its batch")
             if len(results) != len(batch):
                 raise RuntimeError(f"committer: {len(results)} results for {len(batch)} rows")
             metrics.commit_batch_rows.observe(len(batch))
         except BaseException as e:  # every request of the batch answers it (503 for the disk)
+            take()  # failed before it took its batch (no write lock): those answer it
             for _, waiter in batch:
                 waiter.error = e
                 waiter.done.set()

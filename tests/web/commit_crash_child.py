@@ -15,7 +15,7 @@ monkey.patch_all()
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 import gevent  # noqa: E402
 
@@ -34,7 +34,13 @@ def main(data_dir: str) -> None:
     seen = [0]
     out = sys.stdout
 
-    def write(batch: Sequence[Accept]) -> list[tuple[Pending, bool]]:
+    def write(take: Callable[[], list[Accept]]) -> list[tuple[Pending, bool]]:
+        batch: list[Accept] = []
+
+        def taken() -> list[Accept]:  # under the write lock: the batch is known from here
+            batch.extend(take())
+            return batch
+
         def fault() -> None:
             if len(batch) >= 2:
                 seen[0] += 1
@@ -43,7 +49,7 @@ def main(data_dir: str) -> None:
                     out.flush()
                     os.kill(os.getpid(), signal.SIGKILL)
 
-        return box.accept_many(batch, before_commit=fault)
+        return box.accept_many(taken, before_commit=fault)
 
     committer: Committer[Accept, tuple[Pending, bool]] = Committer(write)
 

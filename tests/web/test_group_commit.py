@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,8 @@ def test_requests_that_arrive_during_a_commit_share_the_next_one() -> None:
     batches: list[list[int]] = []
     first_started, release = threading.Event(), threading.Event()
 
-    def write(batch: Sequence[int]) -> list[int]:
+    def write(take: Callable[[], list[int]]) -> list[int]:
+        batch = take()
         batches.append(list(batch))
         if len(batches) == 1:
             first_started.set()
@@ -56,8 +57,8 @@ def test_requests_that_arrive_during_a_commit_share_the_next_one() -> None:
 
 
 def test_a_failed_commit_fails_every_request_of_its_batch() -> None:
-    def write(batch: Sequence[int]) -> list[int]:
-        raise OutboxUnavailable("outbox: disk I/O error")
+    def write(take: Callable[[], list[int]]) -> list[int]:
+        raise OutboxUnavailable("outbox: disk I/O error")  # before it took its batch
 
     committer: Committer[int, int] = Committer(write)
     with pytest.raises(OutboxUnavailable, match="disk I/O error"):
@@ -69,14 +70,96 @@ def test_a_failed_commit_fails_every_request_of_its_batch() -> None:
 def test_a_wrong_answer_from_the_write_fails_its_batch_and_the_committer_goes_on() -> None:
     calls = [0]
 
-    def write(batch: Sequence[int]) -> list[int]:
+    def write(take: Callable[[], list[int]]) -> list[int]:
         calls[0] += 1
+        batch = take()
         return [] if calls[0] == 1 else [n + 1 for n in batch]  # the first: a row short
 
     committer: Committer[int, int] = Committer(write)
     with pytest.raises(RuntimeError, match="0 results for 1 rows"):
         committer.submit(1)
     assert committer.submit(2) == 3  # not a request left waiting forever
+
+
+def test_a_write_that_never_takes_its_batch_fails_it() -> None:
+    def write(take: Callable[[], list[int]]) -> list[int]:
+        return []
+
+    committer: Committer[int, int] = Committer(write)
+    with pytest.raises(RuntimeError, match="did not take its batch"):
+        committer.submit(1)  # answered, not left queued for a write that never takes it
+
+
+def test_a_batch_is_taken_once_the_write_holds_the_lock_with_what_queued_meanwhile() -> None:
+    """What queues while a write waits for SQLite's write lock (another worker commits)
+    rides in that write's batch, not in the next one."""
+    batches: list[list[int]] = []
+    waiting, locked = threading.Event(), threading.Event()
+
+    def write(take: Callable[[], list[int]]) -> list[int]:
+        if not batches:  # the first write waits for the lock, its batch not yet taken
+            waiting.set()
+            locked.wait(10)
+        batches.append(take())
+        return [n * 10 for n in batches[-1]]
+
+    committer: Committer[int, int] = Committer(write)
+    results: dict[int, int] = {}
+
+    def submit(n: int) -> None:
+        results[n] = committer.submit(n)
+
+    threads = [threading.Thread(target=submit, args=(0,))]
+    threads[0].start()
+    assert waiting.wait(10)
+    threads += [threading.Thread(target=submit, args=(n,)) for n in range(1, 6)]
+    for t in threads[1:]:
+        t.start()
+    while len(committer._queue) < 6:
+        threading.Event().wait(0.01)
+    locked.set()
+    for t in threads:
+        t.join(10)
+    assert batches == [[0, 1, 2, 3, 4, 5]]  # one commit, one fsync for all six
+    assert results == {n: n * 10 for n in range(6)}
+
+
+def test_a_failed_write_fails_what_it_would_have_taken_and_the_next_batch_is_fresh() -> None:
+    calls = [0]
+
+    def write(take: Callable[[], list[int]]) -> list[int]:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise OutboxUnavailable("outbox: database is locked")  # never got the lock
+        return [n + 1 for n in take()]
+
+    committer: Committer[int, int] = Committer(write)
+    with pytest.raises(OutboxUnavailable, match="locked"):
+        committer.submit(1)
+    assert committer.submit(2) == 3
+    assert committer._queue == []
+
+
+def test_accept_many_takes_its_batch_under_the_write_lock(tmp_path: Path) -> None:
+    box = Outbox(str(tmp_path))
+    box.accept_many([Accept(b"first", "alertmanager", None, "g")])  # the file exists
+    held: list[bool] = []
+
+    def take() -> list[Accept]:
+        other = sqlite3.connect(tmp_path / "outbox.sqlite3", timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            held.append(False)
+        except sqlite3.OperationalError as e:
+            held.append("locked" in str(e))
+        finally:
+            other.close()
+        return [Accept(b"a", "alertmanager", None, "g"), Accept(b"b", "grafana", "ops", "h")]
+
+    out = box.accept_many(take)
+    assert held == [True]  # another writer could not begin while the batch was taken
+    assert [stored for _, stored in out] == [True, True]
+    assert [p.body for p in box.pending()] == [b"first", b"a", b"b"]
 
 
 def test_accept_many_commits_a_batch_with_duplicates_taken_in_order(engine: Engine) -> None:
