@@ -136,6 +136,21 @@ config_last_reload_ok.set(1)
 sends.labels("sent", "")
 
 
+class Children:
+    """`metric.labels(*values)`, remembered: the accept path counts every webhook, and
+    `labels` takes a lock and builds a key each time. Same child, same count."""
+
+    def __init__(self, metric: Counter) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Counter] = {}
+
+    def __call__(self, *values: str) -> Counter:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 def mark_process_dead(pid: int) -> None:
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess

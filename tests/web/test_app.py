@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from flask import jsonify
 from flask.testing import FlaskClient
 
 from receiver.delivery import health
@@ -37,6 +38,15 @@ def test_2xx_only_after_the_webhook_is_on_disk(client: FlaskClient, settings: Se
     assert item.state == "queued" and item.receiver == "db" and item.userids == ("user0002",)
     assert "API p99 latency above 2s" in item.msg["markdown"]["text"]
     assert item.created_at == pending.received_at and Outbox(settings.data_dir).pending() == []
+
+
+def test_the_accepted_reply_is_what_jsonify_writes(client: FlaskClient) -> None:
+    """The accept path writes its reply without Flask's encoder: the same bytes."""
+    res = post(client)
+    with client.application.app_context():
+        want = jsonify(status="accepted", id=1, alerts=1)
+    assert res.get_data() == want.get_data() == b'{"alerts":1,"id":1,"status":"accepted"}\n'
+    assert res.headers["Content-Type"] == want.headers["Content-Type"] == "application/json"
 
 
 def test_receiver_in_the_path_skips_the_tree(client: FlaskClient, settings: Settings) -> None:
