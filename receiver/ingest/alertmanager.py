@@ -6,7 +6,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
-from typing import Any
+from typing import Any, cast
 
 from receiver.errors import PayloadError
 from receiver.model import Alert, Notification, Status
@@ -228,18 +228,22 @@ def _plain_kv(value: Any) -> dict[str, str] | None:
     return dict(value)
 
 
-def _plain_time(value: Any) -> datetime | None | bool:
-    """parse_time's common case, with no path made; False to take parse_time's way."""
+class _Unusual(Exception):
+    """The fast path declines: the field-by-field check takes over (and names the field)."""
+
+
+def _plain_time(value: Any) -> datetime | None:
+    """parse_time's common case, with no path made; _Unusual for anything else."""
     if value is None or value == "" or (type(value) is str and value.startswith("0001-01-01")):
         return None
     if type(value) is not str:
-        return False
+        raise _Unusual
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        return False
+        raise _Unusual from None
     if parsed.tzinfo is None or not _EARLIEST <= parsed <= _LATEST:
-        return False
+        raise _Unusual
     return parsed
 
 
@@ -259,13 +263,14 @@ def _plain_am_alert(raw: Any) -> Alert | None:
         or type(url) is not str or type(fingerprint) is not str
     ):  # fmt: skip
         return None
-    starts_at, ends_at = _plain_time(get("startsAt")), _plain_time(get("endsAt"))
-    if starts_at is False or ends_at is False:
+    try:
+        starts_at, ends_at = _plain_time(get("startsAt")), _plain_time(get("endsAt"))
+    except _Unusual:
         return None
     return Alert(
         status=status, labels=labels, annotations=annotations, starts_at=starts_at,
         ends_at=ends_at, generator_url=url, fingerprint=fingerprint,
-    )  # type: ignore[arg-type]  # fmt: skip
+    )  # fmt: skip
 
 
 def parse_am_alert(raw: dict[str, Any], path: str) -> Alert:
@@ -308,7 +313,9 @@ def parse_alertmanager(body: bytes) -> Notification:
             raise PayloadError("this looks like a Grafana payload: post it to /grafana", path="$")
         raise PayloadError(f'unsupported version {version!r}; expected "4"', path="$.version")
     raw = payload.get("alerts")
-    alerts = tuple(map(_plain_am_alert, raw)) if type(raw) is list else (None,)
-    if None in alerts:  # out of the ordinary: checked field by field, the culprit named
+    plain = tuple(map(_plain_am_alert, raw)) if type(raw) is list else (None,)
+    if None in plain:  # out of the ordinary: checked field by field, the culprit named
         alerts = tuple(parse_am_alert(a, f"$.alerts[{i}]") for i, a in enumerate(_alerts(payload)))
+    else:
+        alerts = cast(tuple[Alert, ...], plain)
     return Notification(source="alertmanager", alerts=alerts, **group_fields(payload))
