@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,10 +34,9 @@ from receiver.messages.context import alert_context, context, notification_id
 from receiver.messages.filters import KEY_LABELS, WORDS, cut, filters, mdurl, oneline
 from receiver.messages.links import buttons, group_silence_url, more_url, web_url
 from receiver.messages.oa import oa_extras
+from receiver.messages.probing import Probed, plan_of, probed_render, read
 from receiver.messages.sandbox import (
-    MAX_TEMPLATE_CHARS,
     Sandbox,
-    TemplateLimitError,
     error_line,
     limited,
 )
@@ -213,14 +212,33 @@ class Renderer:
 
         extras = self._extras(n, now, title, nid)
         alert_ctxs: dict[int | None, list[dict[str, Any]]] = {}
+        probed: dict[int | None, Probed] = {}
 
-        def build(k: int, cap: int | None) -> Parts:
+        def ctx_of(k: int, cap: int | None) -> dict[str, Any]:
             # Each alert's context is made once per cap, however many builds show it.
             done = alert_ctxs.setdefault(cap, [])
             done += (alert_context(a, n, cap) for a in ordered[len(done) : k])
             hidden = len(ordered) - k + n.truncated_alerts
-            ctx = context(n, done[:k], cap) | extras | {"hiddenAlerts": hidden}
-            body = self._body(attempt, msgtype, ctx).strip()
+            return context(n, done[:k], cap) | extras | {"hiddenAlerts": hidden}
+
+        def body_of(k: int, cap: int | None) -> str:
+            # One probed render of k + 1 alerts gives the body of k and of k + 1 (the
+            # pair a fit compares), and of fewer; else a render of k, as always.
+            seen = probed.get(cap)
+            body = seen.derive(k) if seen is not None else None
+            fresh = body is None and not attempt.failed
+            compares = plan_of(self.env, attempt.name) if fresh else None
+            if compares is not None:
+                upto = min(len(ordered), k + 1)
+                seen = probed_render(self.env, attempt.name, ctx_of(upto, cap), upto, compares)
+                if seen is not None:
+                    probed[cap] = seen
+                    body = seen.derive(k)
+            return body if body is not None else self._body(attempt, msgtype, ctx_of(k, cap))
+
+        def build(k: int, cap: int | None) -> Parts:
+            hidden = len(ordered) - k + n.truncated_alerts
+            body = body_of(k, cap).strip()
             more, bare = self._more(n, msgtype, hidden)
             return Parts(
                 msgtype, title, lead + _clean(body), _clean(more), stamp, btns, _clean(bare), oa
@@ -255,7 +273,7 @@ class Renderer:
         if not attempt.failed:
             try:
                 with limited():
-                    return self._limited(self.env.get_template(attempt.name).generate(ctx))
+                    return read(self.env.get_template(attempt.name).generate(ctx))
             # A user's template can raise anything (1/0, a bad filter argument, the
             # sandbox's SecurityError); the alert must still go out, so catch it all.
             except Exception as e:
@@ -270,17 +288,6 @@ class Renderer:
                 if self.on_fallback is not None:
                     self.on_fallback(attempt.name)
         return self.builtin.get_template("text" if msgtype == "oa" else msgtype).render(ctx)
-
-    @staticmethod
-    def _limited(chunks: Iterator[str]) -> str:
-        """The output, or TemplateLimitError once it passes MAX_TEMPLATE_CHARS."""
-        out, size = [], 0
-        for chunk in chunks:
-            size += len(chunk)
-            if size > MAX_TEMPLATE_CHARS:
-                raise TemplateLimitError(f"more than {MAX_TEMPLATE_CHARS} characters of output")
-            out.append(chunk)
-        return "".join(out)
 
     def _more(self, n: Notification, msgtype: str, hidden: int) -> tuple[str, str]:
         """The "…N more" line, with and without its link ("" when nothing is hidden)."""

@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.runtime import Context, LoopContext, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -41,6 +42,7 @@ from receiver.messages.bounds import (
     refuse,
     size,
 )
+from receiver.messages.probe import active, plan
 
 __all__ = ["MAX_TEMPLATE_CHARS", "Budget", "Sandbox", "TemplateLimitError", "limited", "size"]
 
@@ -105,6 +107,15 @@ def counted(items: Iterable[Any]) -> Iterator[Any]:
         yield item
 
 
+def alerts_loop(items: Iterable[Any]) -> Iterator[Any]:
+    """A `for … in alerts` that a probe may watch (receiver.messages.probe); else `counted`."""
+    p = active.get()
+    if p is None:
+        return counted(items)
+    b = budget.get()
+    return p.loop(items, b.take if b is not None else None)
+
+
 def joined(values: list[Any]) -> str:
     """`a ~ b ~ c`: refused when the text would be too long, else charged."""
     b = budget.get()
@@ -166,6 +177,20 @@ def guarded(f: Callable[..., Any], name: str) -> Callable[..., Any]:
     return run
 
 
+class _PlanWriter(CodeGenerator):
+    """Jinja's code generator, leaving the template's probe plan in its module as
+    `probe_plan` (the count comparisons, or None when it has none)."""
+
+    def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
+        super().visit_Template(node, frame)
+        self.writeline(f"probe_plan = {getattr(node, 'probe_plan', None)!r}")
+
+
+def probe_plan(template: Any) -> Any:
+    """A compiled template's count comparisons (receiver.messages.probe), or None."""
+    return template.root_render_func.__globals__.get("probe_plan")
+
+
 class Sandbox(SandboxedEnvironment):
     """Jinja's sandbox with the checks above, and a faster `a.labels` on a plain dict.
 
@@ -176,24 +201,30 @@ class Sandbox(SandboxedEnvironment):
     """
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _PlanWriter
 
     def __init__(self, **options: Any) -> None:
         super().__init__(finalize=_finalize, **options)
         self.concat = _concat  # type: ignore[method-assign]
         self.filters["_counted"] = counted
+        self.filters["_alerts_loop"] = alerts_loop
         self.filters["_joined"] = joined
 
     def guard_filters(self) -> None:
         """Check every filter (call once the filters are all in)."""
         for name, f in list(self.filters.items()):
-            if name not in _PLAIN_FILTERS and name != "_joined":
+            if name not in _PLAIN_FILTERS and name not in ("_joined", "_alerts_loop"):
                 self.filters[name] = guarded(f, name)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         """The template, each `for` loop counting its steps and each `~` its size."""
         tree = super()._parse(source, name, filename)
+        found = plan(tree)
+        watched = {id(loop) for loop in found[0]} if found else set()
+        tree.probe_plan = found[1] if found else None  # type: ignore[attr-defined]
         for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Filter(loop.iter, "_counted", [], [], None, None, lineno=loop.lineno)
+            wrap = "_alerts_loop" if id(loop) in watched else "_counted"
+            loop.iter = nodes.Filter(loop.iter, wrap, [], [], None, None, lineno=loop.lineno)
         for cat in tree.find_all(nodes.Concat):
             items = nodes.List(cat.nodes, lineno=cat.lineno)
             cat.nodes = [nodes.Filter(items, "_joined", [], [], None, None, lineno=cat.lineno)]
