@@ -50,14 +50,36 @@ def _web_url(url: str) -> str:
 
 def _matchers(labels: dict[str, str]) -> str:
     def q(v: str) -> str:
+        if "\\" not in v and '"' not in v and "\n" not in v:
+            return v
         return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
     return "{" + ",".join(f'{k}="{q(v)}"' for k, v in sorted(labels.items())) + "}"
 
 
+class _Quoted(dict[int, str]):
+    """`str.translate`'s table for `_q`: each character as `quote(c, safe="")` gives it,
+    made the first time it is seen (UTF-8 is per character, so the text's is the sum)."""
+
+    def __missing__(self, c: int) -> str:
+        found = self[c] = quote(chr(c), safe="", errors="replace")
+        return found
+
+
+_QUOTED = _Quoted()
+
+
 def _q(text: str) -> str:
-    """%-encode all of it; a lone surrogate (valid in a JSON payload) becomes '?'."""
-    return quote(text, safe="", errors="replace")
+    """%-encode all of it; a lone surrogate (valid in a JSON payload) becomes '?'.
+
+    The same as `quote(text, safe="", errors="replace")`, a character at a time from a
+    table: quote's loop over the bytes was a tenth of a 10-alert group's render."""
+    if len(_QUOTED) > _QUOTED_MAX:  # a payload of many distinct characters: start over
+        _QUOTED.clear()
+    return text.translate(_QUOTED)
+
+
+_QUOTED_MAX = 4096
 
 
 def under(base: str, path: str = "", fragment: str = "") -> str:
@@ -67,10 +89,17 @@ def under(base: str, path: str = "", fragment: str = "") -> str:
     `http://am.example/a%20b/alerting/list?orgId=1`: base's query stays a query,
     its fragment is replaced. "" when `base` is not an http(s) URL.
     """
-    parts = _under(base, path) if len(base) + len(path) <= _CACHED_URL_CHARS else None
-    if parts is None:
+    if len(base) + len(path) > _CACHED_URL_CHARS:
         parts = _under.__wrapped__(base, path)
-    return urlunsplit((*parts, fragment)) if parts else ""
+        return urlunsplit((*parts, fragment)) if parts else ""
+    url = _under_url(base, path)  # urlunsplit appends a fragment as "#" + it, last
+    return url + "#" + fragment if url and fragment else url
+
+
+@functools.lru_cache(maxsize=256)
+def _under_url(base: str, path: str) -> str:
+    parts = _under(base, path)
+    return urlunsplit((*parts, "")) if parts else ""
 
 
 @functools.lru_cache(maxsize=256)  # one base (externalURL) for every alert of a sender

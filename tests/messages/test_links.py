@@ -6,9 +6,13 @@ import dataclasses
 import json
 import re
 from typing import Any
+from urllib.parse import quote, urlunsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from receiver.messages import links
 from receiver.messages.filters import mdlink, mdurl
 from receiver.messages.links import more_url, silence_url, web_url
 from receiver.messages.render import Renderer
@@ -140,3 +144,27 @@ def test_a_hostile_external_url_gives_no_more_or_silence_link(url: str) -> None:
     assert more_url(n) == "" and silence_url(url, {"a": "b"}) == ""
     msg = Renderer(TEMPLATES).render(n, now=NOW).msg
     assert all(u.startswith("http") for u in urls_in(msg))
+
+
+# Any code point, lone surrogates (valid in a JSON payload) included.
+any_text = st.text(st.characters(blacklist_categories=()), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=any_text)
+def test_quoting_a_character_at_a_time_is_urllibs_quote(text: str) -> None:
+    assert links._q(text) == quote(text, safe="", errors="replace")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.one_of(
+        st.sampled_from(["", "http://am:9093", "https://am.example/a b/?orgId=1#x", "ftp://x"]),
+        st.builds(lambda t: "http://am.example/" + t, any_text),
+    ),
+    path=st.sampled_from(["", "/", "/alerting/list"]),
+    fragment=any_text,
+)
+def test_a_url_under_a_base_is_urlunsplits(base: str, path: str, fragment: str) -> None:
+    parts = links._under.__wrapped__(base, path)
+    assert links.under(base, path, fragment) == (urlunsplit((*parts, fragment)) if parts else "")
