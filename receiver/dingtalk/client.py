@@ -61,6 +61,11 @@ GETSENDRESULT_PATH = "/topapi/message/corpconversation/getsendresult"
 STATUS_BAR_PATH = "/topapi/message/corpconversation/status_bar/update"
 MAX_USERIDS_PER_CALL = 100
 TOKEN_MARGIN_S = 300
+# A client keeps the token it read from the shared cache this long before it reads
+# it again (a SQLite or PostgreSQL transaction a call otherwise). The cache keeps a
+# token at least 60 s short of DingTalk's expiry (TOKEN_MARGIN_S), and a token
+# DingTalk refuses is read again at once.
+TOKEN_MEMO_S = 10.0
 # What the sdk passes to `_request`; its result_processor and top_response_key are unused.
 _REQUEST_KWARGS = frozenset(
     {"params", "data", "headers", "timeout", "result_processor", "top_response_key",
@@ -105,6 +110,7 @@ class Client(AppKeyClient):  # type: ignore[misc]
         self.agent_id = int(str(settings.agent_id))
         self.proxy = settings.proxy
         self._http = Transport(self.proxy)  # per client, not the sdk's class-wide session
+        self._memo: tuple[str, float] | None = None  # (token, time.monotonic() to keep it to)
         install_log_filter()
 
     def __repr__(self) -> str:
@@ -188,6 +194,15 @@ class Client(AppKeyClient):  # type: ignore[misc]
 
     @property
     def access_token(self) -> str:
+        memo = self._memo
+        if memo is not None and time.monotonic() < memo[1]:
+            return memo[0]
+        token = self._shared_token()
+        self._memo = (token, time.monotonic() + TOKEN_MEMO_S)
+        return token
+
+    def _shared_token(self) -> str:
+        """The token in the cache every process shares; fetched when it has none."""
         token = self.cache.access_token.get()
         if token is None:
             lock = getattr(getattr(self.storage, "kvdb", None), "lock", None)
@@ -215,6 +230,7 @@ class Client(AppKeyClient):  # type: ignore[misc]
             return result
         except TokenError:
             log.info("token_refresh path=%s", path)
+            self._memo = None  # read the shared cache again: another process may have a new one
             # Drop the token only if it is still the one we used: another process may
             # already have put a fresh one in the shared cache.
             if self.cache.access_token.get() == used:

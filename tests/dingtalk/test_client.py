@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from dingtalk.storage.kvstorage import KvStorage
 
-from receiver.dingtalk.client import ASYNCSEND_PATH, Client, classify, redact
+from receiver.dingtalk.client import ASYNCSEND_PATH, TOKEN_MEMO_S, Client, classify, redact
 from receiver.dingtalk.tokenstore import SqliteKv
 from receiver.directory.sync import DirectorySync
 from receiver.errors import PermanentError, RetryableError, TokenError
@@ -165,8 +165,11 @@ def test_a_kept_connection_closed_without_a_reply_is_tried_again_once(
     assert len(fake_dingtalk.delivered()) == 2
 
 
-def test_a_call_reads_the_token_cache_once(
-    live_settings: Settings, fake_dingtalk: FakeDingTalk, tmp_path: Path
+def test_calls_read_the_token_cache_once_every_few_seconds(
+    live_settings: Settings,
+    fake_dingtalk: FakeDingTalk,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     reads: list[str] = []
 
@@ -175,11 +178,19 @@ def test_a_call_reads_the_token_cache_once(
             reads.append(key)
             return super().get(key)
 
-    client = Client(live_settings, storage=KvStorage(CountingKv(str(tmp_path)), prefix="t"))
-    client.async_send(["a"], MSG)  # the first call fetches the token
+    storage = KvStorage(CountingKv(str(tmp_path)), prefix="t")
+    Client(live_settings, storage=storage).async_send(["a"], MSG)  # fetches the token
     reads.clear()
-    client.async_send(["a"], MSG)
+    client = Client(live_settings, storage=storage)  # another process, say
+    clock = [time.monotonic()]
+    monkeypatch.setattr("receiver.dingtalk.client.time.monotonic", lambda: clock[0])
+    for _ in range(3):
+        client.async_send(["a"], MSG)
     assert len(reads) == 1
+    clock[0] += TOKEN_MEMO_S
+    client.async_send(["a"], MSG)
+    assert len(reads) == 2
+    assert len(fake_dingtalk.delivered()) == 5
 
 
 def test_environment_proxy_is_still_honoured(

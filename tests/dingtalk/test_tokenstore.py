@@ -86,3 +86,18 @@ def test_a_refresh_by_one_process_is_not_undone_by_another(
     b.async_send(["b"], MSG)  # b finds the fresh token
     assert gettokens(fake_dingtalk) == 2
     assert len(fake_dingtalk.delivered()) == 3
+
+
+def test_a_token_kept_in_memory_that_dingtalk_refuses_is_read_again(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk
+) -> None:
+    """b keeps the token it read; a refreshes it: b's next call, refused, reads a's."""
+    a = Client(live_settings, storage=shared_storage(live_settings.data_dir))
+    b = Client(live_settings, storage=shared_storage(live_settings.data_dir))
+    a.async_send(["a"], MSG)
+    b.async_send(["b"], MSG)
+    fake_dingtalk.invalidate_tokens()
+    a.async_send(["a"], MSG)  # a refreshes
+    b.async_send(["b"], MSG)  # b's kept token is refused: it reads the fresh one
+    assert gettokens(fake_dingtalk) == 2
+    assert len(fake_dingtalk.delivered()) == 4
