@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import Environment
+from jinja2 import Environment, Template
 
 from receiver.messages.bounds import MAX_TEMPLATE_CHARS, TemplateLimitError
 from receiver.messages.probe import Compares, Probe, active
@@ -41,18 +41,19 @@ def read(chunks: Iterator[str], probe: Probe | None = None) -> str:
     return "".join(out)
 
 
-def plan_of(env: Environment, name: str) -> Compares | None:
-    """The template's probe plan; None when it has none (or can't be loaded)."""
+def plan_of(env: Environment, name: str) -> tuple[Template, Compares] | None:
+    """The template and its probe plan; None when it has none (or can't be loaded)."""
     try:
         with limited():  # a compile folds constants: within the limits, as a render's
-            compares: Compares | None = probe_plan(env.get_template(name))
+            template = env.get_template(name)
     except Exception:  # missing or broken: the exact render says so, and falls back
         return None
-    return compares
+    compares: Compares | None = probe_plan(template)
+    return None if compares is None else (template, compares)
 
 
 def probed_render(
-    env: Environment, name: str, ctx: dict[str, Any], upto: int, compares: Compares
+    template: Template, compares: Compares, ctx: dict[str, Any], upto: int
 ) -> Probed | None:
     """A render of `upto` alerts that notes where each alert's part begins; None when
     it fails (the exact render then fails, and falls back, as it always did)."""
@@ -60,7 +61,7 @@ def probed_render(
     token = active.set(p)
     try:
         with limited():
-            out = read(env.get_template(name).generate(ctx), p)
+            out = read(template.generate(ctx), p)
     except Exception:
         return None
     finally:

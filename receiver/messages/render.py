@@ -227,10 +227,10 @@ class Renderer:
             seen = probed.get(cap)
             body = seen.derive(k) if seen is not None else None
             fresh = body is None and not attempt.failed
-            compares = plan_of(self.env, attempt.name) if fresh else None
-            if compares is not None:
+            planned = plan_of(self.env, attempt.name) if fresh else None
+            if planned is not None:
                 upto = min(len(ordered), k + 1)
-                seen = probed_render(self.env, attempt.name, ctx_of(upto, cap), upto, compares)
+                seen = probed_render(*planned, ctx_of(upto, cap), upto)
                 if seen is not None:
                     probed[cap] = seen
                     body = seen.derive(k)
