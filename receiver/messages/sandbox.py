@@ -170,8 +170,11 @@ def guarded(f: Callable[..., Any], name: str) -> Callable[..., Any]:
                 refuse(filter_made(name, value, rest, kwargs), what)
         out = f(*args, **kwargs)
         made = len(out) if type(out) is str else size(out)
-        refuse(made, what)
-        b.charge(made)
+        if made > MAX_TEMPLATE_CHARS:  # refuse(made, what), without the call: every filter
+            refuse(made, what)
+        b.chars -= made  # b.charge(made), likewise
+        if b.chars < 0:
+            b.charge(0)
         return out
 
     return run
@@ -273,15 +276,15 @@ class Sandbox(SandboxedEnvironment):
         return super().getitem(obj, argument)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, str) and attribute in _FORMATS:
-            return self._checked_format(obj, attribute)
-        if type(obj) is LoopContext and attribute in _LOOP_ATTRIBUTES:  # loop.last, …
-            return getattr(obj, attribute)
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:  # the most, first
             try:
                 return obj[attribute]
             except KeyError:
                 return self.undefined(obj=obj, name=attribute)
+        if isinstance(obj, str) and attribute in _FORMATS:
+            return self._checked_format(obj, attribute)
+        if type(obj) is LoopContext and attribute in _LOOP_ATTRIBUTES:  # loop.last, …
+            return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
 
