@@ -1,9 +1,10 @@
 """The HTTP under the DingTalk client: one kept-alive `http.client` connection per host.
 
 requests, with urllib3 under it, took 0.45 ms of CPU for one asyncsend_v2 against
-the fake DingTalk on loopback; `http.client` on a kept connection takes 0.1 ms
-(bench/README.md). The delivery process makes one call per message, so this was a
-sixth of its CPU. What the client kept from requests, it keeps here:
+the fake DingTalk on loopback; `http.client` on a kept connection 0.1 ms, and with
+each request written and its reply read by receiver.dingtalk.wire (http.client only
+connects) 0.05 ms (bench/README.md). The delivery process makes one call per message.
+What the client kept from requests, it keeps here:
 
 - the proxy: DINGTALK_PROXY, else the environment's (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY,
   NO_PROXY), read once per host with requests' own functions; an https URL goes
@@ -38,6 +39,8 @@ from urllib.parse import unquote, urlencode, urlsplit
 import requests
 import requests.utils
 
+from receiver.dingtalk.wire import host_header, read_reply, request_bytes
+
 # Failures of a kept connection before any reply: the server closed it while it was idle.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
           ConnectionAbortedError)  # fmt: skip
@@ -71,24 +74,10 @@ class _Route:
     auth: str | None  # the host's Authorization header, from ~/.netrc
 
 
-class _Held:
-    """While `held` is a list, what http.client sends is kept there (then sent at once)."""
-
-    held: list[bytes] | None = None
-
-    def send(self, data: Any) -> None:
-        if self.held is not None and isinstance(data, bytes):
-            self.held.append(data)
-        else:
-            super().send(data)  # type: ignore[misc]
-
-
-class _HTTP(_Held, http.client.HTTPConnection):
-    pass
-
-
-class _HTTPS(_Held, http.client.HTTPSConnection):
-    pass
+# http.client connects (through a proxy's tunnel, with TLS); receiver.dingtalk.wire
+# writes each request and reads its reply on the connected socket.
+_HTTP = http.client.HTTPConnection
+_HTTPS = http.client.HTTPSConnection
 
 
 def _basic(user: str, password: str) -> str:
@@ -127,6 +116,7 @@ class Transport:
             target += "?" + query
         if route.proxy and parts.scheme == "http":
             target = origin + target  # an http proxy is asked for the absolute URL
+        host = host_header(parts.hostname, parts.port, 443 if parts.scheme == "https" else 80)
         sent = {"User-Agent": "dingtalk-receiver", "Accept": "*/*", **(headers or {})}
         if route.auth and "Authorization" not in sent:
             sent["Authorization"] = route.auth
@@ -150,19 +140,20 @@ class Transport:
                         self._open(conn, route)
                     else:
                         conn.sock.settimeout(timeout)
-                    conn.held = []  # the headers and the body in one write: one segment
-                    conn.request(method, target, body=data, headers=sent)
-                    held, conn.held = conn.held, None
-                    conn.send(b"".join(held))
+                    assert conn.sock is not None
+                    # the headers and the body in one write: one segment
+                    conn.sock.sendall(request_bytes(method, target, host, sent, data))
                     try:
-                        res = conn.getresponse()
+                        status, content, closes = read_reply(conn.sock, method)
                     except http.client.RemoteDisconnected:
                         raise  # closed without a word: the server never took the request
                     except _STALE:
                         replied = True  # reset while it answered: it may have been done
                         raise
                     replied = True
-                    return Reply(res.status, res.read())
+                    if closes:
+                        conn.close()  # opened again for the next call
+                    return Reply(status, content)
                 except TimeoutError as e:
                     self._drop(origin)
                     raise Timeout(str(e)) from None
