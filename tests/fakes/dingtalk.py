@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.server import drop_connections, serve, stop
+from tests.fakes.server import drop_connections, send_reply, serve, stop
 
 APP_KEY = "fake-app-key"
 APP_SECRET = "fake-app-secret-s3cr3t"
@@ -201,19 +201,17 @@ class FakeDingTalk:
             self._lock.notify_all()
         data = reply if isinstance(reply, bytes) else json.dumps(reply, ensure_ascii=False).encode()
         try:
-            h.send_response(status)
-            h.send_header("Content-Type", "application/json;charset=utf-8")
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            h.wfile.write(data)
+            send_reply(h, status, "application/json;charset=utf-8", data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up first (a timeout test): nothing to tell it
 
     def _reply(self, req: Request) -> tuple[int, Any]:
-        text = req.raw.decode("utf-8", "replace")
+        text: str | None = None  # the body as text, for a failure that matches on it
         for f in self.failures:
-            if f.match is not None and f.match not in text:
-                continue
+            if f.match is not None:
+                text = req.raw.decode("utf-8", "replace") if text is None else text
+                if f.match not in text:
+                    continue
             if f.until is not None:
                 if f.name == req.name and f.start <= time.monotonic() < f.until:
                     return f.status, f.body if f.body is not None else {"errcode": -1}
