@@ -212,7 +212,7 @@ class Renderer:
 
         extras = self._extras(n, now, title, nid)
         alert_ctxs: dict[int | None, list[dict[str, Any]]] = {}
-        probed: dict[int | None, Probed] = {}
+        probed: dict[int | None, Probed | None] = {}
 
         def ctx_of(k: int, cap: int | None) -> dict[str, Any]:
             # Each alert's context is made once per cap, however many builds show it.
@@ -223,17 +223,15 @@ class Renderer:
 
         def body_of(k: int, cap: int | None) -> str:
             # One probed render of k + 1 alerts gives the body of k and of k + 1 (the
-            # pair a fit compares), and of fewer; else a render of k, as always.
-            seen = probed.get(cap)
+            # pair a fit compares), and of fewer; else a render of k, as always. Once
+            # the template failed, every body is the built-in one's, as without probes.
+            seen = None if attempt.failed else probed.get(cap)
+            if seen is None or k > seen.upto:
+                planned = None if attempt.failed else plan_of(self.env, attempt.name)
+                if planned is not None:
+                    upto = min(len(ordered), k + 1)
+                    seen = probed[cap] = probed_render(*planned, ctx_of(upto, cap), upto)
             body = seen.derive(k) if seen is not None else None
-            fresh = body is None and not attempt.failed
-            planned = plan_of(self.env, attempt.name) if fresh else None
-            if planned is not None:
-                upto = min(len(ordered), k + 1)
-                seen = probed_render(*planned, ctx_of(upto, cap), upto)
-                if seen is not None:
-                    probed[cap] = seen
-                    body = seen.derive(k)
             return body if body is not None else self._body(attempt, msgtype, ctx_of(k, cap))
 
         def build(k: int, cap: int | None) -> Parts:

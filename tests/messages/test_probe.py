@@ -92,10 +92,12 @@ REFUSED = {
 
 
 class Exact(Renderer):
-    """The renderer as it was: one render per count tried."""
+    """The renderer as it was: one render per count tried (no template has a plan)."""
 
-    def _plan(self, attempt: Any) -> Compares | None:
-        return None
+    def render(self, *args: Any, **kwargs: Any) -> Any:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("receiver.messages.render.plan_of", lambda env, name: None)
+            return super().render(*args, **kwargs)
 
 
 def parsed(source: str) -> Compares | None:
@@ -202,3 +204,35 @@ def test_each_template_cut_by_the_budget_renders_as_before(folder: Path, name: s
         got, want = probed.render(big_group(size), **kw), exact.render(big_group(size), **kw)
         assert got == want
         assert not got.fallback or name in ("an include",), got
+
+
+def test_after_the_template_fails_no_probed_text_is_used(tmp_path: Path) -> None:
+    """It fails for one alert only (a plan can't know): every build after that failure
+    is the built-in template's, as without probes, never a cut of an earlier render."""
+    (tmp_path / "f.md.j2").write_text(
+        "{% if alerts | length == 1 %}{{ 1 / 0 }}{% endif %}{% for a in alerts %}"
+        + S
+        + "{% endfor %}",
+        encoding="utf-8",
+    )
+    assert parsed((tmp_path / "f.md.j2").read_text(encoding="utf-8")) == (("eq", 1),)
+    seen = 0
+    for size in (2, 3, 5, 12, 30):
+        for budget in range(256, 2400, 97):
+            kw: dict[str, Any] = {"template": "f.md.j2", "now": NOW, "max_bytes": budget}
+            got = Renderer(str(tmp_path)).render(big_group(size), **kw)
+            assert got == Exact(str(tmp_path)).render(big_group(size), **kw)
+            seen += got.fallback
+    assert seen  # some fits did reach the failing count
+
+    def five_one_three(build: Any, total: int, budget: int, hint: Any = None) -> Any:
+        build(5, None)  # probed: 6 rendered, 5 cut from it
+        build(1, None)  # exact: fails, the built-in template from here on
+        return build(3, None), 3  # not cut from the probe of 6: the built-in one
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("receiver.messages.render.fit", five_one_three)
+        kw = {"template": "f.md.j2", "now": NOW}
+        got = Renderer(str(tmp_path)).render(big_group(12), **kw)
+        assert got == Exact(str(tmp_path)).render(big_group(12), **kw)
+        assert got.fallback
