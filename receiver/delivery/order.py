@@ -85,8 +85,9 @@ def plan(rows: Iterable[Row], now: float, limit: int, fired: Callable[[str, str]
          superseded: dict[int, int] | None = None, explain: bool = True) -> Plan:  # fmt: skip
     """Rows are every unfinished item (queued, retry, sending) in id order.
 
-    `superseded`: supersessions found beforehand (the outbox finds them among only the
-    groups with two waiting items); None: found here, from `rows`. Without `explain`,
+    `superseded`: supersessions found by the caller (the outbox adds a group's to it as
+    `rows` reaches the group's first row, so the dict may grow while it is read);
+    None: found here, from `rows`. Without `explain`,
     the scan stops once `limit` items are chosen, and `behind` is partial.
     """
     if superseded is None:

@@ -147,21 +147,14 @@ class ClaimQueries(OutboxBase):
 
     @staticmethod
     def _plan(db: sqlite3.Connection, now: float, limit: int, explain: bool = False) -> order.Plan:
-        """Supersessions first, among only the groups with two items waiting; then the scan
-        in id order, which stops at `limit` unless `explain` (for `outbox list`)."""
-        groups = db.execute(
-            "SELECT receiver, group_key FROM outbox WHERE state IN ('queued','retry')"
-            " AND hold_reason IS NULL GROUP BY receiver, group_key HAVING COUNT(*) > 1"
-        ).fetchall()
-        candidates = [
-            _row(r)
-            for g in groups
-            for r in db.execute(
-                # The sending ones are not replaceable; asked for to use outbox_unfinished.
-                f"SELECT {COLUMNS} FROM outbox WHERE group_key=? AND receiver=? AND {UNFINISHED}",
-                (g["group_key"], g["receiver"]),
-            )
-        ]
+        """The scan in id order, which stops at `limit` unless `explain` (for `outbox list`).
+
+        Supersessions are found per group, from that group's unfinished rows (an index
+        read), the first time the scan meets one of its rows: every row the scan looks at
+        is judged as if all were found beforehand, and a group past where the scan stops
+        is not read at all (its replaced items are marked by a later claim). Finding
+        them all first grouped every waiting row of the backlog on every claim.
+        """
 
         def fired(receiver: str, group_key: str) -> bool:
             return bool(db.execute(
@@ -170,10 +163,18 @@ class ClaimQueries(OutboxBase):
                 (group_key, receiver),
             ).fetchone())  # fmt: skip
 
-        rows = db.execute(f"SELECT {COLUMNS} FROM outbox WHERE {UNFINISHED} ORDER BY id")
-        superseded = order.supersessions(candidates, fired)
-        return order.plan((_row(r) for r in rows), now, limit, fired,
-                          superseded=superseded, explain=explain)  # fmt: skip
+        superseded: dict[int, int] = {}
+        met: set[tuple[str, str]] = set()
+
+        def scan() -> Iterator[order.Row]:
+            for raw in db.execute(f"SELECT {COLUMNS} FROM outbox WHERE {UNFINISHED} ORDER BY id"):
+                r = _row(raw)
+                if r.group not in met:
+                    met.add(r.group)
+                    superseded.update(order.supersessions(_group(db, r.group), fired))
+                yield r
+
+        return order.plan(scan(), now, limit, fired, superseded=superseded, explain=explain)
 
     def waiting_behind(self, now: float | None = None) -> dict[int, int]:
         """For `outbox list`: each waiting item, and the earlier item it waits for."""
@@ -204,6 +205,18 @@ def _rows(
                 (group_key, receiver, upto),
             )
         )
+
+
+def _group(db: sqlite3.Connection, group: tuple[str, str]) -> list[order.Row]:
+    """A group's unfinished rows (the sending ones are not replaceable; asked for to use
+    the index outbox_unfinished)."""
+    return [
+        _row(r)
+        for r in db.execute(
+            f"SELECT {COLUMNS} FROM outbox WHERE group_key=? AND receiver=? AND {UNFINISHED}",
+            (group[1], group[0]),
+        )
+    ]
 
 
 def _row(r: sqlite3.Row) -> order.Row:
