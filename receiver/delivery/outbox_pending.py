@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from receiver.delivery import wake
 from receiver.delivery.outbox_rows import Pending, pending_from_row
 from receiver.delivery.outbox_schema import OutboxBase
 from receiver.delivery.pipeline import Entry
+
+# A webhook planned into its items: (the pending row, its entries, what else to write).
+Planned = tuple[Pending, list[Entry], Callable[[Any, list[int]], None] | None]
 
 
 class PendingWebhooks(OutboxBase):
@@ -45,19 +48,30 @@ class PendingWebhooks(OutboxBase):
         full-notification page and the console; its items point to it. `also(db, ids)`
         writes more in the same transaction (the escalation records).
         """
+        return self.expand_many([(p, list(entries), also)])[0]
+
+    def expand_many(self, plans: Sequence[Planned]) -> list[list[int] | None]:
+        """`expand` for several webhooks in one transaction (one commit, not one each).
+
+        For each, in order: its items' ids, or None when another planner did it first.
+        """
+        out: list[list[int] | None] = []
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO notifications (id, received_at, source, receiver,"
-                " group_key, body) SELECT id, received_at, source, receiver, group_key, body"
-                " FROM pending WHERE id=? ON CONFLICT (id) DO NOTHING",  # either engine
-                (p.id,),
-            )
-            if db.execute("DELETE FROM pending WHERE id=?", (p.id,)).rowcount != 1:
-                return None
-            ids = self._insert(db, entries, p.source, p.group_key, p.received_at, p.id)
-            if also is not None:
-                also(db, ids)
-            return ids
+            for p, entries, also in plans:
+                db.execute(
+                    "INSERT INTO notifications (id, received_at, source, receiver,"
+                    " group_key, body) SELECT id, received_at, source, receiver, group_key, body"
+                    " FROM pending WHERE id=? ON CONFLICT (id) DO NOTHING",  # either engine
+                    (p.id,),
+                )
+                if db.execute("DELETE FROM pending WHERE id=?", (p.id,)).rowcount != 1:
+                    out.append(None)
+                    continue
+                ids = self._insert(db, entries, p.source, p.group_key, p.received_at, p.id)
+                if also is not None:
+                    also(db, ids)
+                out.append(ids)
+        return out
 
     def defer(self, pending_id: int, *, error: str, delay_s: float) -> None:
         """Planning failed: keep the webhook, note why, and plan it again after `delay_s`."""

@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from receiver import metrics
 from receiver.delivery.escalate import ack_links, planned_records
 from receiver.delivery.outbox import Pending
-from receiver.delivery.pipeline import plan, split_by_receiver
+from receiver.delivery.pipeline import Entry, plan, split_by_receiver
 from receiver.delivery.state import State
 from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.grafana import parse_grafana
@@ -45,14 +46,35 @@ class Planner:
         self.limit = limit
 
     def run_once(self) -> int:
-        """Plan the due pending webhooks, oldest first; return how many were tried."""
+        """Plan the due pending webhooks, oldest first; return how many were tried.
+
+        Each is routed and rendered on its own; their items are written in one
+        transaction (one commit for the turn, not one a webhook)."""
         self.state.poll()  # the delivery process follows routing.yaml edits like a web worker
         due = self.state.outbox.due_pending(limit=self.limit)
-        for p in due:
-            self.plan_one(p)
+        planned = [x for x in map(self.prepare, due) if x is not None]
+        if planned:
+            done = self.state.outbox.expand_many(
+                [(p, entries, also) for p, entries, also, _ in planned]
+            )
+            for (p, entries, _, n), ids in zip(planned, done, strict=True):
+                if ids is not None:  # None: another delivery process planned it first
+                    self._enqueued(p, n, entries, ids)
         return len(due)
 
     def plan_one(self, p: Pending) -> None:
+        """Plan one pending webhook into its items, in a transaction of its own."""
+        x = self.prepare(p)
+        if x is not None:
+            ids = self.state.outbox.expand(*x[:3])
+            if ids is not None:
+                self._enqueued(p, x[3], x[1], ids)
+
+    def prepare(
+        self, p: Pending
+    ) -> tuple[Pending, list[Entry], Callable[[Any, list[int]], None], Notification] | None:
+        """Route and render `p`: its entries and escalation records; None if it failed
+        (then it stays pending, with the error, and is tried again later)."""
         table = self.state.table
         try:
             if p.receiver is not None and p.receiver not in table.receivers:
@@ -75,10 +97,11 @@ class Planner:
             metrics.plan_failures.inc()
             log.error("plan_failed pending=%d attempt=%d retry_in=%.0fs error=%s: %s",
                       p.id, p.attempts + 1, delay, type(e).__name__, e)  # fmt: skip
-            return
-        ids = self.state.outbox.expand(p, entries, records)
-        if ids is None:
-            return  # another delivery process planned it first
+            return None
+        return p, entries, records, n
+
+    @staticmethod
+    def _enqueued(p: Pending, n: Notification, entries: list[Entry], ids: list[int]) -> None:
         for entry in entries:
             metrics.messages_enqueued.labels(entry.receiver).inc()
         log.info(

@@ -379,6 +379,25 @@ def test_an_accepted_webhook_becomes_items_once(engine: Engine) -> None:
     assert box.pending() == [] and [i.notification_id for i in box.items()] == [p.id, p.id]
 
 
+def test_several_webhooks_become_items_in_one_transaction(engine: Engine) -> None:
+    box = engine.outbox()
+    a, b, c = (box.accept(b"{}", source="alertmanager", receiver=None, group_key=g) for g in "abc")
+    assert box.expand(b, [entry("x")]) is not None  # another planner took b first
+
+    def fail(db: object, ids: list[int]) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):  # one transaction: c's failure takes a's items back too
+        box.expand_many([(a, [entry("a")], None), (c, [entry("c")], fail)])
+    assert [p.id for p in box.pending()] == [a.id, c.id] and len(box.items()) == 1
+    seen: list[list[int]] = []
+    done = box.expand_many([(a, [entry("a"), entry("b")], None), (b, [entry("y")], None),
+                            (c, [entry("c")], lambda db, ids: seen.append(ids))])  # fmt: skip
+    assert done[1] is None and seen == [done[2]] and len(done[0] or []) == 2
+    assert [i.notification_id for i in box.items()] == [b.id, a.id, a.id, c.id]
+    assert box.pending() == []
+
+
 def test_find_by_receiver_and_userid(engine: Engine) -> None:
     box = engine.outbox()
     users = (("al",), ("al", "bo"), ("alx",))
