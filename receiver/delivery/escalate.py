@@ -83,9 +83,13 @@ def planned_records(
     entries: Sequence[Entry],
     words: dict[str, str] | None = None,
     parts: dict[str, Notification] | None = None,
+    since: float | None = None,
 ) -> Callable[[sqlite3.Connection, list[int]], None]:
     """What `expand` writes with the items: the notification, who it reached, escalations.
-    `parts`: the planner's `split_by_receiver` of `n` at its receipt, if it has it."""
+    `parts`: the planner's `split_by_receiver` of `n` at its receipt, if it has it.
+    `since`: when an escalation it starts started, if before `p` was received (an older
+    webhook of the group that `p` replaced before it was planned: receiver.delivery.replacing)."""
+    started = p.received_at if since is None else min(since, p.received_at)
     if parts is None:
         at = datetime.fromtimestamp(p.received_at, UTC)
         parts = split_by_receiver(table, n, at, p.receiver)
@@ -96,7 +100,7 @@ def planned_records(
     for name, part in parts.items():
         policy = table.policies.get(table.receivers[name].escalation or "")
         if policy is not None and part.status == "firing":
-            starts[name] = (policy.name, first_due(policy, p.received_at))
+            starts[name] = (policy.name, first_due(policy, started))
 
     resolved = (words or WORDS["zh"])["resolved"]
 
@@ -104,7 +108,7 @@ def planned_records(
         Outbox.record_planned(
             db, nid=p.id, received_at=p.received_at, source=p.source, group_key=p.group_key,
             parts=statuses, starts=starts, entries=entries, ids=ids,
-            resolved_bar=(resolved, RESOLVED_BAR),
+            resolved_bar=(resolved, RESOLVED_BAR), started_at=started,
         )  # fmt: skip
 
     return write

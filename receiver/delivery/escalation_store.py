@@ -77,8 +77,11 @@ class EscalationQueries(OutboxBase):
         entries: Sequence[Entry],
         ids: Sequence[int],
         resolved_bar: tuple[str, str] = ("已恢复", "0xFF78C06E"),
+        started_at: float | None = None,
     ) -> None:
-        """`parts`: receiver -> (status, ends_at); `starts`: receiver -> (policy, first due)."""
+        """`parts`: receiver -> (status, ends_at); `starts`: receiver -> (policy, first due);
+        `started_at`: when an escalation it starts began (default: `received_at`)."""
+        started = received_at if started_at is None else started_at
         status = "firing" if any(s == "firing" for s, _ in parts.values()) else "resolved"
         db.execute(
             "INSERT INTO planned (id, received_at, source, group_key, receivers, status)"
@@ -119,8 +122,7 @@ class EscalationQueries(OutboxBase):
                 db.execute(
                     "INSERT INTO escalations (receiver, group_key, policy, state, started_at,"
                     " last_step_at, due_at, notification_id, ends_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (receiver, group_key, policy, ACTIVE, received_at, received_at, due, nid,
-                     ends_at),
+                    (receiver, group_key, policy, ACTIVE, started, started, due, nid, ends_at),
                 )  # fmt: skip
 
     # -- the runner ------------------------------------------------------------------------

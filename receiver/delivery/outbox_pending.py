@@ -73,6 +73,41 @@ class PendingWebhooks(OutboxBase):
                 out.append(ids)
         return out
 
+    def replace_pending(
+        self, db: Any, olders: Sequence[tuple[Pending, str]], by: int, newest: Pending,
+        receivers: str,
+    ) -> list[int]:  # fmt: skip
+        """In `by`'s expand transaction: the webhooks (with their status) that the newest
+        of their group replaced before they were planned (receiver.delivery.replacing).
+
+        Each is kept as received (table `notifications`), as a planned one is, and leaves
+        one row in the outbox, `superseded` by `by` (the newest's first item), with no
+        message and nobody to send to: what `outbox list` and the console show of it.
+        Returns the pending ids replaced (not one another planner took first).
+        """
+        now, done = time.time(), []
+        why = f"webhook p{newest.id}, newer, of the same group, replaced it before it was planned"
+        for p, status in olders:
+            db.execute(
+                "INSERT INTO notifications (id, received_at, source, receiver,"
+                " group_key, body) SELECT id, received_at, source, receiver, group_key, body"
+                " FROM pending WHERE id=? ON CONFLICT (id) DO NOTHING",
+                (p.id,),
+            )
+            if db.execute("DELETE FROM pending WHERE id=?", (p.id,)).rowcount != 1:
+                continue
+            cur = db.execute(
+                "INSERT INTO outbox (created_at, updated_at, state, source, receiver,"
+                " group_key, msg, userids, departments, next_attempt_at, due_since,"
+                " notification_id, status, superseded_by, last_error)"
+                " VALUES (?,?,'superseded',?,?,?,'{}','','',?,?,?,?,?,?)",
+                (p.received_at, now, p.source, receivers, p.group_key, now, p.received_at,
+                 p.id, status, by, why),
+            )  # fmt: skip
+            self._log(db, int(cur.lastrowid or 0), "superseded", error=f"by #{by}: {why}")
+            done.append(p.id)
+        return done
+
     def defer(self, pending_id: int, *, error: str, delay_s: float) -> None:
         """Planning failed: keep the webhook, note why, and plan it again after `delay_s`."""
         with self._tx() as db:

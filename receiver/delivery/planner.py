@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from receiver import metrics
 from receiver.delivery.escalate import ack_links, planned_records
 from receiver.delivery.outbox import Pending
 from receiver.delivery.pipeline import Entry, plan, split_by_receiver
+from receiver.delivery.replacing import covers
 from receiver.delivery.state import State
 from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.grafana import parse_grafana
@@ -40,6 +41,21 @@ RETRY_BASE_S = 5.0
 RETRY_CAP_S = 600.0
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A pending webhook routed and rendered: what `expand` writes for it."""
+
+    p: Pending
+    entries: list[Entry]
+    records: Callable[[Any, list[int]], None]
+    n: Notification
+    parts: dict[str, Notification]
+
+
+def _key(p: Pending) -> tuple[str, str | None, str]:
+    return (p.source, p.receiver, p.group_key)
+
+
 class Planner:
     def __init__(self, state: State, *, limit: int = 20) -> None:
         self.state = state
@@ -49,30 +65,80 @@ class Planner:
         """Plan the due pending webhooks, oldest first; return how many were tried.
 
         Each is routed and rendered on its own; their items are written in one
-        transaction (one commit for the turn, not one a webhook)."""
+        transaction (one commit for the turn, not one a webhook). Of several waiting
+        webhooks of one group, only the newest is planned when it says all that the
+        older ones would have (receiver.delivery.replacing); they are marked replaced.
+        """
         self.state.poll()  # the delivery process follows routing.yaml edits like a web worker
         due = self.state.outbox.due_pending(limit=self.limit)
-        planned = [x for x in map(self.prepare, due) if x is not None]
-        if planned:
-            done = self.state.outbox.expand_many(
-                [(p, entries, also) for p, entries, also, _ in planned]
-            )
-            for (p, entries, _, n), ids in zip(planned, done, strict=True):
+        newest = {_key(p): p for p in due if p.group_key}  # in id order: the last one wins
+        ready = {p.id: self.prepare(p) for p in newest.values()}
+        olders: dict[int, list[tuple[Pending, str]]] = {}
+        planned: list[Prepared] = []
+        for p in due:
+            top = newest.get(_key(p))
+            if top is not None and top.id != p.id:
+                status = self._replaced(ready[top.id], p)
+                if status is not None:
+                    olders.setdefault(top.id, []).append((p, status))
+                    continue
+            x = ready[p.id] if p.id in ready else self.prepare(p)
+            if x is not None:
+                planned.append(x)
+        replaced: dict[int, list[int]] = {}
+        plans = []
+        for x in planned:
+            also = x.records
+            if x.p.id in olders:
+                also = self._replacing(x, olders[x.p.id], replaced)
+            plans.append((x.p, x.entries, also))
+        if plans:
+            done = self.state.outbox.expand_many(plans)
+            for x, ids in zip(planned, done, strict=True):
                 if ids is not None:  # None: another delivery process planned it first
-                    self._enqueued(p, n, entries, ids)
+                    self._enqueued(x.p, x.n, x.entries, ids)
+                    if replaced.get(x.p.id):
+                        log.info("replaced pending=%s by=%d item=%d group_key=%s",
+                                 ",".join(map(str, replaced[x.p.id])), x.p.id, ids[0],
+                                 x.p.group_key)  # fmt: skip
         return len(due)
+
+    def _replaced(self, newest: Prepared | None, p: Pending) -> str | None:
+        """`p`'s status if `newest` replaces it; None if `p` must be planned itself."""
+        if newest is None or not newest.entries:
+            return None
+        try:
+            older = PARSERS[p.source](p.body)
+        except Exception:  # planned as it is, and its failure recorded there
+            return None
+        return older.status if covers(newest.n, older) else None
+
+    def _replacing(
+        self, x: Prepared, olders: list[tuple[Pending, str]], replaced: dict[int, list[int]]
+    ) -> Callable[[Any, list[int]], None]:
+        """The newest's writes: its records, its escalations started when the first of
+        the group was received, and the older webhooks marked replaced by its first item."""
+        since = min(p.received_at for p, _ in olders)
+        table, box = self.state.table, self.state.outbox
+        records = planned_records(table, x.p, x.n, x.entries, self.state.renderer.words,
+                                  x.parts, since=since)  # fmt: skip
+        receivers = ",".join(dict.fromkeys(e.receiver for e in x.entries))
+
+        def write(db: Any, ids: list[int]) -> None:
+            records(db, ids)
+            replaced[x.p.id] = box.replace_pending(db, olders, ids[0], x.p, receivers)
+
+        return write
 
     def plan_one(self, p: Pending) -> None:
         """Plan one pending webhook into its items, in a transaction of its own."""
         x = self.prepare(p)
         if x is not None:
-            ids = self.state.outbox.expand(*x[:3])
+            ids = self.state.outbox.expand(x.p, x.entries, x.records)
             if ids is not None:
-                self._enqueued(p, x[3], x[1], ids)
+                self._enqueued(p, x.n, x.entries, ids)
 
-    def prepare(
-        self, p: Pending
-    ) -> tuple[Pending, list[Entry], Callable[[Any, list[int]], None], Notification] | None:
+    def prepare(self, p: Pending) -> Prepared | None:
         """Route and render `p`: its entries and escalation records; None if it failed
         (then it stays pending, with the error, and is tried again later)."""
         table = self.state.table
@@ -98,7 +164,7 @@ class Planner:
             log.error("plan_failed pending=%d attempt=%d retry_in=%.0fs error=%s: %s",
                       p.id, p.attempts + 1, delay, type(e).__name__, e)  # fmt: skip
             return None
-        return p, entries, records, n
+        return Prepared(p, entries, records, n, parts)
 
     @staticmethod
     def _enqueued(p: Pending, n: Notification, entries: list[Entry], ids: list[int]) -> None:
