@@ -145,8 +145,9 @@ class ClaimQueries(OutboxBase):
         upto = max(used)
         return ClaimPlan(chosen, p.superseded, groups, upto, _snapshot(db, groups, upto))
 
-    @staticmethod
-    def _plan(db: sqlite3.Connection, now: float, limit: int, explain: bool = False) -> order.Plan:
+    def _plan(
+        self, db: sqlite3.Connection, now: float, limit: int, explain: bool = False
+    ) -> order.Plan:
         """The scan in id order, which stops at `limit` unless `explain` (for `outbox list`).
 
         Supersessions are found per group, from that group's unfinished rows (an index
@@ -165,9 +166,13 @@ class ClaimQueries(OutboxBase):
 
         superseded: dict[int, int] = {}
         met: set[tuple[str, str]] = set()
+        # SQLite, without ANALYZE's statistics, would read the backlog by state and sort it
+        # (0.7 ms at 1,000 waiting items); the index reads it in order, as far as needed.
+        walk = "" if self.postgres else " INDEXED BY outbox_unfinished_id"
 
         def scan() -> Iterator[order.Row]:
-            for raw in db.execute(f"SELECT {COLUMNS} FROM outbox WHERE {UNFINISHED} ORDER BY id"):
+            sql = f"SELECT {COLUMNS} FROM outbox{walk} WHERE {UNFINISHED} ORDER BY id"
+            for raw in db.execute(sql):
                 r = _row(raw)
                 if r.group not in met:
                     met.add(r.group)

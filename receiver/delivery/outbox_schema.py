@@ -124,13 +124,16 @@ CREATE TABLE IF NOT EXISTS replicas (
     beat_at REAL NOT NULL
 );
 """
-# outbox_unfinished: a claim reads a group's unfinished items, not its whole history.
+# outbox_unfinished: a claim reads a group's unfinished items, not its whole history;
+# outbox_unfinished_id: and scans them in id order, without sorting the whole backlog first.
 INDEXES = """
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_followup ON outbox (followup_at) WHERE followup_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS attempts_item ON attempts (item_id);
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key);
 CREATE INDEX IF NOT EXISTS outbox_unfinished ON outbox (group_key, receiver)
+    WHERE state IN ('queued','retry','sending');
+CREATE INDEX IF NOT EXISTS outbox_unfinished_id ON outbox (id)
     WHERE state IN ('queued','retry','sending');
 """
 
