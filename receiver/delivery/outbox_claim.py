@@ -117,10 +117,13 @@ class ClaimQueries(OutboxBase):
         # A row another transaction is changing (a requeue, say) is left for the next poll;
         # one claimed since (leased into the future) is never taken twice.
         skip = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+        # SQLite: `+state` keeps its planner off the state index (an OR over every waiting
+        # row, 0.8 ms at 2,000 waiting): the ids are looked up by rowid.
+        st = "state" if self.postgres else "+state"
         rows = db.execute(
             "UPDATE outbox SET state='sending', owner=?, lease_until=?, updated_at=?,"
             f" hold_reason=NULL WHERE id IN (SELECT id FROM outbox WHERE id IN ({marks}){skip})"
-            " AND (state IN ('queued','retry') OR (state='sending' AND lease_until<?))"
+            f" AND ({st} IN ('queued','retry') OR ({st}='sending' AND lease_until<?))"
             " RETURNING *",
             (owner, now + lease_s, now, *p.chosen, now),
         ).fetchall()
