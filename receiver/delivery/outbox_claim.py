@@ -174,13 +174,22 @@ class ClaimQueries(OutboxBase):
         walk = "" if self.postgres else " INDEXED BY outbox_unfinished_id"
 
         def scan() -> Iterator[order.Row]:
-            sql = f"SELECT {COLUMNS} FROM outbox{walk} WHERE {UNFINISHED} ORDER BY id"
-            for raw in db.execute(sql):
-                r = _row(raw)
-                if r.group not in met:
-                    met.add(r.group)
-                    superseded.update(order.supersessions(_group(db, r.group), fired))
-                yield r
+            # A page at a time: the scan mostly stops after `limit` items, and PostgreSQL's
+            # client would otherwise fetch the whole backlog on every claim.
+            sql = (f"SELECT {COLUMNS} FROM outbox{walk} WHERE {UNFINISHED} AND id>?"
+                   " ORDER BY id LIMIT ?")  # fmt: skip
+            after, page = 0, max(4 * limit, 50)
+            while True:
+                rows = db.execute(sql, (after, page)).fetchall()
+                for raw in rows:
+                    r = _row(raw)
+                    if r.group not in met:
+                        met.add(r.group)
+                        superseded.update(order.supersessions(_group(db, r.group), fired))
+                    yield r
+                if len(rows) < page:
+                    return
+                after = rows[-1]["id"]
 
         return order.plan(scan(), now, limit, fired, superseded=superseded, explain=explain)
 
