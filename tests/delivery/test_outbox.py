@@ -417,3 +417,17 @@ def test_stats_count_by_state_and_the_oldest_undelivered(engine: Engine) -> None
     counts, oldest = box.stats()
     assert counts["pending"] == 1 and counts["queued"] == 1
     assert oldest == min(p.received_at, box.get(item).created_at)  # type: ignore[union-attr]
+
+
+def test_a_claim_reads_past_a_page_of_waiting_items(engine: Engine) -> None:
+    """The claim reads the backlog a page at a time (50 rows): what may go on a later page
+    goes, and a group's older items are superseded as soon as the scan meets the group."""
+    box = engine.outbox()
+    (first,) = box.enqueue([entry("a")], source="am", group_key="g")
+    assert [i.id for i in box.claim(owner="o")] == [first]  # being sent: later ones to a wait
+    waiting = [box.enqueue([entry("a")], source="am", group_key="g")[0] for _ in range(59)]
+    (other,) = box.enqueue([entry("b")], source="am", group_key="h")
+    assert [i.id for i in box.claim(owner="o")] == [other]
+    assert box.counts()["superseded"] == 58
+    assert {i.superseded_by for i in box.items("superseded")} == {waiting[-1]}
+    assert box.waiting_behind() == {waiting[-1]: first}
