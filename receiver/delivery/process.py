@@ -76,6 +76,7 @@ def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Wo
     """The send loop, and the escalations that run beside it on the same outbox and state."""
     if settings.database_url:  # as SQLite's NORMAL below: redone at least once if lost
         database(settings.database_url).commit_asynchronously()
+        database(settings.database_url).trust_recent_connections()
     outbox = Outbox(  # see Outbox: accept stays FULL
         settings.data_dir, synchronous="NORMAL", database_url=settings.database_url
     )
