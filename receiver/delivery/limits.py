@@ -73,6 +73,7 @@ class Limits:
         self.calls_per_window = max(1, round(rate * self.window))
         self.per_minute = per_minute
         self.daily = daily
+        self._purged = ""  # the day count_sent last purged older days on
         if self._pg is not None:
             upgrade_database(self._pg, LIMITS_SCHEMA)
             with self._tx() as db:
@@ -107,25 +108,32 @@ class Limits:
             return over, self._reserve(db, n, now) if n else 0.0
 
     def _reserve(self, db: sqlite3.Connection, recipients: int, now: float) -> float:
-        # A call logged in the future means the clock was set back: count it as made
-        # now, or it would hold up every send (and the minute) for as long as the jump.
-        db.execute("UPDATE send_log SET at=? WHERE at>?", (now, now))
-        aged = db.execute(
-            "DELETE FROM send_log WHERE at<=? RETURNING recipients", (now - 60,)
-        ).fetchall()
-        if aged:
-            db.execute("UPDATE send_total SET recipients=recipients-?", (sum(r[0] for r in aged),))
+        # One read for the window's calls, the minute's total and the log's ends (each a
+        # round trip on PostgreSQL); calls older than the minute leave the log only when
+        # the total would be over, or the log holds two minutes (the total overcounts
+        # until then, so it is never under). The window counts within the minute only,
+        # as if they had left it.
         row = db.execute(
-            "SELECT COUNT(*) AS n, MIN(at) AS first FROM send_log WHERE at>?",
-            (now - self.window,),
+            "SELECT COUNT(*) AS n, MIN(at) AS first, (SELECT MAX(at) FROM send_log) AS last,"
+            " (SELECT MIN(at) FROM send_log) AS oldest,"
+            " (SELECT recipients FROM send_total) AS total FROM send_log WHERE at>?",
+            (max(now - self.window, now - 60),),
         ).fetchone()
+        if row["last"] is not None and row["last"] > now:
+            # A call logged in the future means the clock was set back: count it as made
+            # now, or it would hold up every send (and the minute) for as long as the jump.
+            db.execute("UPDATE send_log SET at=? WHERE at>?", (now, now))
+            return self._reserve(db, recipients, now)
         if row["n"] >= self.calls_per_window:
             return max(0.001, float(row["first"]) + self.window - now)
         # The minute's total is kept, not summed: at a high send rate the log holds
         # tens of thousands of rows, and summing them on every call was a fifth of
         # the delivery process's CPU (bench/README.md). It is summed afresh when a
         # process starts, so a file an older version wrote to cannot leave it wrong.
-        total = db.execute("SELECT recipients FROM send_total").fetchone()[0]
+        total = int(row["total"] or 0)
+        aged = row["oldest"] is not None and row["oldest"] <= now - 60
+        if aged and (total + recipients > self.per_minute or row["oldest"] <= now - 120):
+            total -= self._age_out(db, now)
         if total and total + recipients > self.per_minute:
             for r in db.execute("SELECT at, recipients FROM send_log ORDER BY at"):
                 total -= r["recipients"]  # wait until enough of the minute has aged out
@@ -135,6 +143,17 @@ class Limits:
         db.execute("INSERT INTO send_log (at, recipients) VALUES (?,?)", (now, recipients))
         db.execute("UPDATE send_total SET recipients=recipients+?", (recipients,))
         return 0.0
+
+    @staticmethod
+    def _age_out(db: sqlite3.Connection, now: float) -> int:
+        """Calls a minute old leave the log and the minute's total; how many recipients."""
+        aged = db.execute(
+            "DELETE FROM send_log WHERE at<=? RETURNING recipients", (now - 60,)
+        ).fetchall()
+        n = int(sum(r[0] for r in aged))
+        if n:
+            db.execute("UPDATE send_total SET recipients=recipients-?", (n,))
+        return n
 
     def over_daily(self, userids: Iterable[str], now: float | None = None) -> list[str]:
         """The userids that already had their daily number of messages today."""
@@ -165,7 +184,10 @@ class Limits:
         with self._tx() as db:
             # One clock for the whole call: a purge on the real clock deleted a caller's
             # rows whenever its `now` was two days behind it (a red CI from 2026-11-30 on).
-            db.execute("DELETE FROM user_day WHERE day<?", (day_of(now - 2 * 86400),))
+            # Once a day (of this process), not once a send.
+            if self._purged != day:
+                db.execute("DELETE FROM user_day WHERE day<?", (day_of(now - 2 * 86400),))
+                self._purged = day
             for u in userids:
                 row = db.execute(
                     "INSERT INTO user_day (day, userid, n) VALUES (?,?,1)"

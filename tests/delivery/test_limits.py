@@ -94,3 +94,19 @@ def test_admit_holds_back_the_capped_and_counts_only_the_others(engine: Engine) 
     assert over == [] and 57.9 < wait <= 58  # room for 2 when the call of T0 + 1 ages out
     assert limits.admit(["a"], 0, today=T0, now=T0 + 4) == (["a"], 0.0)  # no one left: no wait
     assert limits.admit(["a"], 0, today=next_day(T0), now=T0 + 5)[0] == []  # a new day
+
+
+def test_calls_leave_the_log_when_the_minute_would_be_full_or_after_two_minutes(
+    engine: Engine,
+) -> None:
+    limits = engine.limits(rate=1000, per_minute=250)
+    logged = lambda: engine.rows("SELECT at FROM send_log ORDER BY at", "limits")  # noqa: E731
+    assert limits.reserve(100, now=T0) == 0
+    assert limits.reserve(100, now=T0 + 70) == 0  # 200 counted, under 250: T0's stays
+    assert len(logged()) == 2
+    assert limits.reserve(100, now=T0 + 75) == 0  # 300 would be over: T0's leaves first
+    assert [r[0] for r in logged()] == [T0 + 70, T0 + 75]
+    assert 53.9 < limits.reserve(100, now=T0 + 76) <= 54  # 200 in the minute: wait for T0+70
+    assert limits.reserve(10, now=T0 + 200) == 0  # two minutes old: gone, total and all
+    assert [r[0] for r in logged()] == [T0 + 200]
+    assert limits.reserve(240, now=T0 + 201) == 0  # 250: the total forgot the old ones
