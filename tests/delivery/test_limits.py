@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -110,3 +111,22 @@ def test_calls_leave_the_log_when_the_minute_would_be_full_or_after_two_minutes(
     assert limits.reserve(10, now=T0 + 200) == 0  # two minutes old: gone, total and all
     assert [r[0] for r in logged()] == [T0 + 200]
     assert limits.reserve(240, now=T0 + 201) == 0  # 250: the total forgot the old ones
+
+
+def test_counts_from_two_replicas_at_once_add_up_and_warn_once(engine: Engine) -> None:
+    """count_sent takes no lock on PostgreSQL: each upsert is atomic on its row."""
+    a, b = engine.limits(daily=100), engine.limits(daily=100)
+    crossed: list[list[str]] = []
+
+    def count(limits: Limits) -> None:
+        for _ in range(50):
+            crossed.append(limits.count_sent(["u"], now=T0))
+
+    threads = [threading.Thread(target=count, args=(x,)) for x in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [c for c in crossed if c] == [["u"]]  # at 80 of 100, by one of them
+    assert a.over_daily(["u"], now=T0) == ["u"]  # 100 of 100
+    assert engine.limits(daily=101).over_daily(["u"], now=T0) == []  # exactly 100
