@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from receiver.delivery import planner
 from receiver.delivery.outbox import Outbox
 from receiver.delivery.planner import Planner
 from receiver.delivery.replacing import covers
@@ -136,3 +137,17 @@ def test_an_escalation_starts_when_the_first_of_the_group_was_received(
     (esc,) = box.escalations()
     assert esc.started_at == pytest.approx(older.received_at, abs=1e-3)
     assert esc.due_at == pytest.approx(older.received_at + 300, abs=1e-3)
+
+
+def test_an_older_webhook_with_the_same_bytes_is_not_parsed_again(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = outbox(app)
+    for p in (body(resolved=(1,)), body(), body()):
+        post(app, p)
+    parsed: list[bytes] = []
+    real = planner.PARSERS["alertmanager"]
+    monkeypatch.setitem(planner.PARSERS, "alertmanager", lambda b: parsed.append(b) or real(b))
+    Planner(app.extensions["receiver"]).run_once()
+    assert len(parsed) == 2  # the newest, and the older one that differs from it
+    assert box.counts()["superseded"] == 2
