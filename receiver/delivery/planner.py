@@ -13,6 +13,7 @@ is never dropped: it stays pending, with the error, and is tried again later.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -50,6 +51,11 @@ class Prepared:
     records: Callable[[Any, list[int]], None]
     n: Notification
     parts: dict[str, Notification]
+
+    @functools.cached_property
+    def whole(self) -> bool:
+        """Whether it covers a webhook with its own bytes (all firing, not cut short)."""
+        return covers(self.n, self.n)
 
 
 def _key(p: Pending) -> tuple[str, str | None, str]:
@@ -107,8 +113,10 @@ class Planner:
         """`p`'s status if `newest` replaces it; None if `p` must be planned itself."""
         if newest is None or not newest.entries:
             return None
-        try:  # the same bytes say the same (Alertmanager's repeats): no need to parse them
-            older = newest.n if p.body == newest.p.body else PARSERS[p.source](p.body)
+        if p.body == newest.p.body:  # the same bytes say the same (Alertmanager's repeats)
+            return newest.n.status if newest.whole else None
+        try:
+            older = PARSERS[p.source](p.body)
         except Exception:  # planned as it is, and its failure recorded there
             return None
         return older.status if covers(newest.n, older) else None

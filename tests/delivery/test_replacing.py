@@ -151,3 +151,13 @@ def test_an_older_webhook_with_the_same_bytes_is_not_parsed_again(
     Planner(app.extensions["receiver"]).run_once()
     assert len(parsed) == 2  # the newest, and the older one that differs from it
     assert box.counts()["superseded"] == 2
+
+
+def test_the_same_resolved_bytes_twice_are_both_planned(app: Flask) -> None:
+    box = outbox(app)
+    for _ in range(2):
+        post(app, body(resolved=(0, 1, 2, 3)))
+    first, second = (p.id for p in box.pending())
+    Planner(app.extensions["receiver"]).run_once()
+    assert {i.notification_id for i in box.items()} == {first, second}
+    assert box.counts()["superseded"] == 0  # the claim decides, per receiver, as before
