@@ -26,10 +26,10 @@ from receiver.ingest.alertmanager import (
     _kv,
     _obj,
     _str,
-    decode_json,
     group_fields,
     parse_am_alert,
 )
+from receiver.ingest.jsonbody import decode_json
 from receiver.model import Alert, Notification, Status
 
 # Legacy rule states (GG pkg/services/alerting notifiers docs) and what they mean here.

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from receiver.errors import PayloadError
-from receiver.ingest.alertmanager import decode_json, parse_alertmanager, unquote_meta
+from receiver.ingest.alertmanager import parse_alertmanager, unquote_meta
+from receiver.ingest.jsonbody import decode_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
