@@ -85,6 +85,7 @@ class AckQueries(EscalationQueries):
                        (cutoff, ACTIVE))  # fmt: skip
             db.execute("DELETE FROM acks WHERE at<?", (cutoff,))
             db.execute("DELETE FROM bar_updates WHERE created_at<?", (cutoff,))
+            db.execute("DELETE FROM group_bars WHERE at<?", (cutoff,))
         return gone
 
     # -- OA status bars ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ notified: who each notification (or escalation step) reached, through which item
 acks: who acknowledged which group, for which receiver, and how.
 escalations: one per (receiver, group) incident: its step, when the next is due, its lease.
 bar_updates: OA status bar changes waiting to be sent to DingTalk.
+group_bars: each (receiver, group)'s latest status bar change, for OA messages sent after it.
 """
 
 ESCALATION_SCHEMA = """
@@ -71,5 +72,13 @@ CREATE TABLE IF NOT EXISTS bar_updates (
     attempts INTEGER NOT NULL DEFAULT 0,
     done_at REAL,
     last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS group_bars (
+    receiver TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    bg TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (receiver, group_key)
 );
 """

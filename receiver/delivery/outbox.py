@@ -33,6 +33,7 @@ from receiver.delivery.outbox_replicas import ReplicaQueries
 from receiver.delivery.outbox_robots import RobotQueries
 from receiver.delivery.outbox_rows import Item, Pending
 from receiver.delivery.outbox_schema import COUNTED, STATES
+from receiver.delivery.status_bars import OA_HEAD, catch_up
 
 __all__ = ["COUNTED", "STATES", "Item", "Outbox", "Pending"]
 
@@ -92,11 +93,14 @@ class Outbox(
         now = time.time()
         followup = now + followup_after_s if followup_after_s is not None and task_ids else None
         with self._tx() as db:
-            db.execute(
+            row = db.execute(
                 "UPDATE outbox SET state=?, sent_at=?, updated_at=?, lease_until=NULL,"
-                " owner=NULL, task_ids=?, attempts=attempts+1, followup_at=? WHERE id=?",
-                (state, now, now, json.dumps(task_ids), followup, item_id),
-            )
+                " owner=NULL, task_ids=?, attempts=attempts+1, followup_at=? WHERE id=?"
+                " RETURNING receiver, group_key, created_at, substr(msg, 1, ?) AS head",
+                (state, now, now, json.dumps(task_ids), followup, item_id, len(OA_HEAD)),
+            ).fetchone()
+            if row is not None and task_ids and row["head"] == OA_HEAD:
+                catch_up(db, row["receiver"], row["group_key"], row["created_at"], task_ids, now)
             self._log(db, item_id, state, error=f"task_ids={task_ids}" if task_ids else None)
 
     def mark_retry(

@@ -1,4 +1,10 @@
-"""OA status bar changes: queued with an ack or a resolve, sent by the delivery process."""
+"""OA status bar changes: queued with an ack or a resolve, sent by the delivery process.
+
+An OA message still waiting to be sent when its group is acknowledged or resolved (a
+retry, a pause, a hold) carries the bar it was rendered with. The change is kept per
+(receiver, group) in `group_bars`, and `catch_up` queues it for such a message's task
+ids once it is sent.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ class Bar:
     last_error: str | None = None
 
 
-OA_PREFIX = '{"msgtype":"oa"%'  # how an OA item's stored msg begins (compact JSON)
+OA_HEAD = '{"msgtype":"oa"'  # how an OA item's stored msg begins (compact JSON)
+OA_PREFIX = OA_HEAD + "%"
 
 
 def queue_bars(db: sqlite3.Connection, receiver: str, group_key: str, since: float,
@@ -35,11 +42,33 @@ def queue_bars(db: sqlite3.Connection, receiver: str, group_key: str, since: flo
         (receiver, group_key, since, OA_PREFIX),
     ).fetchall()
     tasks = dict.fromkeys(t for r in rows for t in json.loads(r["task_ids"] or "[]"))
+    db.execute(
+        "INSERT INTO group_bars (receiver, group_key, value, bg, at) VALUES (?,?,?,?,?)"
+        " ON CONFLICT (receiver, group_key) DO UPDATE"
+        " SET value=excluded.value, bg=excluded.bg, at=excluded.at",
+        (receiver, group_key, value, bg, now),
+    )
     db.executemany(
         "INSERT INTO bar_updates (task_id, value, bg, created_at, next_attempt_at)"
         " VALUES (?,?,?,?,?)",
         [(t, value, bg, now, now) for t in tasks],
     )
+
+
+def catch_up(db: sqlite3.Connection, receiver: str, group_key: str, planned_at: float,
+             task_ids: list[int], now: float) -> None:  # fmt: skip
+    """An OA message planned at `planned_at` was just sent: if its group's bar changed
+    since (acknowledged, resolved), queue that change for its task ids too."""
+    row = db.execute(
+        "SELECT value, bg FROM group_bars WHERE receiver=? AND group_key=? AND at>=?",
+        (receiver, group_key, planned_at),
+    ).fetchone()
+    if row is not None:
+        db.executemany(
+            "INSERT INTO bar_updates (task_id, value, bg, created_at, next_attempt_at)"
+            " VALUES (?,?,?,?,?)",
+            [(t, row["value"], row["bg"], now, now) for t in dict.fromkeys(task_ids)],
+        )
 
 
 def incident_since(db: sqlite3.Connection, receiver: str, group_key: str, default: float) -> float:
