@@ -19,7 +19,7 @@ print(gc.get_freeze_count() >= 5000)
 
 def test_what_start_up_loaded_is_out_of_the_collectors_reach() -> None:
     # Each full collection walked the modules, the routing table and the templates while
-    # the send loop stood still: about 5% of the delivery CPU in row 7 (bench/README.md).
+    # the send loop stood still: about 4% of the delivery CPU in row 7 (bench/README.md).
     done = subprocess.run(
         [sys.executable, "-c", FREEZE], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
