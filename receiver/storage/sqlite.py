@@ -23,11 +23,30 @@ def connect(
 ) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
     db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
+    _wal(db, busy_timeout_ms / 1000)
     db.execute(f"PRAGMA synchronous={synchronous}")
     # Short: BEGIN IMMEDIATE waits in _begin_immediate; this covers the odd read.
     db.execute(f"PRAGMA busy_timeout={min(busy_timeout_ms, 20)}")
     return db
+
+
+def _wal(db: sqlite3.Connection, wait_s: float) -> None:
+    """Put the file in WAL mode, waiting while other connections hold it.
+
+    Turning a new file to WAL needs it to itself, and SQLite answers "database is
+    locked" at once, without its busy handler, when another connection holds a
+    lock it would deadlock with: processes opening a fresh data directory together
+    (gunicorn's workers and delivery) met it about once in 30 starts.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(0.0005, 0.002))
 
 
 BEGIN_WAIT_S = 5.0

@@ -14,7 +14,7 @@ from receiver.cli import main
 from receiver.delivery.outbox import Outbox
 from receiver.delivery.outbox_schema import COLUMNS
 from receiver.storage.migrations import Migration, Schema
-from receiver.storage.sqlite import file_status
+from receiver.storage.sqlite import connect, file_status
 from tests.conftest import Engine
 
 TABLES = "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, a TEXT)"
@@ -83,6 +83,22 @@ def test_processes_starting_together_run_each_step_once(engine: Engine) -> None:
     assert not [r for r in results if isinstance(r, BaseException)], results
     assert sum(1 for r in results if r) == 1  # one did the work; seven found nothing to do
     assert engine.rows("SELECT count(*) FROM t") == [(1,)]
+
+
+def test_a_new_file_turns_to_wal_once_another_writer_lets_go(tmp_path: Path) -> None:
+    """SQLite refuses the switch to WAL at once, without its busy handler, while another
+    connection is writing to the file: the flake of the test above, one start in 30."""
+    path = str(tmp_path / "new.sqlite3")
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (a)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.2, writer.execute, ("COMMIT",)).start()
+    db = connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [tuple(r) for r in db.execute("SELECT a FROM t")] == [(1,)]  # it waited
+    db.close()
+    writer.close()
 
 
 OLD_OUTBOX = """
