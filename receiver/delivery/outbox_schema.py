@@ -22,7 +22,8 @@ from receiver.delivery.escalation_schema import ESCALATION_SCHEMA
 from receiver.delivery.pipeline import Entry
 from receiver.errors import OutboxUnavailable
 from receiver.storage.migrations import SQLITE, Migration, Schema, upgrade
-from receiver.storage.postgres import database, lock_key, upgrade_database
+from receiver.storage.pgconn import lock_key
+from receiver.storage.postgres import database, upgrade_database
 from receiver.storage.sqlite import ThreadConnections
 
 OUTBOX_FILE = "outbox.sqlite3"

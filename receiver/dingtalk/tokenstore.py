@@ -17,7 +17,8 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from receiver.storage.migrations import SQLITE, Schema, upgrade
-from receiver.storage.postgres import PgConnection, database, upgrade_database
+from receiver.storage.pgconn import PgConnection
+from receiver.storage.postgres import database, upgrade_database
 from receiver.storage.sqlite import side_transaction
 
 TOKENS_SCHEMA = Schema(

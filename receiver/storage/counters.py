@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import cast
 
-from receiver.storage.postgres import PgConnection, PgDatabase
+from receiver.storage.pgconn import PgConnection
+from receiver.storage.postgres import PgDatabase
 from receiver.storage.sqlite import side_transaction
 
 
