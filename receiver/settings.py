@@ -143,8 +143,21 @@ class Settings:
                 f"RECEIVER_ROBOT_PER_MINUTE={self.robot_per_minute}: must be 1..20"
                 " (DingTalk blocks a robot for 10 minutes over 20 posts a minute)"
             )
-        if self.read_timeout <= 0:  # every request would get a 408
-            raise ValueError(f"RECEIVER_READ_TIMEOUT={self.read_timeout:g}s: must be more than 0")
+        for name, seconds, zero in (
+            ("RECEIVER_READ_TIMEOUT", self.read_timeout, "every request would get a 408"),
+            ("RECEIVER_HTTP_TIMEOUT", self.http_timeout, "every DingTalk call would time out"),
+            ("RECEIVER_GIVE_UP_AFTER", self.give_up_after, "an item would die at its first retry"),
+            ("RECEIVER_RETRY_BACKOFF_MIN", self.backoff_min, "retries would not wait"),
+            ("RECEIVER_RETENTION", self.retention, "a message would be purged as it is sent"),
+            ("RECEIVER_ACK_TTL", self.ack_ttl, "no acknowledge link would work"),
+        ):
+            if seconds <= 0:
+                raise ValueError(f"{name}={seconds:g}s: must be more than 0 ({zero})")
+        if self.backoff_max < self.backoff_min:
+            raise ValueError(
+                f"RECEIVER_RETRY_BACKOFF_MAX={self.backoff_max:g}s is below"
+                f" RECEIVER_RETRY_BACKOFF_MIN={self.backoff_min:g}s"
+            )
         if self.language not in LANGUAGES:
             raise ValueError(
                 f"RECEIVER_LANGUAGE={self.language!r}: expected one of {', '.join(LANGUAGES)}"

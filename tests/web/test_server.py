@@ -143,6 +143,12 @@ def test_405_says_which_methods_are_allowed(
         ("ALERTMANAGER_URL", "localhost:9093"),
         ("RECEIVER_BASIC_AUTH", "admin"),
         ("RECEIVER_READ_TIMEOUT", "0"),
+        ("RECEIVER_HTTP_TIMEOUT", "0"),
+        ("RECEIVER_GIVE_UP_AFTER", "0s"),
+        ("RECEIVER_RETRY_BACKOFF_MIN", "0"),
+        ("RECEIVER_RETRY_BACKOFF_MAX", "0.5"),
+        ("RECEIVER_RETENTION", "0d"),
+        ("RECEIVER_ACK_TTL", "0"),
         ("RECEIVER_RELOAD_SETTLE", "-1s"),
     ],
 )
