@@ -148,6 +148,20 @@ def test_operations_doc_lists_every_metric(exposition: str) -> None:
     assert documented == exported
 
 
+def test_every_metric_the_docs_name_is_exported(exposition: str) -> None:
+    """Prose too: a renamed metric cannot live on in a troubleshooting hint."""
+    docs = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *EXAMPLES.glob("*.md")]
+    named = {
+        re.sub(r"_(bucket|count|sum)$", "", n)
+        for d in docs
+        for n in re.findall(r"dingtalk_receiver_\w+", d.read_text())
+    }
+    families = list(text_string_to_metric_families(exposition))
+    exported = {f.name + ("_total" if f.type == "counter" else "") for f in families}
+    assert len(named) > 20
+    assert named <= exported, sorted(named - exported)
+
+
 # -- the compose file and the configs agree ---------------------------------------------------
 def test_compose_mounts_and_names_agree() -> None:
     compose = load("docker-compose.yml")
