@@ -76,6 +76,8 @@ def test_edits_reach_every_worker_and_bad_edits_keep_paging(tmp_path: Path) -> N
         assert re.search(rf"{re.escape(str(routing))}:\d+: .*nobody", srv.text())
         status, body = http("POST", srv.url + "/-/reload")
         assert status == 500 and "nobody" in str(body["problems"])
+        assert body["error"] == "reload failed; the running config stays"
+        assert re.match(rf"{re.escape(str(routing))}:\d+: ", body["problems"][0])  # as README says
         metrics = http("GET", srv.url + "/metrics")[1]
         assert 'dingtalk_receiver_config_reloads_total{outcome="failure"}' in metrics
 
