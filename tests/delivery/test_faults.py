@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import time
 from collections.abc import Iterator
@@ -228,12 +229,59 @@ def test_kill9_with_200_queued_then_restart_delivers_all(
     assert "lease_recovered" in srv2.text()
 
 
+def test_sigterm_while_posting_loses_nothing_it_answered_2xx(
+    tmp_path: Path, fake: FakeDingTalk
+) -> None:
+    """DESIGN: SIGTERM drains and stops. Posts keep arriving while serve stops; every one
+    that got its 2xx is delivered after the restart, and serve exits 0."""
+    import threading
+
+    fake.fail("asyncsend_v2", times=10**9, status=503, body={})  # everything stays queued
+    e = env(tmp_path, fake)
+    srv = Serve(e, tmp_path / "serve.log", workers=2)
+    accepted: list[int] = []
+    refused: list[int] = []
+    stop = threading.Event()
+
+    def post_until_refused() -> None:
+        seq = 0
+        while not stop.is_set() and seq < 3000:
+            try:
+                status, _ = http("POST", f"{srv.url}/alertmanager/ra", payload(seq), timeout=5)
+            except OSError:  # the listener is gone
+                status = 0
+            (accepted if status == 200 else refused).append(seq)
+            if status != 200:
+                return
+            seq += 1
+
+    poster = threading.Thread(target=post_until_refused)
+    try:
+        poster.start()
+        deadline = time.monotonic() + 20
+        while len(accepted) < 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(30) == 0, srv.text()
+    finally:
+        stop.set()
+        poster.join(30)
+        if srv.proc.poll() is None:
+            srv.kill9()
+        srv.log.close()
+    assert len(accepted) >= 30 and refused, (len(accepted), refused)  # posts met the stop
+    assert "Traceback" not in srv.text()
+    fake.recover()
+    expected = {"user-a": accepted}
+    with serve(e, tmp_path / "serve2.log") as srv2:
+        assert fake.wait_for(all_delivered(expected), 30), srv2.text()
+        assert {u: sorted(set(s)) for u, s in received(fake.delivered()).items()} == expected
+
+
 def test_kill9_with_webhooks_not_yet_planned_then_restart_delivers_all(
     tmp_path: Path, fake: FakeDingTalk
 ) -> None:
     """A 2xx'd webhook that was never routed or rendered survives a crash of everything."""
-    import signal
-
     e = env(tmp_path, fake)
     srv = Serve(e, tmp_path / "serve.log", workers=2)
     try:
