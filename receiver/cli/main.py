@@ -79,6 +79,7 @@ def serve(listen: str | None, workers: int | None) -> None:
 def send_test(userids: str | None, robot: str | None, text: str) -> None:
     """Send one real work notification (--to), or one group robot post (--robot), now."""
     from datetime import datetime
+    from zoneinfo import ZoneInfo
 
     from receiver.dingtalk.client import Client
     from receiver.errors import DingTalkError
@@ -86,8 +87,10 @@ def send_test(userids: str | None, robot: str | None, text: str) -> None:
     if (userids is None) == (robot is None):
         raise click.UsageError("give --to USERID or --robot NAME")
     settings = _settings()
-    # The time makes the content unique: DingTalk drops identical content sent twice a day.
-    content = f"{text}\n{datetime.now().astimezone().isoformat(timespec='seconds')}"
+    # The time makes the content unique: DingTalk drops identical content sent twice a day
+    # (to the millisecond: two tries in one second are two messages).
+    now = datetime.now(ZoneInfo(settings.timezone))
+    content = f"{text}\n{now.isoformat(sep=' ', timespec='milliseconds')}"
     if robot is not None:
         from receiver.cli.robots import post_test
 

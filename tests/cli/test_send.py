@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,15 @@ def test_send_test_sends_one_text_message(
     assert result.output.startswith("sent: task_id=1001 request_id=req-1001 to=manager4220")
     (req,) = fake_dingtalk.sends()
     assert req.body is not None and req.body["userid_list"] == "manager4220"
-    assert req.body["msg"]["text"]["content"].startswith("你好\n")
+    assert re.fullmatch(
+        r"你好\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+08:00", req.body["msg"]["text"]["content"]
+    )
+    # Sent again at once, it is another message: DingTalk would drop the same content.
+    runner = CliRunner(env=env_for(live_settings, RECEIVER_TIMEZONE="UTC"))
+    for _ in range(2):
+        assert runner.invoke(main, ["send-test", "--to", "u1"]).exit_code == 0
+    again = [r.body["msg"]["text"]["content"] for r in fake_dingtalk.sends()[1:] if r.body]
+    assert len(set(again)) == 2 and all(c.endswith("+00:00") for c in again), again
 
 
 def test_send_test_says_what_is_wrong(live_settings: Settings, fake_dingtalk: FakeDingTalk) -> None:
