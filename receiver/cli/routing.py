@@ -55,15 +55,17 @@ def parse_at(value: str | None) -> datetime:
 def load_or_exit(path: str, *, warnings: bool = False, serving: bool = False) -> RoutingTable:
     """The table in `path`, or exit 1 with its problems. `serving` (check-config) also
     says which table a running serve keeps while this file is refused."""
-    data_dir = Settings.from_env().data_dir
+    settings = Settings.from_env()
     try:
-        directory = open_directory(data_dir)
+        directory = open_directory(settings.data_dir)
         table = load_routing(path, directory, strict_lookups=True)
     except ConfigError as e:
         for p in e.problems:
             click.echo(str(p), err=True)
-        if serving:  # on stdout: stderr stays one FILE:LINE problem a line
-            click.echo(serving_instead(path, data_dir))
+        # On stdout: stderr stays one FILE:LINE problem a line. Only for the file serve
+        # reads (RECEIVER_ROUTING): the last good copy is that file's, not another's.
+        if serving and os.path.abspath(path) == os.path.abspath(settings.routing):
+            click.echo(serving_instead(path, settings.data_dir))
         sys.exit(1)
     for w in table.warnings if warnings else ():
         click.echo(str(w), err=True)

@@ -261,9 +261,16 @@ def test_check_config_says_a_running_serve_keeps_the_last_good_table(
     (data / "routing.last-good.yaml").write_text(SMALL)
     monkeypatch.setenv("RECEIVER_DATA_DIR", str(data))
     path = tmp_path / "routing.yaml"
+    monkeypatch.setenv("RECEIVER_ROUTING", str(path))  # the file serve reads
     path.write_text(SMALL.replace("receiver: db,", "receiver: nobody,"))
     r = runner.invoke(main, ["check-config", "--routing", str(path), "--templates", TEMPLATES])
     assert r.exit_code == 1
     assert "undefined receiver 'nobody'" in r.stderr
     assert f"{path} is refused: a running serve keeps the table it loaded before" in r.stdout
     assert str(data / "routing.last-good.yaml") in r.stdout
+    # Another file than the one serve reads is only checked: serve keeps nothing of it.
+    other = tmp_path / "draft.yaml"
+    other.write_text(path.read_text())
+    r = runner.invoke(main, ["check-config", "--routing", str(other), "--templates", TEMPLATES])
+    assert r.exit_code == 1 and "undefined receiver 'nobody'" in r.stderr
+    assert "running serve" not in r.stdout
