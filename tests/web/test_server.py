@@ -149,6 +149,7 @@ def test_405_says_which_methods_are_allowed(
         ("RECEIVER_RETRY_BACKOFF_MAX", "0.5"),
         ("RECEIVER_RETENTION", "0d"),
         ("RECEIVER_ACK_TTL", "0"),
+        ("RECEIVER_COMMIT_BATCH", "0"),
         ("RECEIVER_RELOAD_SETTLE", "-1s"),
     ],
 )
