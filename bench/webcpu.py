@@ -7,8 +7,10 @@ running that tree's code (its own directory first on the path), all up at once b
 one fake DingTalk. Each round posts row 1's 10-alert body to each in turn with wrk for
 SECONDS, and prints the user + system CPU its gunicorn workers used, per request
 (`/proc`), and the group commit's rows per commit; then it waits for that serve's
-delivery to drain. Alternating in one sitting, several rounds each, is what makes a
-difference of 0.1 ms visible on a shared 2-core machine, where req/s alone is noise.
+delivery to drain, and prints its delivery process's CPU from the run's start until
+drained, per request (row 1's delivery share). Alternating in one sitting, several
+rounds each, is what makes a difference of 0.1 ms visible on a shared 2-core machine,
+where req/s alone is noise.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main(argv: list[str]) -> None:
     fake = FakeDingTalk().start()
     servers: dict[Path, Serve] = {}
     per_request: dict[Path, list[float]] = {t: [] for t in trees}
+    per_delivery: dict[Path, list[float]] = {t: [] for t in trees}
     try:
         for i, tree in enumerate(trees):
             env = {**receiver_env(tmp / f"data-{i}", fake.url, routing), "PYTHONPATH": str(tree)}
@@ -58,21 +61,27 @@ def main(argv: list[str]) -> None:
             wait_drained(srv.url, 120)
         for r in range(rounds):
             for tree, srv in servers.items():
-                web, _ = serve_processes(srv.proc.pid)
+                web, delivery = serve_processes(srv.proc.pid)
+                dpids = [delivery] if delivery else []
                 before, batches = cpu_s(web), batch_histogram(srv.url)
+                before_delivery = cpu_s(dpids)
                 n = wrk(srv.url, body, seconds, conns)
                 ms = 1000 * (cpu_s(web) - before) / max(n, 1)
                 d = histogram_delta(batch_histogram(srv.url), batches)
                 commits = d.get(float("inf"), 0.0)
                 rows = d.get(-1.0, 0.0) / commits if commits else float("nan")
+                wait_drained(srv.url, 120)  # delivery's CPU: until all it accepted is done
+                dms = 1000 * (cpu_s(dpids) - before_delivery) / max(n, 1)
                 per_request[tree].append(ms)
+                per_delivery[tree].append(dms)
                 print(f"{tree.name:16s} round {r}: {n / seconds:6.0f} req/s, web CPU "
-                      f"{ms:.3f} ms/request, {rows:.2f} rows/commit", flush=True)  # fmt: skip
-                wait_drained(srv.url, 120)
+                      f"{ms:.3f} + delivery {dms:.3f} ms/request, {rows:.2f} rows/commit",
+                      flush=True)  # fmt: skip
         for tree, v in per_request.items():
-            s = sorted(v)
-            print(f"{tree.name:16s} median {s[len(s) // 2]:.3f} min {s[0]:.3f} ms/request "
-                  f"(all: {', '.join(f'{x:.3f}' for x in v)})")  # fmt: skip
+            for what, xs in (("web", v), ("delivery", per_delivery[tree])):
+                s = sorted(xs)
+                print(f"{tree.name:16s} {what:8s} median {s[len(s) // 2]:.3f} min {s[0]:.3f} "
+                      f"ms/request (all: {', '.join(f'{x:.3f}' for x in xs)})")  # fmt: skip
     finally:
         for srv in servers.values():
             srv.stop()
