@@ -3,6 +3,7 @@ and none is answered before its own row is committed."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -54,6 +55,58 @@ def test_requests_that_arrive_during_a_commit_share_the_next_one() -> None:
     assert sorted(len(b) for b in batches[1:]) == [4, 8]  # at most max_batch in one commit
     assert sorted(n for b in batches for n in b) == list(range(13))
     assert results == {n: n * 10 for n in range(13)}  # each gets its own row's result
+
+
+GEVENT_CHILD = """
+from gevent import monkey
+monkey.patch_all()
+import json
+import gevent
+from receiver.web.committer import Committer
+
+native_ident = monkey.get_original("_thread", "get_ident")
+native_sleep = monkey.get_original("time", "sleep")
+writes = []
+
+def write(take):
+    batch = take()
+    writes.append((native_ident(), len(batch)))
+    native_sleep(0.002)  # the fsync: what arrives meanwhile waits for the next batch
+    return [n * 10 for n in batch]
+
+committer = Committer(write)
+results = {}
+
+def client(k):
+    for i in range(5):
+        n = k * 5 + i
+        results[n] = committer.submit(n)
+
+gevent.joinall([gevent.spawn(client, k) for k in range(32)])
+print(json.dumps({
+    "loop": native_ident(), "writes": writes, "right": results == {n: n * 10 for n in range(160)},
+    "pool_threads": gevent.get_hub().threadpool.size,
+}))
+"""
+
+
+def test_under_gevent_the_commits_run_on_one_thread_of_their_own_in_batches() -> None:
+    """serve's worker: every batch is written on the committer's one native thread (its
+    SQLite connection kept), never the loop's nor the hub's thread pool (a dispatch
+    there and back per commit); the requests ready together share a batch."""
+    run = subprocess.run([sys.executable, "-c", GEVENT_CHILD], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    assert out["right"]  # each request got its own row's result
+    threads = {ident for ident, _ in out["writes"]}
+    assert len(threads) == 1 and out["loop"] not in threads
+    assert out["pool_threads"] == 0
+    sizes = [rows for _, rows in out["writes"]]
+    assert sum(sizes) == 160
+    assert sizes[0] == 32  # the 32 first requests were ready in one turn of the loop
+    print(f"\nbatches: {sizes}")
+    assert len(sizes) < 160 / 2  # batches, not one commit a request
 
 
 def test_a_failed_commit_fails_every_request_of_its_batch() -> None:
