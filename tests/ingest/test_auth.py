@@ -10,7 +10,7 @@ import pytest
 
 from receiver.ingest.auth import (
     check_grafana_hmac,
-    check_request,
+    check_signature,
     check_webhook_auth,
     grafana_signature,
 )
@@ -121,6 +121,14 @@ def test_hmac_timestamp_is_bound_to_the_signature():
     assert not hmac_ok(fresh)
     # Dropping the timestamp header does not help either: body-only MAC differs.
     assert not hmac_ok({"X-Grafana-Alerting-Signature": old})
+
+
+def check_request(headers: dict[str, str], body: bytes, *, grafana: bool, token: str | None,
+                  basic: str | None, hmac_secret: str | None, now: float) -> bool:  # fmt: skip
+    """The whole policy, as the app applies it: the headers' half, then the body's."""
+    return check_webhook_auth(headers, token=token, basic=basic) and check_signature(
+        headers, body, grafana=grafana, hmac_secret=hmac_secret, now=now
+    )
 
 
 @pytest.mark.parametrize(

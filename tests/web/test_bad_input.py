@@ -269,6 +269,31 @@ AUTH_CASES: list[tuple[str, dict[str, Any], str, bytes, dict[str, str], int]] = 
         200,
     ),
     ("bad body, no auth", {"webhook_token": TOKEN}, "/alertmanager", b"[", JSON_CT, 401),
+    # Token and basic auth go before the body is read: a stranger gets 401, not 413 or 415.
+    (
+        "too big, no auth",
+        {"webhook_token": TOKEN, "max_body_bytes": 64},
+        "/alertmanager",
+        AM,
+        JSON_CT,
+        401,
+    ),
+    (
+        "not JSON, no auth",
+        {"basic_auth": BASIC},
+        "/grafana",
+        GRAFANA,
+        {"Content-Type": "text/plain"},
+        401,
+    ),
+    (
+        "too big, token right",
+        {"webhook_token": TOKEN, "max_body_bytes": 64},
+        "/alertmanager",
+        AM,
+        bearer(TOKEN),
+        413,
+    ),
     ("hmac missing", {"grafana_hmac_secret": SECRET}, "/grafana", GRAFANA, JSON_CT, 401),
     (
         "hmac wrong secret",
