@@ -63,7 +63,8 @@ MAX_USERIDS_PER_CALL = 100
 TOKEN_MARGIN_S = 300
 # A client keeps the token it read from the shared cache this long before it reads
 # it again (a SQLite or PostgreSQL transaction a call otherwise). The cache keeps a
-# token at least 60 s short of DingTalk's expiry (TOKEN_MARGIN_S), and a token
+# token 300 s short of DingTalk's expiry (TOKEN_MARGIN_S; half its life when that is
+# shorter), and a token
 # DingTalk refuses is read again at once.
 TOKEN_MEMO_S = 10.0
 # What the sdk passes to `_request`; its result_processor and top_response_key are unused.
@@ -218,7 +219,8 @@ class Client(AppKeyClient):  # type: ignore[misc]
                     if not isinstance(token, str) or not token:
                         raise unexpected_reply("/gettoken", "no access_token")
                     metrics.token_refreshes.inc()
-                    ttl = max(60, expires_in - TOKEN_MARGIN_S)  # refresh before it runs out
+                    # Refresh before it runs out: 300 s early, or halfway for a short life.
+                    ttl = max(1, expires_in - TOKEN_MARGIN_S, expires_in // 2)
                     self.cache.access_token.set(value=token, ttl=ttl)
         return str(token)
 
