@@ -28,9 +28,8 @@ from typing import Any
 
 from receiver.delivery import order
 from receiver.delivery.outbox_rows import Item, recipient_keys
-from receiver.delivery.outbox_schema import DUE, OutboxBase
+from receiver.delivery.outbox_schema import DUE, UNFINISHED, OutboxBase
 
-UNFINISHED = "state IN ('queued','retry','sending')"
 COLUMNS = (
     "id, state, next_attempt_at, lease_until, hold_reason, receiver, group_key,"
     " status, userids, departments"

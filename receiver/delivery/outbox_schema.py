@@ -127,15 +127,18 @@ CREATE TABLE IF NOT EXISTS replicas (
 """
 # outbox_unfinished: a claim reads a group's unfinished items, not its whole history;
 # outbox_unfinished_id: and scans them in id order, without sorting the whole backlog first.
-INDEXES = """
+# ORs, not `state IN (…)`: SQLite tests a list of 3 or more through a temporary table that
+# it builds for each index, every row written (a send's UPDATE: 61 us with them, 7 without).
+UNFINISHED = "(state='queued' OR state='retry' OR state='sending')"
+DROP_OLD = "DROP INDEX IF EXISTS outbox_unfinished; DROP INDEX IF EXISTS outbox_unfinished_id"
+INDEXES = f"""
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_followup ON outbox (followup_at) WHERE followup_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS attempts_item ON attempts (item_id);
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key);
 CREATE INDEX IF NOT EXISTS outbox_unfinished ON outbox (group_key, receiver)
-    WHERE state IN ('queued','retry','sending');
-CREATE INDEX IF NOT EXISTS outbox_unfinished_id ON outbox (id)
-    WHERE state IN ('queued','retry','sending');
+    WHERE {UNFINISHED};
+CREATE INDEX IF NOT EXISTS outbox_unfinished_id ON outbox (id) WHERE {UNFINISHED};
 """
 
 # dry_run: "sent" without credentials: logged, never left the host (docs/delivery.md)
@@ -184,6 +187,7 @@ OUTBOX_SCHEMA = Schema(
         # A file from before `superseded`: its state CHECK is widened (SQLite rebuilds the
         # table). A PostgreSQL database never had the older CHECK.
         Migration(1, "outbox state superseded", run=migrate_states, engines=("sqlite",)),
+        Migration(2, "unfinished indexes without IN lists", DROP_OLD),  # made anew below
     ),
     indexes=INDEXES,
 )
