@@ -127,8 +127,9 @@ CREATE TABLE IF NOT EXISTS replicas (
 """
 # outbox_unfinished: a claim reads a group's unfinished items, not its whole history;
 # outbox_unfinished_id: and scans them in id order, without sorting the whole backlog first.
-# ORs, not `state IN (…)`: SQLite tests a list of 3 or more through a temporary table that
-# it builds for each index, every row written (a send's UPDATE: 61 us with them, 7 without).
+# ORs, not `state IN (…)`: SQLite tests a list of 3 or more through a temporary table it
+# builds per index for every row written (bench/README.md). Migration 2 (SQLite only:
+# PostgreSQL builds none) drops the older ones; `indexes` makes them anew.
 UNFINISHED = "(state='queued' OR state='retry' OR state='sending')"
 DROP_OLD = "DROP INDEX IF EXISTS outbox_unfinished; DROP INDEX IF EXISTS outbox_unfinished_id"
 INDEXES = f"""
@@ -187,7 +188,7 @@ OUTBOX_SCHEMA = Schema(
         # A file from before `superseded`: its state CHECK is widened (SQLite rebuilds the
         # table). A PostgreSQL database never had the older CHECK.
         Migration(1, "outbox state superseded", run=migrate_states, engines=("sqlite",)),
-        Migration(2, "unfinished indexes without IN lists", DROP_OLD),  # made anew below
+        Migration(2, "unfinished indexes without IN lists", DROP_OLD, engines=("sqlite",)),
     ),
     indexes=INDEXES,
 )
