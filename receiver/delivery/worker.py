@@ -44,6 +44,7 @@ from receiver.delivery.sending import (
     ChannelSender,
     Outcome,
     Sender,
+    claim_size,
 )
 from receiver.delivery.settle import Owed, RepeatLimiter
 from receiver.delivery.verdict import Verdicts
@@ -85,6 +86,7 @@ class Worker:
         self.outbox = outbox
         self.sender = sender
         self.limits = limits
+        self.claim_size = claim_size(limits)  # items a claim leases (1 while paused)
         self.followup = followup
         self.poll_s = poll_s
         self.give_up_after_s = give_up_after_s
@@ -121,7 +123,10 @@ class Worker:
             return 0
         avoid = pause.suspect if pause is not None else None  # a probe tries another message
         items = self.outbox.claim(
-            limit=1 if pause else 10, lease_s=self.lease_s, owner=self.owner, avoid=avoid
+            limit=1 if pause else self.claim_size,
+            lease_s=self.lease_s,
+            owner=self.owner,
+            avoid=avoid,
         )
         self._claimed_at = time.monotonic()
         if pause is not None and items and not self.outbox.take_probe(self.lease_s, self.owner):
