@@ -19,13 +19,14 @@ CLAIM_MIN, CLAIM_MAX = 10, 50  # items a claim leases: about a second's worth of
 
 
 def claim_size(limits: Limits | None) -> int:
-    """How many items a claim leases: as many calls as the send rate allows in a second,
-    10 to 50. A bigger claim costs less a send, in CPU and more in wall time (row 7,
-    bench/README.md); more than a second's worth would lease items early, that a newer
-    webhook of their group could otherwise still replace while they wait for the rate."""
+    """How many items a claim leases: as many calls as the limits allow in a second (the
+    send rate, and the recipients a minute at one a call), 10 to 50. A bigger claim costs
+    less a send, in CPU and more in wall time (row 7, bench/README.md); more than a
+    second's worth would lease items early, that a newer webhook of their group could
+    otherwise still replace while they wait for room."""
     if limits is None:
         return CLAIM_MIN
-    per_second = limits.calls_per_window / limits.window
+    per_second = min(limits.calls_per_window / limits.window, limits.per_minute / 60)
     return max(CLAIM_MIN, min(CLAIM_MAX, int(per_second)))
 
 

@@ -31,6 +31,10 @@ def test_a_claim_is_a_second_of_calls_at_the_send_rate(
     assert claim_size(limits(tmp_path / "limits.sqlite3", rate)) == size
 
 
+def test_a_claim_is_a_second_of_the_recipients_a_minute_when_fewer(tmp_path: Path) -> None:
+    assert claim_size(Limits(str(tmp_path / "l"), rate=1000, per_minute=1200)) == 20
+
+
 def test_without_limits_a_claim_is_ten() -> None:
     assert claim_size(None) == 10
 
