@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -80,6 +81,27 @@ def descendants(pid: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
+
+
+def freeze(pid: int, sqlite_path: Path, tries: int = 100) -> None:
+    """SIGSTOP `pid` at a moment it holds no write lock on `sqlite_path`.
+
+    Frozen inside a transaction, it would hold SQLite's write lock and every writer
+    would wait for it, then answer 503: what a really stuck process does, and not what
+    a test that freezes delivery to keep its work waiting means to show."""
+    for _ in range(tries):
+        os.kill(pid, signal.SIGSTOP)
+        db = sqlite3.connect(sqlite_path, timeout=0.2, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.02)
+        finally:
+            db.close()
+    raise RuntimeError(f"{pid} held the write lock on {sqlite_path} every time it was stopped")
 
 
 class Serve:
