@@ -23,30 +23,14 @@ def connect(
 ) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
     db.row_factory = sqlite3.Row
-    _wal(db, busy_timeout_ms / 1000)
+    # Turning a new file to WAL needs it to itself, and SQLite answers "locked" at once,
+    # without its busy handler, while another connection writes to it: processes opening
+    # a fresh data directory together (the workers, delivery) met it once in 30 starts.
+    _while_locked(db, "PRAGMA journal_mode=WAL", busy_timeout_ms / 1000)
     db.execute(f"PRAGMA synchronous={synchronous}")
     # Short: BEGIN IMMEDIATE waits in _begin_immediate; this covers the odd read.
     db.execute(f"PRAGMA busy_timeout={min(busy_timeout_ms, 20)}")
     return db
-
-
-def _wal(db: sqlite3.Connection, wait_s: float) -> None:
-    """Put the file in WAL mode, waiting while other connections hold it.
-
-    Turning a new file to WAL needs it to itself, and SQLite answers "database is
-    locked" at once, without its busy handler, when another connection holds a
-    lock it would deadlock with: processes opening a fresh data directory together
-    (gunicorn's workers and delivery) met it about once in 30 starts.
-    """
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-        time.sleep(random.uniform(0.0005, 0.002))
 
 
 BEGIN_WAIT_S = 5.0
@@ -60,11 +44,16 @@ def _begin_immediate(db: sqlite3.Connection) -> None:
     p99 was hundreds of ms while one commit takes under a millisecond. Here the
     connection's busy timeout is short and the wait is ours, at most BEGIN_WAIT_S.
     """
-    deadline = time.monotonic() + BEGIN_WAIT_S
+    _while_locked(db, "BEGIN IMMEDIATE", BEGIN_WAIT_S)
+
+
+def _while_locked(db: sqlite3.Connection, sql: str, wait_s: float) -> None:
+    """Run `sql`, trying again in short, jittered steps while the file is locked."""
+    deadline = time.monotonic() + wait_s
     step = 0.0005
     while True:
         try:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute(sql)
             return
         except sqlite3.OperationalError as e:
             if "locked" not in str(e) or time.monotonic() > deadline:
