@@ -62,13 +62,13 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def serve_processes(arbiter: int) -> tuple[list[int], int | None]:
-    """The gunicorn workers under `arbiter`, and serve's delivery process if it has one."""
+def serve_processes(arbiter: int) -> tuple[list[int], list[int]]:
+    """The gunicorn workers under `arbiter`, and serve's delivery processes."""
     from tests.procs import descendants
 
     kids = descendants(arbiter)
     delivery = [p for p in kids if " deliver " in cmdline(p) + " "]
-    return [p for p in kids if p not in delivery], (delivery[0] if delivery else None)
+    return [p for p in kids if p not in delivery], delivery
 
 
 def cpu_s(pids: list[int]) -> float:
@@ -85,7 +85,8 @@ def cpu_s(pids: list[int]) -> float:
 
 def serve_rss(arbiter: int) -> dict[str, Any]:
     """RSS of a gunicorn arbiter, each of its workers, and serve's delivery process."""
-    workers, delivery = serve_processes(arbiter)
+    workers, deliveries = serve_processes(arbiter)
+    delivery = deliveries[0] if deliveries else None
     return {
         "arbiter": rss_mb(arbiter),
         "workers": [rss_mb(p) for p in workers],

@@ -48,20 +48,23 @@ def post_all(url: str) -> int:
 def measure(url: str, arbiter: int) -> dict[str, Any]:
     wait_drained(url, TIMEOUT_S)
     _, delivery = serve_processes(arbiter)
-    assert delivery is not None, "serve has no delivery process"
-    before = cpu_s([delivery])
+    assert delivery, "serve has no delivery process"
+    before = cpu_s(delivery)
     time.sleep(IDLE_S)
-    idle = cpu_s([delivery]) - before
-    os.kill(delivery, signal.SIGSTOP)
+    idle = cpu_s(delivery) - before
+    for pid in delivery:
+        os.kill(pid, signal.SIGSTOP)
     try:
         accepted = post_all(url)
     finally:
-        os.kill(delivery, signal.SIGCONT)
-    before, start = cpu_s([delivery]), time.monotonic()
+        for pid in delivery:
+            os.kill(pid, signal.SIGCONT)
+    before, start = cpu_s(delivery), time.monotonic()
     drained = wait_drained(url, TIMEOUT_S)
     secs = time.monotonic() - start
-    cpu = cpu_s([delivery]) - before
+    cpu = cpu_s(delivery) - before
     return {
+        "delivery_processes": len(delivery),
         "idle_s": IDLE_S,
         "idle_cpu_s": round(idle, 3),
         "webhooks": accepted,

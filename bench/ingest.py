@@ -93,8 +93,7 @@ def measure(tmp: Path, fake_url: str, routing: Path) -> dict[str, Any]:
             load.run(url + "/alertmanager", body, 1, CONNS)
         drains.append(wait_drained(srv.url, DRAIN_TIMEOUT_S))
         bare_pids, _ = serve_processes(bare.proc.pid)
-        web_pids, delivery = serve_processes(srv.proc.pid)
-        delivery_pids = [delivery] if delivery else []
+        web_pids, delivery_pids = serve_processes(srv.proc.pid)
 
         def bare_run(name: str, path: str, conns: int) -> None:
             before = cpu_s(bare_pids)

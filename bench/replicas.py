@@ -92,8 +92,7 @@ def ingest(
                 wait_drained(srv.url, TIMEOUT_S)
             for _ in range(ROUNDS):
                 for name, srv in servers.items():
-                    web, delivery = serve_processes(srv.proc.pid)
-                    dpids = [delivery] if delivery else []
+                    web, dpids = serve_processes(srv.proc.pid)
                     before, before_d, db = cpu_s(web), cpu_s(dpids), DatabaseCpu(server)
                     run = load.run(srv.url + "/alertmanager", body, THROUGHPUT_S, CONNS)
                     run["cpu_s"] = {"workers": cpu_s(web) - before}
@@ -166,8 +165,8 @@ def drain(phase: str, srvs: list[Serve], server: PostgresServer) -> dict[str, An
     for srv in srvs:
         wait_drained(srv.url, TIMEOUT_S)
     time.sleep(1)  # every delivery process past its start, asleep
-    deliveries = [d for srv in srvs if (d := serve_processes(srv.proc.pid)[1]) is not None]
-    assert len(deliveries) == len(srvs), "a serve has no delivery process"
+    deliveries = [d for srv in srvs for d in serve_processes(srv.proc.pid)[1]]
+    assert len(deliveries) >= len(srvs), "a serve has no delivery process"
     for pid in deliveries:
         os.kill(pid, signal.SIGSTOP)
     try:

@@ -61,8 +61,7 @@ def main(argv: list[str]) -> None:
             wait_drained(srv.url, 120)
         for r in range(rounds):
             for tree, srv in servers.items():
-                web, delivery = serve_processes(srv.proc.pid)
-                dpids = [delivery] if delivery else []
+                web, dpids = serve_processes(srv.proc.pid)
                 before, batches = cpu_s(web), batch_histogram(srv.url)
                 before_delivery = cpu_s(dpids)
                 n = wrk(srv.url, body, seconds, conns)

@@ -21,6 +21,7 @@ from receiver.envcheck import (
 DEFAULT_API_BASE = "https://oapi.dingtalk.com/"
 LANGUAGES = ("zh", "en")  # RECEIVER_LANGUAGE; receiver.messages.filters has the words of each
 LOG_FORMATS = ("text", "json")
+MAX_DELIVERY_PROCESSES = 16  # RECEIVER_DELIVERY_PROCESSES: more only contend for the store
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
@@ -125,6 +126,7 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)  # postgresql://…; None: SQLite
     dedup_window: float = 300.0  # seconds a repeated notification is accepted, not stored; 0: off
     commit_batch: int = 256  # webhooks a worker commits at most in one transaction (one fsync)
+    delivery_processes: int = 1  # each plans its share of the groups (receiver.delivery.shards)
 
     # what from_env found set but never read: a misspelt DINGTALK_*/RECEIVER_* variable
     unknown: tuple[str, ...] = field(default=(), compare=False, repr=False)
@@ -138,6 +140,11 @@ class Settings:
         # gunicorn runs them: a traceback per worker boot, or a restart every second.
         if self.workers < 1:
             raise ValueError(f"RECEIVER_WORKERS / --workers={self.workers}: must be at least 1")
+        if not 1 <= self.delivery_processes <= MAX_DELIVERY_PROCESSES:
+            raise ValueError(
+                f"RECEIVER_DELIVERY_PROCESSES={self.delivery_processes}: must be"
+                f" 1..{MAX_DELIVERY_PROCESSES}"
+            )
         if not 1 <= self.robot_per_minute <= 20:
             raise ValueError(
                 f"RECEIVER_ROBOT_PER_MINUTE={self.robot_per_minute}: must be 1..20"
@@ -261,6 +268,7 @@ class Settings:
             "robot_per_minute": _int(env, "RECEIVER_ROBOT_PER_MINUTE", 18, minimum=1),
             "dedup_window": _duration(env, "RECEIVER_DEDUP_WINDOW", 300.0),
             "commit_batch": _int(env, "RECEIVER_COMMIT_BATCH", 256, minimum=1),
+            "delivery_processes": _int(env, "RECEIVER_DELIVERY_PROCESSES", 1, minimum=1),
             "database_url": s("RECEIVER_DATABASE_URL"),
         }
         known = {f.name for f in fields(cls)}

@@ -112,11 +112,19 @@ def send_test(userids: str | None, robot: str | None, text: str) -> None:
 
 @main.command(hidden=True)
 @click.option("--parent-pid", type=int, help="exit when this process is gone")
-def deliver(parent_pid: int | None) -> None:
+@click.option("--process", type=int, default=0, help="which of RECEIVER_DELIVERY_PROCESSES")
+def deliver(parent_pid: int | None, process: int) -> None:
     """Run only the delivery worker (serve starts it for you)."""
     from receiver.delivery.process import run_process
 
-    run_process(_settings(quiet=True), parent_pid=parent_pid)
+    settings = _settings(quiet=True)
+    if not 0 <= process < settings.delivery_processes:
+        raise click.BadParameter(
+            f"{process}: RECEIVER_DELIVERY_PROCESSES={settings.delivery_processes} runs"
+            f" processes 0..{settings.delivery_processes - 1}",
+            param_hint="--process",
+        )
+    run_process(settings, parent_pid=parent_pid, process=process)
 
 
 # Each stage's module owns its commands; they import no prometheus_client, so

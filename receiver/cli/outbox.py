@@ -11,6 +11,7 @@ from datetime import datetime
 
 import click
 
+from receiver.delivery import wake
 from receiver.delivery.outbox import COUNTED, Item, Outbox
 from receiver.delivery.outbox_schema import OUTBOX_FILE
 from receiver.errors import OutboxUnavailable
@@ -35,6 +36,7 @@ def _outbox() -> Iterator[Outbox]:
                 " to the data dir serve uses, or run from the directory it runs in"
             )
         click.echo(f"outbox: {path}", err=True)
+    wake.configure(settings.delivery_processes)  # a retry wakes every delivery process
     try:
         yield Outbox(data_dir, database_url=settings.database_url)
     except OutboxUnavailable as e:

@@ -1,7 +1,8 @@
 """Readiness: the delivery worker's heartbeat, and a write probe of the data dir.
 
 The heartbeat is a file in RECEIVER_DATA_DIR whose mtime is the worker's last
-poll. A file, not the heartbeat metric: /readyz runs in a gunicorn worker that
+poll, one per delivery process (`delivery.heartbeat`, `delivery-1.heartbeat`, …).
+A file, not the heartbeat metric: /readyz runs in a gunicorn worker that
 can't see the delivery process's memory, a file works without
 PROMETHEUS_MULTIPROC_DIR, and touching it takes no lock on the outbox.
 """
@@ -21,13 +22,15 @@ PROBE_FILE = ".readyz-probe"
 STALE_AFTER_S = 120.0
 
 
-def heartbeat_path(data_dir: str) -> str:
-    return os.path.join(data_dir, HEARTBEAT_FILE)
+def heartbeat_path(data_dir: str, process: int = 0) -> str:
+    """The heartbeat file of delivery process `process` (0 to RECEIVER_DELIVERY_PROCESSES-1)."""
+    name = HEARTBEAT_FILE if process == 0 else f"delivery-{process}.heartbeat"
+    return os.path.join(data_dir, name)
 
 
-def beat(data_dir: str, now: float | None = None) -> bool:
+def beat(data_dir: str, now: float | None = None, process: int = 0) -> bool:
     """Record that the delivery worker is polling. False (and no exception) if it can't."""
-    path = heartbeat_path(data_dir)
+    path = heartbeat_path(data_dir, process)
     times = None if now is None else (now, now)
     try:
         try:
@@ -42,13 +45,20 @@ def beat(data_dir: str, now: float | None = None) -> bool:
     return True
 
 
-def heartbeat_age(data_dir: str, now: float | None = None) -> float | None:
+def heartbeat_age(data_dir: str, now: float | None = None, process: int = 0) -> float | None:
     """Seconds since the last beat, or None if the worker has never beaten here."""
     try:
-        mtime = os.stat(heartbeat_path(data_dir)).st_mtime
+        mtime = os.stat(heartbeat_path(data_dir, process)).st_mtime
     except OSError:
         return None
     return max(0.0, (time.time() if now is None else now) - mtime)
+
+
+def stalest_age(data_dir: str, processes: int, now: float | None = None) -> float | None:
+    """The oldest of the delivery processes' heartbeats; None if one has never beaten."""
+    now = time.time() if now is None else now
+    ages = [heartbeat_age(data_dir, now, i) for i in range(processes)]
+    return None if None in ages else max(a for a in ages if a is not None)
 
 
 def probe_write(data_dir: str) -> str | None:

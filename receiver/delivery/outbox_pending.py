@@ -11,6 +11,9 @@ from receiver.delivery.outbox_rows import Pending, pending_from_row
 from receiver.delivery.outbox_schema import OutboxBase
 from receiver.delivery.pipeline import Entry
 
+# Due webhooks a sharded planner looks through for its own groups' (ids and keys only).
+SHARD_SCAN = 500
+
 # A webhook planned into its items: (the pending row, its entries, what else to write).
 Planned = tuple[Pending, list[Entry], Callable[[Any, list[int]], None] | None]
 
@@ -22,12 +25,33 @@ class PendingWebhooks(OutboxBase):
             return self._insert(db, entries, source, group_key, time.time())
 
     # -- planning (delivery process) -------------------------------------------------------
-    def due_pending(self, *, limit: int = 20, now: float | None = None) -> list[Pending]:
-        """Pending webhooks to plan, oldest first."""
+    def due_pending(
+        self,
+        *,
+        limit: int = 20,
+        now: float | None = None,
+        taken: Callable[[str], bool] | None = None,
+    ) -> list[Pending]:
+        """Pending webhooks to plan, oldest first; only of the groups `taken` says (if
+        given: receiver.delivery.shards), found among the first SHARD_SCAN due."""
         now = time.time() if now is None else now
         with self._read() as db:
+            if taken is None:
+                rows = db.execute(
+                    "SELECT * FROM pending WHERE next_attempt_at<=? ORDER BY id LIMIT ?",
+                    (now, limit),
+                ).fetchall()
+                return [pending_from_row(r) for r in rows]
+            keys = db.execute(
+                "SELECT id, group_key FROM pending WHERE next_attempt_at<=? ORDER BY id LIMIT ?",
+                (now, SHARD_SCAN),
+            ).fetchall()
+            ids = [r["id"] for r in keys if taken(r["group_key"] or "")][:limit]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
             rows = db.execute(
-                "SELECT * FROM pending WHERE next_attempt_at<=? ORDER BY id LIMIT ?", (now, limit)
+                f"SELECT * FROM pending WHERE id IN ({marks}) ORDER BY id", ids
             ).fetchall()
         return [pending_from_row(r) for r in rows]
 

@@ -26,6 +26,7 @@ from receiver.delivery.escalate import ack_links, planned_records
 from receiver.delivery.outbox import Pending
 from receiver.delivery.pipeline import Entry, plan, split_by_receiver
 from receiver.delivery.replacing import covers
+from receiver.delivery.shards import Shards
 from receiver.delivery.state import State
 from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.grafana import parse_grafana
@@ -63,9 +64,10 @@ def _key(p: Pending) -> tuple[str, str | None, str]:
 
 
 class Planner:
-    def __init__(self, state: State, *, limit: int = 20) -> None:
+    def __init__(self, state: State, *, limit: int = 20, shards: Shards | None = None) -> None:
         self.state = state
         self.limit = limit
+        self.shards = shards  # with several delivery processes: which groups are this one's
 
     def run_once(self) -> int:
         """Plan the due pending webhooks, oldest first; return how many were tried.
@@ -76,7 +78,8 @@ class Planner:
         older ones would have (receiver.delivery.replacing); they are marked replaced.
         """
         self.state.poll()  # the delivery process follows routing.yaml edits like a web worker
-        due = self.state.outbox.due_pending(limit=self.limit)
+        taken = self.shards.taken() if self.shards is not None else None
+        due = self.state.outbox.due_pending(limit=self.limit, taken=taken)
         newest = {_key(p): p for p in due if p.group_key}  # in id order: the last one wins
         ready = {p.id: self.prepare(p) for p in newest.values()}
         olders: dict[int, list[tuple[Pending, str]]] = {}

@@ -17,6 +17,7 @@ from receiver.delivery.planner import Planner
 from receiver.delivery.replicas import Heartbeat
 from receiver.delivery.robots import DryRunPoster, RobotDelivery
 from receiver.delivery.sending import Sender
+from receiver.delivery.shards import Shards
 from receiver.delivery.state import State
 from receiver.delivery.wake import Wakeup
 from receiver.delivery.worker import Worker
@@ -73,8 +74,15 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
     return make_delivery(settings, parent_pid)[0]
 
 
-def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Worker, Escalator]:
-    """The send loop, and the escalations that run beside it on the same outbox and state."""
+def make_delivery(
+    settings: Settings, parent_pid: int | None = None, process: int = 0
+) -> tuple[Worker, Escalator]:
+    """The send loop, and the escalations that run beside it on the same outbox and state.
+
+    `process` is which of RECEIVER_DELIVERY_PROCESSES this is. Each plans its share of
+    the alert groups (receiver.delivery.shards) and sends whatever it claims; process 0
+    also checks sent messages (getsendresult) and purges old rows.
+    """
     if settings.database_url:  # as SQLite's NORMAL below: redone at least once if lost
         database(settings.database_url).commit_asynchronously()
         database(settings.database_url).trust_recent_connections()
@@ -82,7 +90,9 @@ def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Wo
         settings.data_dir, synchronous="NORMAL", database_url=settings.database_url
     )
     state = State(settings, fallback=True, outbox=outbox)
-    planner = Planner(state)
+    processes = settings.delivery_processes
+    shards = Shards(settings.data_dir, process, processes) if processes > 1 else None
+    planner = Planner(state, shards=shards)
     sender = make_sender(settings)
     limits = Limits(  # its own file: its writes never hold up a webhook's commit
         os.path.join(settings.data_dir, "limits.sqlite3"),
@@ -104,7 +114,7 @@ def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Wo
         backoff_max_s=settings.backoff_max,
     )  # fmt: skip
     followup = None
-    if isinstance(sender, Client):
+    if isinstance(sender, Client) and process == 0:
         followup = FollowUp(outbox, sender, retry_s=max(settings.followup_delay, 30.0))
     # Its own client: it runs on its own thread (read checks, status bars).
     escalator = Escalator(state, None if settings.dry_run else Client(settings))
@@ -117,19 +127,21 @@ def make_delivery(settings: Settings, parent_pid: int | None = None) -> tuple[Wo
         backoff_min_s=settings.backoff_min,
         backoff_max_s=settings.backoff_max,
         followup_delay_s=settings.followup_delay,
-        retention_s=settings.retention,
+        retention_s=settings.retention if process == 0 else None,
         # one item is at most: a token fetch, a send, a refresh and a second send
         lease_s=max(60.0, 4 * settings.http_timeout + 20),
         parent_pid=parent_pid,
         plan=planner.run_once,
         channels={"robot": robots},
-        wakeup=Wakeup.open(settings.data_dir),  # None: poll every 50 ms, as before
+        wakeup=Wakeup.open(settings.data_dir, process),  # None: poll every 50 ms, as before
+        process=process,
     )
     return worker, escalator
 
 
-def run_process(settings: Settings, parent_pid: int | None = None) -> None:
-    """Entry point of the delivery process that `serve` starts."""
+def run_process(settings: Settings, parent_pid: int | None = None, process: int = 0) -> None:
+    """Entry point of a delivery process that `serve` starts (`process` of
+    RECEIVER_DELIVERY_PROCESSES; process 0 also runs the escalations and the directory sync)."""
     from receiver.logs import setup_logging
 
     setup_logging()
@@ -147,7 +159,7 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
     delay = 1.0
     while True:  # an outbox or a routing.yaml that fails now may be fine soon: wait, don't die
         try:
-            worker, escalator = make_delivery(settings, parent_pid)
+            worker, escalator = make_delivery(settings, parent_pid, process)
             break
         except OutboxUnavailable as e:
             log.error("outbox_unavailable error=%s; delivery retries in %.0fs", e, delay)
@@ -162,10 +174,13 @@ def run_process(settings: Settings, parent_pid: int | None = None) -> None:
         delay = min(delay * 2, 30.0)
     worker.stopping = stop
     running.append(worker)
-    start_directory_sync(settings, stop)
-    # Escalation steps, OA status bars and their read checks run on a thread of their
-    # own, so that a busy send loop never makes a due step late.
-    threading.Thread(target=escalator.run, args=(stop,), name="escalations", daemon=True).start()
+    if process == 0:
+        start_directory_sync(settings, stop)
+        # Escalation steps, OA status bars and their read checks run on a thread of their
+        # own, so that a busy send loop never makes a due step late.
+        threading.Thread(
+            target=escalator.run, args=(stop,), name="escalations", daemon=True
+        ).start()
     heartbeat = Heartbeat(worker.outbox, worker.owner).start()  # receiver.delivery.replicas
     settle_heap()
     try:

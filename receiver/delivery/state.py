@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from receiver import metrics
+from receiver.delivery import wake
 from receiver.delivery.configcheck import check_templates
 from receiver.delivery.outbox import Outbox
 from receiver.directory.pg import open_store
@@ -56,6 +57,7 @@ class State:
         do: the one delivery process logs each once, not once per process)."""
         self.settings = settings
         self.warn = warn
+        wake.configure(settings.delivery_processes)  # what this process commits wakes them all
         self._clock = clock
         # Always the store, synced or not: aliases resolve when an alert is planned,
         # so a sync that lands while serving takes effect without a reload.

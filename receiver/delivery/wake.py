@@ -8,9 +8,11 @@ queue means a wake-up is already on its way, and no socket (no delivery process 
 means there is nobody to wake. Without the socket (a data dir whose path is too long
 for AF_UNIX, a file system that refuses sockets) the delivery process polls as before.
 
-A second delivery process on the same data dir takes the socket over; the first then
-finds work on its slow poll only. Anyone who can write to the data dir can wake it:
-the worst a stray byte does is one look at an empty outbox.
+With RECEIVER_DELIVERY_PROCESSES above 1, process i binds `delivery-i.sock` (process 0
+keeps `delivery.sock`) and a poke goes to each: `configure` says how many there are.
+A second delivery process of the same number on the same data dir takes the socket
+over; the first then finds work on its slow poll only. Anyone who can write to the
+data dir can wake it: the worst a stray byte does is one look at an empty outbox.
 """
 
 from __future__ import annotations
@@ -29,10 +31,17 @@ MAX_PATH_BYTES = 107  # sockaddr_un's sun_path, less its terminating NUL
 _sender: dict[int, socket.socket] = {}  # pid -> this process's sending socket
 _lock = threading.Lock()
 _noted = threading.local()  # this thread's transaction queued items
+_processes = 1  # delivery processes to wake (RECEIVER_DELIVERY_PROCESSES)
 
 
-def path(data_dir: str) -> str:
-    return os.path.join(data_dir, NAME)
+def configure(processes: int) -> None:
+    """How many delivery processes listen (from settings), so that a poke reaches all."""
+    global _processes
+    _processes = processes
+
+
+def path(data_dir: str, process: int = 0) -> str:
+    return os.path.join(data_dir, NAME if process == 0 else f"delivery-{process}.sock")
 
 
 def poke(data_dir: str) -> None:
@@ -47,10 +56,11 @@ def poke(data_dir: str) -> None:
                 sock.setblocking(False)
                 _sender.clear()
                 _sender[pid] = sock
-    try:
-        sock.sendto(b"\0", path(data_dir))
-    except OSError:  # nobody listens, the queue is full (a wake-up is pending), a long path
-        pass
+    for process in range(_processes):
+        try:
+            sock.sendto(b"\0", path(data_dir, process))
+        except OSError:  # nobody listens, the queue is full (a wake-up is pending), a long path
+            pass
 
 
 def note_items() -> None:
@@ -69,8 +79,8 @@ def committed(data_dir: str, ok: bool) -> None:
 class Wakeup:
     """The delivery process's end: a socket that `wait` returns from as soon as poked."""
 
-    def __init__(self, data_dir: str) -> None:
-        self.path = path(data_dir)
+    def __init__(self, data_dir: str, process: int = 0) -> None:
+        self.path = path(data_dir, process)
         if len(os.fsencode(self.path)) > MAX_PATH_BYTES:
             raise OSError(f"{self.path} is longer than AF_UNIX allows")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -87,10 +97,10 @@ class Wakeup:
             raise
 
     @classmethod
-    def open(cls, data_dir: str) -> Wakeup | None:
+    def open(cls, data_dir: str, process: int = 0) -> Wakeup | None:
         """The socket, or None (logged) when it cannot be made: delivery then polls."""
         try:
-            return cls(data_dir)
+            return cls(data_dir, process)
         except OSError as e:
             log.warning("wakeup_unavailable error=%s; delivery polls every 50 ms instead", e)
             return None

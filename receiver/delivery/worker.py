@@ -78,7 +78,9 @@ class Worker:
         plan: Callable[[], int] | None = None,
         channels: Mapping[str, ChannelSender] | None = None,
         wakeup: Wakeup | None = None,
+        process: int = 0,
     ) -> None:
+        self.process = process  # which of RECEIVER_DELIVERY_PROCESSES: its heartbeat file
         self.wakeup = wakeup  # with it, an idle worker sleeps until poked (or IDLE_POLL_S)
         self.channels = dict(channels or {})  # item.channel -> its sender; "work" is ours
         self.parent_pid = parent_pid
@@ -132,7 +134,7 @@ class Worker:
         behind: set[tuple[str, str, str]] = set()  # order keys of items that did not go out
         for n, item in enumerate(items):
             if n and n % 10 == 0:  # a batch of 50 beats as often as 10 a batch did (/readyz)
-                health.beat(os.path.dirname(self.outbox.path))
+                health.beat(os.path.dirname(self.outbox.path), process=self.process)
             keys = {(item.receiver, item.group_key, r) for r in item.recipients}
             if self.stopping.is_set() or keys & behind:
                 self.outbox.release(item.id, self.owner)  # keep its place
@@ -270,7 +272,7 @@ class Worker:
             self.errors.error(f"outbox_unavailable error={e}")
         while not self.stopping.is_set():
             metrics.delivery_heartbeat.set(time.time())
-            health.beat(os.path.dirname(self.outbox.path))
+            health.beat(os.path.dirname(self.outbox.path), process=self.process)
             started = time.monotonic()
             try:
                 handled = self.run_once()

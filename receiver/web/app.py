@@ -179,7 +179,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
             and (problem := blocking(health.probe_write, settings.data_dir))
         ):
             outbox.update(ok=False, error=problem)
-        age = health.heartbeat_age(settings.data_dir)
+        age = health.stalest_age(settings.data_dir, settings.delivery_processes)
         delivery: dict[str, object] = {"ok": age is not None and age < health.STALE_AFTER_S}
         delivery["heartbeat_age_s"] = None if age is None else round(age, 1)
         if not delivery["ok"]:

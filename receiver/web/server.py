@@ -1,9 +1,10 @@
-"""`serve`: gunicorn for the web workers plus one delivery process, from one command.
+"""`serve`: gunicorn for the web workers plus the delivery process(es), from one command.
 
-The gunicorn arbiter is the parent. Once it is ready it starts the delivery
-process and a thread that restarts it if it dies. On SIGTERM gunicorn drains
-its workers, then `on_exit` stops the delivery process, which finishes the
-call in flight. Anything still queued stays in the outbox for the next start.
+The gunicorn arbiter is the parent. Once it is ready it starts each delivery
+process (RECEIVER_DELIVERY_PROCESSES, one by default) and a thread each that
+restarts it if it dies. On SIGTERM gunicorn drains its workers, then `on_exit`
+stops the delivery processes, each of which finishes the call in flight. Anything
+still queued stays in the outbox for the next start.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ class DeliverySupervisor:
     RESTART_MAX_S = 60.0
     STABLE_S = 60.0  # one that lived this long starts again at RESTART_MIN_S
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, number: int = 0) -> None:
         self.settings = settings
+        self.number = number  # which of RECEIVER_DELIVERY_PROCESSES (`deliver --process`)
         self.process: subprocess.Popen[bytes] | None = None
         self.stopping = threading.Event()
         self._started = 0.0
@@ -57,7 +59,7 @@ class DeliverySupervisor:
         # A heartbeat left by the last run would make /readyz say ready before this
         # run's delivery process has polled once.
         with contextlib.suppress(FileNotFoundError):
-            os.remove(health.heartbeat_path(self.settings.data_dir))
+            os.remove(health.heartbeat_path(self.settings.data_dir, self.number))
         self._spawn()
         threading.Thread(target=self._watch, name="delivery-watch", daemon=True).start()
 
@@ -67,10 +69,11 @@ class DeliverySupervisor:
         # outright, the worker sees its parent change and exits by itself.
         self.process = subprocess.Popen(self._command(), start_new_session=True)
         self._started = time.monotonic()
-        log.info("delivery_process_started pid=%s", self.process.pid)
+        log.info("delivery_process_started pid=%s process=%d", self.process.pid, self.number)
 
     def _command(self) -> list[str]:
-        return [sys.executable, "-m", "receiver", "deliver", "--parent-pid", str(os.getpid())]
+        return [sys.executable, "-m", "receiver", "deliver", "--parent-pid", str(os.getpid()),
+                "--process", str(self.number)]  # fmt: skip
 
     def _watch(self) -> None:
         delay = 0.0
@@ -83,21 +86,43 @@ class DeliverySupervisor:
                 delay = self.RESTART_MIN_S if stable else min(
                     max(delay * 2, self.RESTART_MIN_S), self.RESTART_MAX_S
                 )  # fmt: skip
-                log.error("delivery_process_died pid=%s; restarting in %.0fs",
-                          self.process.pid, delay)  # fmt: skip
+                log.error("delivery_process_died pid=%s process=%d; restarting in %.0fs",
+                          self.process.pid, self.number, delay)  # fmt: skip
                 if self.stopping.wait(max(delay - self.POLL_S, 0)):
                     break
                 self._spawn()
 
     def stop(self, timeout: float = 30.0) -> None:
+        self.terminate()
+        self.wait(time.monotonic() + timeout)
+
+    def terminate(self) -> None:
         self.stopping.set()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()  # SIGTERM: finish the call in flight, then exit
+
+    def wait(self, deadline: float) -> None:
+        """Wait for it to exit after `terminate`, and kill it at `deadline` (monotonic)."""
+        if self.process is not None and self.process.poll() is None:
             try:
-                self.process.wait(timeout)
+                self.process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        log.info("delivery_process_stopped")
+        log.info("delivery_process_stopped process=%d", self.number)
+
+
+def start_all(supervisors: list[DeliverySupervisor]) -> None:
+    for s in supervisors:
+        s.start()
+
+
+def stop_all(supervisors: list[DeliverySupervisor], timeout: float = 30.0) -> None:
+    """Stop the delivery processes together: each finishes its call in flight."""
+    for s in supervisors:
+        s.terminate()
+    deadline = time.monotonic() + timeout
+    for s in supervisors:
+        s.wait(deadline)
 
 
 class ReceiverArbiter(Arbiter):  # type: ignore[misc]
@@ -123,11 +148,13 @@ class ReceiverArbiter(Arbiter):  # type: ignore[misc]
 class ReceiverServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.supervisor = DeliverySupervisor(settings)
+        self.supervisors = [
+            DeliverySupervisor(settings, i) for i in range(settings.delivery_processes)
+        ]
         super().__init__()
 
     def load_config(self) -> None:
-        supervisor = self.supervisor
+        supervisors = self.supervisors
         options: dict[str, Any] = {
             "bind": self.settings.listen,
             "workers": self.settings.workers,
@@ -138,8 +165,8 @@ class ReceiverServer(BaseApplication):  # type: ignore[misc]
             "accesslog": "-",
             "access_log_format": ACCESS_LOG_FORMAT,
             "logconfig_dict": logconfig_dict(self.settings.log_format),
-            "when_ready": lambda server: supervisor.start(),
-            "on_exit": lambda server: supervisor.stop(),
+            "when_ready": lambda server: start_all(supervisors),
+            "on_exit": lambda server: stop_all(supervisors),
             "child_exit": lambda server, worker: metrics.mark_process_dead(worker.pid),
         }
         if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
