@@ -66,6 +66,15 @@ def main() -> None:
             results["drain"] = drain.measure(srv.url, srv.proc.pid)
         finally:
             srv.stop()
+        say("7 the same drain with RECEIVER_DELIVERY_PROCESSES=2")
+        env2 = {**receiver_env(tmp / "data2", fake.url, routing_file),
+                "RECEIVER_DELIVERY_PROCESSES": "2"}  # fmt: skip
+        srv = Serve(env2, tmp / "serve2.log", workers=Settings.from_env().workers, cwd=ROOT)
+        try:
+            time.sleep(1)
+            results["drain2"] = drain.measure(srv.url, srv.proc.pid, idle_s=1)
+        finally:
+            srv.stop()
         say("8 PostgreSQL: ingest beside SQLite, a drain with 1 and 2 replicas (about a minute)")
         results["replicas"] = replicas.measure(tmp, fake.url, routing_file)
     except BaseException:

@@ -45,12 +45,12 @@ def post_all(url: str) -> int:
     return len(post_many([url], WEBHOOKS, CONNS, body))
 
 
-def measure(url: str, arbiter: int) -> dict[str, Any]:
+def measure(url: str, arbiter: int, idle_s: float = IDLE_S) -> dict[str, Any]:
     wait_drained(url, TIMEOUT_S)
     _, delivery = serve_processes(arbiter)
     assert delivery, "serve has no delivery process"
     before = cpu_s(delivery)
-    time.sleep(IDLE_S)
+    time.sleep(idle_s)
     idle = cpu_s(delivery) - before
     for pid in delivery:
         os.kill(pid, signal.SIGSTOP)
@@ -65,7 +65,7 @@ def measure(url: str, arbiter: int) -> dict[str, Any]:
     cpu = cpu_s(delivery) - before
     return {
         "delivery_processes": len(delivery),
-        "idle_s": IDLE_S,
+        "idle_s": idle_s,
         "idle_cpu_s": round(idle, 3),
         "webhooks": accepted,
         "drained": drained is not None,

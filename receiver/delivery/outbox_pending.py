@@ -11,8 +11,9 @@ from receiver.delivery.outbox_rows import Pending, pending_from_row
 from receiver.delivery.outbox_schema import OutboxBase
 from receiver.delivery.pipeline import Entry
 
-# Due webhooks a sharded planner looks through for its own groups' (ids and keys only).
-SHARD_SCAN = 500
+# Due webhooks a sharded planner looks through (ids and keys only) for each one it may
+# plan: its own groups' are about 1 in RECEIVER_DELIVERY_PROCESSES of them.
+SHARD_SCAN = 8
 
 # A webhook planned into its items: (the pending row, its entries, what else to write).
 Planned = tuple[Pending, list[Entry], Callable[[Any, list[int]], None] | None]
@@ -33,7 +34,7 @@ class PendingWebhooks(OutboxBase):
         taken: Callable[[str], bool] | None = None,
     ) -> list[Pending]:
         """Pending webhooks to plan, oldest first; only of the groups `taken` says (if
-        given: receiver.delivery.shards), found among the first SHARD_SCAN due."""
+        given: receiver.delivery.shards), found among the first SHARD_SCAN × limit due."""
         now = time.time() if now is None else now
         with self._read() as db:
             if taken is None:
@@ -44,7 +45,7 @@ class PendingWebhooks(OutboxBase):
                 return [pending_from_row(r) for r in rows]
             keys = db.execute(
                 "SELECT id, group_key FROM pending WHERE next_attempt_at<=? ORDER BY id LIMIT ?",
-                (now, SHARD_SCAN),
+                (now, SHARD_SCAN * limit),
             ).fetchall()
             ids = [r["id"] for r in keys if taken(r["group_key"] or "")][:limit]
             if not ids:

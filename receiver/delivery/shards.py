@@ -17,6 +17,7 @@ others meanwhile. Should two then plan the same webhook, one writes it.
 
 from __future__ import annotations
 
+import functools
 import time
 import zlib
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from receiver.delivery import health
 TAKEOVER_S = 10.0
 
 
+@functools.lru_cache(maxsize=8192)  # a backlog's keys are looked at again each turn
 def shard_of(group_key: str, processes: int) -> int:
     """The delivery process (0-based) that plans this alert group's webhooks."""
     return zlib.crc32(group_key.encode()) % processes
