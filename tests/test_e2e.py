@@ -140,7 +140,7 @@ def test_a_killed_delivery_process_is_restarted(
         wait_for_log(srv, "delivery_started")
         (pid,) = [p for p in descendants(srv.proc.pid) if is_delivery(p)]
         os.kill(pid, signal.SIGKILL)
-        wait_for_log(srv, f"delivery_process_died pid={pid}; restarting")
+        wait_for_log(srv, f"delivery_process_died pid={pid} process=0; restarting")
         assert http("POST", srv.url + "/alertmanager", payload)[0] == 200
         assert fake_dingtalk.wait_for(lambda f: len(f.sends()) == 1, 20), srv.text()
 

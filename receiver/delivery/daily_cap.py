@@ -1,5 +1,6 @@
 """The per-user daily cap (DingTalk's 500 messages a user a day): the userids of an item
-that already had their day's messages wait for tomorrow in a held copy; the rest go now."""
+that already had their day's messages wait for tomorrow in a held copy; the rest go now.
+A person who reaches 80% of it is warned of once that day."""
 
 from __future__ import annotations
 
@@ -34,3 +35,11 @@ def hold_over_cap(
     if held == item.id:
         return replace(item, userids=(), departments=())
     return replace(item, userids=tuple(u for u in item.userids if u not in set(over)))
+
+
+def count_sent(limits: Limits, userids: tuple[str, ...], now: float) -> None:
+    """Count a sent message against each person's day; log who just reached 80% of it."""
+    for userid in limits.count_sent(userids, now=now):
+        metrics.user_daily_quota_warnings.inc()
+        log.warning("user_daily_quota_warning userid=%s sent=%d%% of %d today",
+                    userid, 80, limits.daily)  # fmt: skip

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 
 from receiver import metrics
 from receiver.delivery import health
-from receiver.delivery.daily_cap import hold_over_cap
+from receiver.delivery.daily_cap import count_sent, hold_over_cap
 from receiver.delivery.failures import Kind, classify
 from receiver.delivery.followup import FollowUp
 from receiver.delivery.limits import Limits
@@ -202,12 +202,7 @@ class Worker:
         if pause is not None:
             self.pauses.resume(item.id)
         if self.limits is not None:
-            for userid in self.limits.count_sent(item.userids, now=self.clock()):
-                metrics.user_daily_quota_warnings.inc()
-                log.warning(
-                    "user_daily_quota_warning userid=%s sent=%d%% of %d today",
-                    userid, 80, self.limits.daily,
-                )  # fmt: skip
+            count_sent(self.limits, item.userids, self.clock())
         return Outcome.SENT
 
     def _record_sent(self, item_id: int, task_ids: list[int]) -> None:
