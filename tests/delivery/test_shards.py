@@ -19,7 +19,7 @@ from receiver.delivery.shards import TAKEOVER_S, Shards, shard_of
 from receiver.delivery.state import State
 from receiver.delivery.wake import Wakeup
 from receiver.settings import Settings
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, Engine
 
 FIRING = json.loads((FIXTURES / "alertmanager/firing-1.json").read_text())
 
@@ -33,6 +33,12 @@ def one_process_after(monkeypatch: pytest.MonkeyPatch) -> None:
 def two(settings: Settings) -> Settings:
     os.makedirs(settings.data_dir, exist_ok=True)
     return settings.with_(delivery_processes=2)
+
+
+@pytest.fixture
+def two_on(two: Settings, engine: Engine) -> Settings:
+    """Two processes' settings on SQLite or PostgreSQL."""
+    return two.with_(database_url=engine.database_url)
 
 
 def accept(box: Outbox, group: str, status: str = "firing") -> int:
@@ -72,8 +78,10 @@ def test_a_process_takes_the_groups_of_one_gone_quiet(two: Settings) -> None:
     assert mine.taken(now)(other_group)
 
 
-def test_due_pending_of_the_groups_taken_oldest_first_within_the_limit(two: Settings) -> None:
-    box = Outbox(two.data_dir)
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
+def test_due_pending_of_the_groups_taken_oldest_first_within_the_limit(two_on: Settings) -> None:
+    two = two_on
+    box = Outbox(two.data_dir, database_url=two.database_url)
     ids = {f"g{i}": accept(box, f"g{i}") for i in range(30)}
     taken = {g for g in ids if shard_of(g, 2) == 1}
     due = box.due_pending(limit=5, taken=lambda g: g in taken)
@@ -81,10 +89,12 @@ def test_due_pending_of_the_groups_taken_oldest_first_within_the_limit(two: Sett
     assert box.due_pending(limit=50, taken=lambda g: False) == []
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
 def test_two_planners_plan_each_webhook_once_each_group_in_one_process(
-    two: Settings, monkeypatch: pytest.MonkeyPatch
+    two_on: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    box = Outbox(two.data_dir)
+    two = two_on
+    box = Outbox(two.data_dir, database_url=two.database_url)
     groups = [f'{{}}:{{alertname="A{i}"}}' for i in range(24)]
     for g in groups:  # each group fires, then resolves, before anything is planned
         accept(box, g)
