@@ -35,11 +35,7 @@ from receiver.messages.filters import KEY_LABELS, WORDS, cut, filters, mdurl, on
 from receiver.messages.links import buttons, group_silence_url, more_url, web_url
 from receiver.messages.oa import oa_extras
 from receiver.messages.probing import Probed, plan_of, probed_render, read
-from receiver.messages.sandbox import (
-    Sandbox,
-    error_line,
-    limited,
-)
+from receiver.messages.sandbox import Sandbox, error_line, limited
 from receiver.model import Notification
 from receiver.settings import Settings
 
@@ -200,11 +196,8 @@ class Renderer:
         if ack_url and msgtype == "action_card":
             btns = ((self.words["ack"], ack_url), *btns)
         elif ack_url and oa is None:  # an oa message opens the acknowledge page when tapped
-            link = (
-                f"{self.words['ack']}: {ack_url}"
-                if msgtype == "text"
-                else (f"[{self.words['ack']}]({ack_url})")
-            )
+            ack = self.words["ack"]
+            link = f"{ack}: {ack_url}" if msgtype == "text" else f"[{ack}]({ack_url})"
             stamp = f"\n\n{link}{stamp}"
         lead = ""
         if note:
@@ -276,13 +269,9 @@ class Renderer:
             # sandbox's SecurityError); the alert must still go out, so catch it all.
             except Exception as e:
                 attempt.failed = True
-                log.warning(
-                    "template_fallback template=%s line=%d error=%s: %s",
-                    attempt.name,
-                    error_line(e, attempt.name),
-                    type(e).__name__,
-                    cut(oneline(e), 200),
-                )
+                log.warning("template_fallback template=%s line=%d error=%s: %s", attempt.name,
+                            error_line(e, attempt.name), type(e).__name__,
+                            cut(oneline(e), 200))  # fmt: skip
                 if self.on_fallback is not None:
                     self.on_fallback(attempt.name)
         return self.builtin.get_template("text" if msgtype == "oa" else msgtype).render(ctx)
