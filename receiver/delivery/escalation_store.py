@@ -10,8 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from receiver.delivery.escalation import ACTIVE, Escalation
+from receiver.delivery.outbox_base import OutboxBase
 from receiver.delivery.outbox_rows import split_ids
-from receiver.delivery.outbox_schema import OutboxBase
 from receiver.delivery.pipeline import Entry
 from receiver.delivery.status_bars import BAR_WINDOW_S, incident_since, queue_bars
 

@@ -6,8 +6,9 @@ import time
 from typing import Any
 
 from receiver.delivery import wake
+from receiver.delivery.outbox_base import OutboxBase
 from receiver.delivery.outbox_rows import Item, Pending, pending_from_row
-from receiver.delivery.outbox_schema import COUNTED, OutboxBase
+from receiver.delivery.outbox_schema import COUNTED
 
 
 class AdminQueries(OutboxBase):

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from receiver.delivery import order
+from receiver.delivery.outbox_base import OutboxBase
 from receiver.delivery.outbox_rows import Item, recipient_keys
-from receiver.delivery.outbox_schema import DUE, UNFINISHED, OutboxBase
+from receiver.delivery.outbox_schema import DUE, UNFINISHED
 
 COLUMNS = (
     "id, state, next_attempt_at, lease_until, hold_reason, receiver, group_key,"

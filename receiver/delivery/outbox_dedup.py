@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from receiver.delivery import wake
+from receiver.delivery.outbox_base import OutboxBase
 from receiver.delivery.outbox_rows import Pending
-from receiver.delivery.outbox_schema import OutboxBase
 from receiver.errors import OutboxUnavailable
 
 INSERT_PENDING = (

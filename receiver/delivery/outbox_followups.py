@@ -7,8 +7,8 @@ import json
 import time
 from typing import Any
 
+from receiver.delivery.outbox_base import OutboxBase
 from receiver.delivery.outbox_rows import Item
-from receiver.delivery.outbox_schema import OutboxBase
 
 
 class FollowupQueries(OutboxBase):

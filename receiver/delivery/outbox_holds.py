@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from receiver.delivery.outbox_base import OutboxBase
 from receiver.delivery.outbox_rows import split_ids
-from receiver.delivery.outbox_schema import OutboxBase
 
 
 class HoldQueries(OutboxBase):

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from receiver.delivery.outbox_schema import OutboxBase
+from receiver.delivery.outbox_base import OutboxBase
 
 
 @dataclass(frozen=True)

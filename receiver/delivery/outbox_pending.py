@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from receiver.delivery import wake
+from receiver.delivery.outbox_base import OutboxBase
 from receiver.delivery.outbox_rows import Pending, pending_from_row
-from receiver.delivery.outbox_schema import OutboxBase
 from receiver.delivery.pipeline import Entry
 
 # Due webhooks a sharded planner looks through (ids and keys only) for each one it may

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from receiver.delivery.outbox_schema import OutboxBase
+from receiver.delivery.outbox_base import OutboxBase
 
 
 class ReplicaQueries(OutboxBase):

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from receiver.delivery.outbox_base import OutboxBase
 from receiver.delivery.outbox_rows import Item
-from receiver.delivery.outbox_schema import OutboxBase
 
 
 class RobotQueries(OutboxBase):
