@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import Engine
 from tests.delivery.test_faults import env, payload
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.procs import Serve, descendants, http, is_delivery, serve
@@ -88,10 +89,13 @@ def ready(srv: Serve, timeout: float = 30) -> dict[str, Any]:
     raise AssertionError(f"not ready: {body}\n{srv.text()}")
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"], indirect=True)
 def test_two_delivery_processes_send_each_alert_once_in_order(
-    tmp_path: Path, fake: FakeDingTalk
+    tmp_path: Path, fake: FakeDingTalk, engine: Engine
 ) -> None:
     e = env(tmp_path, fake, RECEIVER_DELIVERY_PROCESSES="2", RECEIVER_LOG_FORMAT="json")
+    if engine.database_url:
+        e["RECEIVER_DATABASE_URL"] = engine.database_url
     with serve(e, tmp_path / "serve.log") as srv:
         pids = set(deliveries(srv))
         assert len(pids) == 2
