@@ -45,6 +45,8 @@ class Shards:
         now = time.time() if now is None else now
         mine = {self.process}
         for other in range(self.processes):
+            if other == self.process:
+                continue  # its own: taken whatever its heartbeat says, without a stat
             age = health.heartbeat_age(self.data_dir, now, other)
             if age is None or age > TAKEOVER_S:
                 mine.add(other)
