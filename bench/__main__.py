@@ -63,7 +63,7 @@ def main() -> None:
             results["storm"] = storm.measure(srv.url, fake, routing_file)
             results["memory"] = {"idle": idle, "after_storm": serve_rss(srv.proc.pid)}
             say("7 delivery alone: idle CPU, then a backlog of 2,000 webhooks drained")
-            results["drain"] = drain.measure(srv.url, srv.proc.pid)
+            results["drain"] = drain.measure(srv.url, srv.proc.pid, fake=fake)
         finally:
             srv.stop()
         say("7 the same drain with RECEIVER_DELIVERY_PROCESSES=2")
@@ -72,7 +72,7 @@ def main() -> None:
         srv = Serve(env2, tmp / "serve2.log", workers=Settings.from_env().workers, cwd=ROOT)
         try:
             time.sleep(1)
-            results["drain2"] = drain.measure(srv.url, srv.proc.pid, idle_s=1)
+            results["drain2"] = drain.measure(srv.url, srv.proc.pid, idle_s=1, fake=fake)
         finally:
             srv.stop()
         say("8 PostgreSQL: ingest beside SQLite, a drain with 1 and 2 replicas (about a minute)")

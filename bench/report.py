@@ -7,6 +7,12 @@ from typing import Any
 from . import replicas
 
 
+def drain_rate(d: dict[str, Any]) -> float:
+    """Row 7's drain rate: timed to the last call's arrival at the fake DingTalk, or
+    (results from before this measure was added, or without the fake) to the 0.1-s poll."""
+    return float(d.get("webhooks_per_s_to_last_call") or d.get("webhooks_per_s") or 0)
+
+
 def _f(x: Any, nd: int = 1) -> str:
     if x is None:
         return "-"
@@ -36,9 +42,9 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
          dr["idle_cpu_s"], dr["idle_cpu_s"] < 0.05),
         ("delivery CPU per 10-alert webhook (drain)", "<= 1.0 ms", dr["cpu_ms_per_webhook"],
          dr["cpu_ms_per_webhook"] <= 1.0),
-        ("delivery drain, webhooks/s: 1 process, 2 processes", ">= 1000",
-         f"{dr['webhooks_per_s']}, {r.get('drain2', {}).get('webhooks_per_s', '-')}",
-         max(dr["webhooks_per_s"], r.get("drain2", {}).get("webhooks_per_s", 0)) >= 1000),
+        ("delivery drain, webhooks/s to the last call: 1 process, 2 processes", ">= 1000",
+         f"{drain_rate(dr)}, {drain_rate(r.get('drain2', {})) or '-'}",
+         max(drain_rate(dr), drain_rate(r.get("drain2", {}))) >= 1000),
         ("DingTalk calls per storm", "= lower bound", f"{storm['calls']} vs {storm['lower_bound']}",
          storm["calls"] == storm["lower_bound"]),
         ("routing, 1,000-route nested tree", "< 100 us/alert",
@@ -112,15 +118,16 @@ def table(r: dict[str, Any]) -> str:
          f"{_f(mem['idle']['delivery'])} / {_f(mem['after_storm']['delivery'])}", "", ""),
         (f"7 delivery CPU s idle over {dr['idle_s']} s", _f(dr["idle_cpu_s"], 3), "", ""),
         (f"7 delivery drain of {dr['webhooks']} webhooks: /s, CPU ms each",
-         f"{_f(dr['webhooks_per_s'])}, {_f(dr['cpu_ms_per_webhook'], 3)}",
-         "each its own group, all sent", ""),
+         f"{_f(drain_rate(dr))}, {_f(dr['cpu_ms_per_webhook'], 3)}",
+         f"each its own group, all sent; {_f(dr['webhooks_per_s'])}/s polled", ""),
     ]  # fmt: skip
     if "drain2" in r:
         d2 = r["drain2"]
         rows.append((f"7 the same, RECEIVER_DELIVERY_PROCESSES={d2['delivery_processes']}",
-                     f"{_f(d2['webhooks_per_s'])}, {_f(d2['cpu_ms_per_webhook'], 3)}",
-                     f"{_f(dr['webhooks_per_s'])}, {_f(dr['cpu_ms_per_webhook'], 3)} 1 process",
-                     f"{d2['webhooks_per_s'] / dr['webhooks_per_s']:.2f}"))  # fmt: skip
+                     f"{_f(drain_rate(d2))}, {_f(d2['cpu_ms_per_webhook'], 3)}",
+                     f"{_f(drain_rate(dr))}, {_f(dr['cpu_ms_per_webhook'], 3)} 1 process;"
+                     f" {_f(d2['webhooks_per_s'])}/s polled",
+                     f"{drain_rate(d2) / drain_rate(dr):.2f}"))  # fmt: skip
     rows += replicas.rows(r.get("replicas"))  # row 8: PostgreSQL
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
