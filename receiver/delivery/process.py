@@ -76,8 +76,8 @@ def make_worker(settings: Settings, parent_pid: int | None = None) -> Worker:
 
 def make_delivery(
     settings: Settings, parent_pid: int | None = None, process: int = 0
-) -> tuple[Worker, Escalator]:
-    """The send loop, and the escalations that run beside it on the same outbox and state.
+) -> tuple[Worker, Escalator | None]:
+    """The send loop, and (process 0's) the escalations beside it on the same outbox and state.
 
     `process` is which of RECEIVER_DELIVERY_PROCESSES this is. Each plans its share of
     the alert groups (receiver.delivery.shards) and sends whatever it claims; process 0
@@ -116,8 +116,9 @@ def make_delivery(
     followup = None
     if isinstance(sender, Client) and process == 0:
         followup = FollowUp(outbox, sender, retry_s=max(settings.followup_delay, 30.0))
-    # Its own client: it runs on its own thread (read checks, status bars).
-    escalator = Escalator(state, None if settings.dry_run else Client(settings))
+    escalator = None
+    if process == 0:  # its own client: it runs on its own thread (read checks, status bars)
+        escalator = Escalator(state, None if settings.dry_run else Client(settings))
     worker = Worker(
         outbox,
         sender,
@@ -174,7 +175,7 @@ def run_process(settings: Settings, parent_pid: int | None = None, process: int 
         delay = min(delay * 2, 30.0)
     worker.stopping = stop
     running.append(worker)
-    if process == 0:
+    if escalator is not None:  # process 0
         start_directory_sync(settings, stop)
         # Escalation steps, OA status bars and their read checks run on a thread of their
         # own, so that a busy send loop never makes a due step late.
