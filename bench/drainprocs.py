@@ -21,14 +21,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from .common import ROOT, cpu_s, receiver_env, write_routing
-from .drain import body
-from .drainstages import FAKE, stages
+from .common import ROOT, cpu_s
+from .drainstages import FAKE, backlog, stages
 
 SLOW_BEGIN_S = 0.0003
 
@@ -87,18 +84,11 @@ def main(argv: list[str]) -> None:
                             text=True)  # fmt: skip
     try:
         url = (fake.stdout.readline() if fake.stdout else "").strip()
-        tmp = Path(tempfile.mkdtemp(prefix="dtr-drainprocs-"))
-        os.environ.update(receiver_env(tmp / "data", url, write_routing(tmp / "routing.yaml")))
-        os.environ["RECEIVER_DELIVERY_PROCESSES"] = str(processes)
+        settings, accept = backlog(
+            url, n, "dtr-drainprocs-", RECEIVER_DELIVERY_PROCESSES=str(processes)
+        )
         from receiver.delivery import health
-        from receiver.delivery.outbox import Outbox
-        from receiver.settings import Settings
 
-        settings = Settings.from_env()
-        os.makedirs(settings.data_dir, exist_ok=True)
-        accept = Outbox(settings.data_dir, synchronous="OFF")  # setting up: not measured
-        for i in range(n):
-            accept.accept(body(i), source="alertmanager", receiver=None, group_key=f"g{i}")
         for i in range(processes):
             health.beat(settings.data_dir, process=i)
         go, start = os.pipe()

@@ -71,6 +71,23 @@ def stages(worker: Any, spent: dict[str, list[float]]) -> None:
     timed(spent, worker, "handle", "send: one item (handle)")
 
 
+def backlog(url: str, n: int, prefix: str, **env: str) -> tuple[Any, Any]:
+    """Settings for a data dir of its own (the DingTalk at `url`, `env` added), and its
+    outbox with row 7's first `n` webhooks accepted, each its own group (not measured)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ.update(receiver_env(tmp / "data", url, write_routing(tmp / "routing.yaml")))
+    os.environ.update(env)
+    from receiver.delivery.outbox import Outbox
+    from receiver.settings import Settings
+
+    settings = Settings.from_env()
+    os.makedirs(settings.data_dir, exist_ok=True)
+    accept = Outbox(settings.data_dir, synchronous="OFF")
+    for i in range(n):
+        accept.accept(body(i), source="alertmanager", receiver=None, group_key=f"g{i}")
+    return settings, accept
+
+
 def main(argv: list[str]) -> None:
     with_stages = "--stages" in argv
     args = [a for a in argv if not a.startswith("--")]
@@ -79,17 +96,9 @@ def main(argv: list[str]) -> None:
                             text=True)  # fmt: skip
     try:
         url = (fake.stdout.readline() if fake.stdout else "").strip()
-        tmp = Path(tempfile.mkdtemp(prefix="dtr-drainstages-"))
-        os.environ.update(receiver_env(tmp / "data", url, write_routing(tmp / "routing.yaml")))
-        from receiver.delivery.outbox import Outbox
+        settings, accept = backlog(url, n, "dtr-drainstages-")
         from receiver.delivery.process import make_delivery, settle_heap
-        from receiver.settings import Settings
 
-        settings = Settings.from_env()
-        os.makedirs(settings.data_dir, exist_ok=True)
-        accept = Outbox(settings.data_dir, synchronous="OFF")  # setting up: not measured
-        for i in range(n):
-            accept.accept(body(i), source="alertmanager", receiver=None, group_key=f"g{i}")
         worker, _ = make_delivery(settings)
         worker.wakeup = None
         spent: dict[str, list[float]] = {}
