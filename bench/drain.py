@@ -7,11 +7,11 @@ none replaces another: every one is routed, rendered and sent), then it is thawe
 and timed until the outbox is empty. Its CPU over that time, per webhook, is the
 cost of delivering one. The drain's rate is timed two ways: to the moment a 0.1-s poll
 of the outbox's counts first finds it empty (`webhooks_per_s`, as every run
-before this one measured it: it counts 0-0.1 s of the poll's own lag, about 2.5% of a
-2-s drain on average), and, given the fake DingTalk, to the arrival there of the last
-call (`webhooks_per_s_to_last_call`: the send's own `mark_sent` after it, well under
-a millisecond, is left out). The client-side limits are raised (bench/common.py), so
-this measures the process, not the limiter.
+before this one measured it: it counts 0-0.1 s of the poll's own lag, and the polled
+rate came out 3-5% lower in the runs of 5 December), and, given the fake DingTalk,
+to the arrival there of the last call (`webhooks_per_s_to_last_call`: the send's own
+`mark_sent` after it, well under a millisecond, is left out). The client-side limits
+are raised (bench/common.py), so this measures the process, not the limiter.
 
 `python -m bench.drain` runs this row alone (about 30 s), against its own fake DingTalk
 and `serve`, and prints its figures as JSON with the load average: what the changes of
