@@ -88,6 +88,17 @@ class AckQueries(EscalationQueries):
             db.execute("DELETE FROM group_bars WHERE at<?", (cutoff,))
         return gone
 
+    def next_due(self) -> float | None:
+        """When the escalation thread next has work: the earliest active step or unsent
+        status bar change, which may be due already; None when there is none."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT (SELECT MIN(due_at) FROM escalations WHERE state=?) AS step,"
+                " (SELECT MIN(next_attempt_at) FROM bar_updates WHERE done_at IS NULL) AS bar",
+                (ACTIVE,),
+            ).fetchone()
+        return min((float(v) for v in (row["step"], row["bar"]) if v is not None), default=None)
+
     # -- OA status bars ----------------------------------------------------------------------
     def claim_bars(self, *, now: float, lease_s: float = 60.0, limit: int = 20) -> list[Bar]:
         with self._read() as db:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from receiver.delivery.escalate import Escalator
+from receiver.delivery.escalate import IDLE_S, POLL_S, Escalator
 from receiver.delivery.outbox import Item, Outbox
 from receiver.delivery.planner import Planner
 from receiver.dingtalk.client import Client
@@ -85,6 +85,26 @@ def text(item: Item) -> str:
 
 def escalator(app: Flask, clock: Callable[[], float], receipts: object = None) -> Escalator:
     return Escalator(app.extensions["receiver"], receipts, clock=clock)  # type: ignore[arg-type]
+
+
+def test_the_thread_sleeps_until_the_next_step_is_due(settings: Settings, tmp_path: Path) -> None:
+    """Idle, the escalation thread wakes once a second (IDLE_S), not every POLL_S; with a
+    step due sooner it wakes when the step is due; and never sooner than POLL_S."""
+    app, box = setup(settings, tmp_path)
+    clock = Clock()
+    run = escalator(app, clock)
+    assert box.next_due() is None and run.wait_s() == IDLE_S  # nothing to escalate
+    post(app, FIRING)
+    (esc,) = box.escalations()
+    due = box.next_due()
+    assert due is not None and esc.due_at is not None and due == pytest.approx(esc.due_at)
+    assert due > time.time() + 290  # the first step: `after: 5m`
+    clock.shift = due - time.time() - 0.5
+    assert 0.49 < run.wait_s() < 0.51  # half a second before it: wait that long
+    clock.shift = due - time.time() - 30
+    assert run.wait_s() == IDLE_S  # far off: look again in a second
+    clock.shift = due - time.time() + 5
+    assert run.wait_s() == POLL_S  # overdue (its read check failed, say): not in a loop
 
 
 def test_an_unacknowledged_group_reaches_each_step_once(settings: Settings, tmp_path: Path) -> None:

@@ -69,8 +69,12 @@ def test_ack_then_resolve_flip_the_status_bar(
     tasks = [t for i in box.items() for t in i.task_ids]
     bob = next(i for i in box.items() if i.userids == ("u-bob",))
     link = bob.msg["oa"]["message_url"].removeprefix("https://rx.example")
+    assert box.next_due() is None  # no escalation, no bar to change: the thread idles
     assert app.test_client().post(link, data={"action": "ack"}).status_code == 200
+    due = box.next_due()
+    assert due is not None and due <= time.time()  # the bars wait: the thread looks now
     assert escalator.run_once() == 2
+    assert box.next_due() is None
     assert {t: fake_dingtalk.status_bars.get(t) for t in tasks} == {
         t: ("已认领 · u-bob", "0xFF1677FF") for t in tasks
     }  # fmt: skip
