@@ -48,10 +48,11 @@ from receiver.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The escalation thread sleeps until the next step or status bar change is due, at
-# least POLL_S (a step whose read check failed is tried again no sooner) and at most
-# IDLE_S: how late it finds a step recorded due sooner than that (`after: 0s`) or a
-# status bar change an acknowledgement queued. A step may be 2 s late at most.
+# The escalation thread sleeps until the next step or status bar change is due, and
+# at most IDLE_S: how late it finds a step recorded due sooner than that (`after: 0s`)
+# or a status bar change an acknowledgement queued. What is overdue (a step whose read
+# check failed, another replica's) it looks at again after POLL_S. A step may be 2 s
+# late at most.
 POLL_S = 0.2
 IDLE_S = 1.0
 PURGE_EVERY_S = 600.0
@@ -190,12 +191,13 @@ class Escalator:
             stop.wait(wait)
 
     def wait_s(self) -> float:
-        """How long to sleep: until the next step or status bar change is due (a few ms
-        after, so that it is), within POLL_S and IDLE_S."""
+        """How long to sleep: until the next step or status bar change is due (5 ms
+        after, so that it is), IDLE_S at most; POLL_S when it is overdue."""
         due = self.outbox.next_due()
         if due is None:
             return IDLE_S
-        return min(IDLE_S, max(POLL_S, due - self.clock() + 0.005))
+        left = due - self.clock()
+        return min(IDLE_S, left + 0.005) if left > 0 else POLL_S
 
     def flip_bars(self, now: float) -> int:
         """Send the queued OA status bar changes (已认领 · 张三, 已恢复)."""

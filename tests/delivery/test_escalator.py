@@ -89,7 +89,7 @@ def escalator(app: Flask, clock: Callable[[], float], receipts: object = None) -
 
 def test_the_thread_sleeps_until_the_next_step_is_due(settings: Settings, tmp_path: Path) -> None:
     """Idle, the escalation thread wakes once a second (IDLE_S), not every POLL_S; with a
-    step due sooner it wakes when the step is due; and never sooner than POLL_S."""
+    step due sooner it wakes when the step is due; an overdue one it retries every POLL_S."""
     app, box = setup(settings, tmp_path)
     clock = Clock()
     run = escalator(app, clock)
@@ -101,6 +101,8 @@ def test_the_thread_sleeps_until_the_next_step_is_due(settings: Settings, tmp_pa
     assert due > time.time() + 290  # the first step: `after: 5m`
     clock.shift = due - time.time() - 0.5
     assert 0.49 < run.wait_s() < 0.51  # half a second before it: wait that long
+    clock.shift = due - time.time() - 0.05
+    assert 0.04 < run.wait_s() < 0.06  # less than POLL_S before it: still on time
     clock.shift = due - time.time() - 30
     assert run.wait_s() == IDLE_S  # far off: look again in a second
     clock.shift = due - time.time() + 5
