@@ -137,6 +137,12 @@ def _mdlink(value: Any, name: str, length: int) -> str:
     return f"{md(name)}: {md(cut(url, length))}"
 
 
+def mdlinks(pairs: Iterable[Any], sep: str = " · ", length: int = 200) -> str:
+    """`mdlink` of each (name, url) pair that has a URL, joined by `sep`: a row of links
+    in one filter call, where a loop with `loop.last` took about a tenth of a render."""
+    return sep.join(mdlink(url, name, length) for name, url in pairs if url)
+
+
 def cut(value: Any, length: int = 200, end: str = ELLIPSIS) -> str:
     """At most `length` characters; a cut one ends with `end`. Never splits a character."""
     text = str(value)
@@ -222,6 +228,7 @@ def filters(tz: tzinfo) -> dict[str, Any]:
         "md": md,
         "mdurl": mdurl,
         "mdlink": mdlink,
+        "mdlinks": mdlinks,
         "oneline": oneline,
         "cut": cut,
         "cut_bytes": cut_bytes,

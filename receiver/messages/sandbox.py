@@ -61,7 +61,7 @@ _PLAIN_FILTERS = frozenset(
 )
 # Filters whose text is at most a few times their input's: only what they make is counted.
 _LIGHT_FILTERS = frozenset(
-    "md mdurl mdlink oneline cut cut_bytes localtime duration upper lower trim title "
+    "md mdurl mdlink mdlinks oneline cut cut_bytes localtime duration upper lower trim title "
     "capitalize striptags safe truncate wordcount round filesizeformat".split()
 )
 

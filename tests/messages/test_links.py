@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from receiver.messages import links
-from receiver.messages.filters import mdlink, mdurl
+from receiver.messages.filters import mdlink, mdlinks, mdurl
 from receiver.messages.links import more_url, silence_url, web_url
 from receiver.messages.render import Renderer
 from receiver.model import Notification
@@ -64,6 +64,21 @@ def test_http_urls_are_kept() -> None:
         "https://grafana.example.com/d/x?orgId=1"
     )
     assert mdlink("HTTP://x.example/a b(1)", "src") == "[src](HTTP://x.example/a%20b%281%29)"
+
+
+def test_mdlinks_is_a_row_of_mdlinks_of_the_pairs_with_a_url() -> None:
+    pairs = [("源", "https://a.example/x y"), ("静默", ""), ("面板", "javascript:alert(1)"),
+             ("看板", None), ("图", "https://b.example/")]  # fmt: skip
+    assert mdlinks(pairs) == " · ".join(
+        mdlink(url, name) for name, url in pairs if url
+    )  # the default template's loop, in one call
+    assert (
+        mdlinks(pairs)
+        == "[源](https://a.example/x%20y) · 面板: javascript:alert(1) · [图](https://b.example/)"
+    )
+    assert mdlinks(pairs[:2], sep=" | ", length=5) == "[源](https://a.example/x%20y)"
+    assert mdlinks([("面板", "javascript:alert(1)")], length=8) == "面板: javascr…"
+    assert mdlinks([]) == "" and mdlinks([("a", "")]) == ""
 
 
 def hostile_am(url: str) -> Notification:
