@@ -76,7 +76,7 @@ def test_mdlinks_is_a_row_of_mdlinks_of_the_pairs_with_a_url() -> None:
         mdlinks(pairs)
         == "[源](https://a.example/x%20y) · 面板: javascript:alert(1) · [图](https://b.example/)"
     )
-    assert mdlinks(pairs[:2], sep=" | ", length=5) == "[源](https://a.example/x%20y)"
+    assert mdlinks(pairs[:2], length=5) == "[源](https://a.example/x%20y)"
     assert mdlinks([("面板", "javascript:alert(1)")], length=8) == "面板: javascr…"
     assert mdlinks([]) == "" and mdlinks([("a", "")]) == ""
 

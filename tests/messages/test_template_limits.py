@@ -59,6 +59,11 @@ BIG = {
         '{% set l = [] %}{% for i in range(1000) %}{{ l.append("y" * 100000) or "" }}'
         '{% endfor %}{{ "".join(l) | length }}'
     ),
+    "mdlinks of long links": (  # 1.8 M characters of links, from pairs within the limits
+        "{% set l = [] %}{% for i in range(20) %}"
+        '{{ l.append(("n", "https://x.example/" ~ "y" * 90000)) or "" }}'
+        "{% endfor %}{{ l | mdlinks | length }}"
+    ),
     "list as text": '{{ ["y" * 900000, "y" * 900000] }}',
     "string filter": '{{ ["y" * 900000, "y" * 900000] | string | length }}',
     "block capture": (
