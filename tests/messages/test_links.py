@@ -183,3 +183,26 @@ def test_quoting_a_character_at_a_time_is_urllibs_quote(text: str) -> None:
 def test_a_url_under_a_base_is_urlunsplits(base: str, path: str, fragment: str) -> None:
     parts = links._under.__wrapped__(base, path)
     assert links.under(base, path, fragment) == (urlunsplit((*parts, fragment)) if parts else "")
+
+
+def _matchers_at_once(labels: dict[str, str]) -> str:
+    """Alertmanager's filter for `labels`, %-encoded as a whole (what `_matchers` keeps
+    in parts)."""
+    esc = {"\\": "\\\\", '"': '\\"', "\n": "\\n"}
+    pairs = (f'{k}="{"".join(esc.get(c, c) for c in v)}"' for k, v in sorted(labels.items()))
+    return quote("{" + ",".join(pairs) + "}", safe="", errors="replace")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    labels=st.dictionaries(
+        st.text("abc_", min_size=1, max_size=4),
+        st.one_of(any_text, st.builds(lambda t: t * 10, any_text)),  # past the kept length too
+        max_size=6,
+    )
+)
+def test_the_filter_encoded_pair_by_pair_is_the_whole_filter_encoded(
+    labels: dict[str, str],
+) -> None:
+    assert links._matchers(labels) == _matchers_at_once(labels)
+    assert links._matchers(labels) == _matchers_at_once(labels)  # again, from the kept pairs
