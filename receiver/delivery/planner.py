@@ -35,9 +35,10 @@ from receiver.model import Notification
 
 log = logging.getLogger(__name__)
 
+# For the bodies the outbox keeps, each checked when it was received.
 PARSERS: dict[str, Callable[[bytes], Notification]] = {
-    "alertmanager": parse_alertmanager,
-    "grafana": parse_grafana,
+    "alertmanager": functools.partial(parse_alertmanager, stored=True),
+    "grafana": functools.partial(parse_grafana, stored=True),
 }
 RETRY_BASE_S = 5.0
 RETRY_CAP_S = 600.0

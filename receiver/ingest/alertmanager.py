@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from receiver.errors import PayloadError
-from receiver.ingest.jsonbody import decode_json
+from receiver.ingest.jsonbody import decode_json, decode_stored
 from receiver.model import Alert, Notification, Status
 
 _MAX_INT64 = 2**63 - 1  # Go int on 64-bit: the senders never exceed it
@@ -208,9 +208,10 @@ def group_fields(payload: dict[str, Any]) -> dict[str, Any]:
 GRAFANA_ONLY = ("orgId", "ruleName", "evalMatches", "ruleUrl")
 
 
-def parse_alertmanager(body: bytes) -> Notification:
-    """Alertmanager webhook payload version "4"."""
-    payload = _obj(decode_json(body), "$")
+def parse_alertmanager(body: bytes, *, stored: bool = False) -> Notification:
+    """Alertmanager webhook payload version "4". `stored`: a body accepted before, whose
+    JSON was checked then (receiver.ingest.jsonbody.decode_stored)."""
+    payload = _obj((decode_stored if stored else decode_json)(body), "$")
     version = payload.get("version")
     if version != "4":
         if any(k in payload for k in GRAFANA_ONLY):

@@ -29,7 +29,7 @@ from receiver.ingest.alertmanager import (
     group_fields,
     parse_am_alert,
 )
-from receiver.ingest.jsonbody import decode_json
+from receiver.ingest.jsonbody import decode_json, decode_stored
 from receiver.model import Alert, Notification, Status
 
 # Legacy rule states (GG pkg/services/alerting notifiers docs) and what they mean here.
@@ -42,9 +42,10 @@ LEGACY_STATES: dict[str, Status] = {
 }
 
 
-def parse_grafana(body: bytes) -> Notification:
-    """A Grafana webhook body, unified (version "1") or legacy, as a Notification."""
-    payload = _obj(decode_json(body), "$")
+def parse_grafana(body: bytes, *, stored: bool = False) -> Notification:
+    """A Grafana webhook body, unified (version "1") or legacy, as a Notification.
+    `stored`: as for parse_alertmanager."""
+    payload = _obj((decode_stored if stored else decode_json)(body), "$")
     if "alerts" in payload:
         return _unified(payload)
     if "ruleName" in payload or "evalMatches" in payload:

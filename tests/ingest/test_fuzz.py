@@ -118,6 +118,21 @@ def test_mutations_of_valid_payloads(case: tuple[Callable[[bytes], Notification]
     outcome(parse_grafana if parse is parse_alertmanager else parse_alertmanager, body)
 
 
+@FAST
+@given(case=mutated())
+def test_a_stored_body_parses_to_what_it_did_when_it_was_accepted(
+    case: tuple[Callable[[bytes], Notification], bytes],
+):
+    """The delivery process parses a stored body without checking its JSON again
+    (`stored=True`): for every body the checked parse accepts, the same Notification."""
+    parse, body = case
+    try:
+        accepted = parse(body)
+    except PayloadError:
+        return
+    assert parse(body, stored=True) == accepted  # type: ignore[call-arg]
+
+
 @pytest.mark.parametrize(("parse", "doc"), VALID)
 def test_unmutated_fixtures_parse(parse: Callable[[bytes], Notification], doc: Any):
     assert isinstance(parse(json.dumps(doc).encode()), Notification)
