@@ -2,11 +2,13 @@
 it picks up a new routing.yaml without going down.
 
 Every worker polls the routing file's digest about once a second (from a
-thread, and before a request). A changed file is loaded once its digest has
-stayed the same for RECEIVER_RELOAD_SETTLE (2 s), so an editor or a `cp` that
-writes it in pieces is never caught half-way; an edit reaches every worker within
-about three seconds. `POST /-/reload` reloads the worker that answers at once,
-and SIGHUP makes the arbiter check the file and log the verdict. A file that
+thread, and before a request); the delivery process before it plans, which it
+does when woken and at least every few seconds. A changed file is loaded once its
+digest has stayed the same for RECEIVER_RELOAD_SETTLE (2 s), or at once when it
+was last written that long ago, so an editor or a `cp` that writes it in pieces is
+never caught half-way; an edit reaches every worker within about three seconds.
+`POST /-/reload` reloads the worker that answers at once, and SIGHUP makes the
+arbiter check the file and log the verdict. A file that
 fails to load, or names a template that is missing or does not compile, is
 refused: the running table stays, the problems are logged once
 with FILE:LINE and counted, and `status()` says so (for /readyz). After each good
@@ -157,7 +159,10 @@ class State:
                 return
             if self._changed is None or self._changed[0] != digest:
                 self._changed = (digest, now)  # changed (again): its settle period starts
-            if now - self._changed[1] < self.settings.reload_settle:
+            settle = self.settings.reload_settle
+            # Or it settled before this poll saw it: the delivery process, idle, polls
+            # only when woken or every few seconds, and plans the next webhook right after.
+            if now - self._changed[1] < settle and _written_ago(self.settings.routing) < settle:
                 return
             self._changed = None
         try:
@@ -182,6 +187,14 @@ class State:
         elif self._changed is not None:
             out["settling"] = True  # changed on disk; loaded once it stays unchanged
         return out
+
+
+def _written_ago(path: str) -> float:
+    """Seconds since the file was last written (0 if that can't be told, or is ahead)."""
+    try:
+        return max(0.0, time.time() - os.stat(path).st_mtime)
+    except OSError:
+        return 0.0
 
 
 def _count_fallback(template: str) -> None:

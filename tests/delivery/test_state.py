@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,26 @@ def test_a_file_written_in_two_chunks_is_never_loaded_half_written(
     poll(1.0)  # unchanged for 2 s: loaded
     print(f"\n(seconds, routes, bob's userid) after each poll: {seen}")
     assert all(n == 2 for _, n, _ in seen), "the half-written file was loaded"
+    assert state.table.users["bob"] == "user0099"
+
+
+def test_a_file_last_written_a_settle_period_ago_loads_at_the_first_poll_that_sees_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The idle delivery process polls only when woken or every few seconds: an edit
+    made before it looked must be in the table it plans the next webhook with."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(SIMPLE_ROUTING.read_text())
+    clock = Clock()
+    state = State(settings.with_(routing=str(routing), reload_settle=2.0), clock=clock)
+    routing.write_text(FULL)
+    clock.now += 1.0
+    state.poll()
+    assert state.table.users["bob"] == "user0002"  # just written: it may still be writing
+    written = time.time() - 2.5
+    os.utime(routing, (written, written))  # as if written 2.5 s before this poll
+    clock.now += 1.0
+    state.poll()
     assert state.table.users["bob"] == "user0099"
 
 
