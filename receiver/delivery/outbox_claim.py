@@ -193,6 +193,21 @@ class ClaimQueries(OutboxBase):
 
         return order.plan(scan(), now, limit, fired, superseded=superseded, explain=explain)
 
+    def next_send_due(self) -> float | None:
+        """When the send loop next has work without being woken: the earliest queued or
+        retrying item, lease to run out, follow-up, deferred plan or pause probe (which
+        may be due already); None when there is none."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT (SELECT MIN(next_attempt_at) FROM outbox WHERE state='queued'),"
+                " (SELECT MIN(next_attempt_at) FROM outbox WHERE state='retry'),"
+                " (SELECT MIN(lease_until) FROM outbox WHERE state='sending'),"
+                " (SELECT MIN(followup_at) FROM outbox WHERE followup_at IS NOT NULL),"
+                " (SELECT MIN(next_attempt_at) FROM pending),"
+                " (SELECT MIN(probe_at) FROM pause)"
+            ).fetchone()
+        return min((float(v) for v in tuple(row) if v is not None), default=None)
+
     def waiting_behind(self, now: float | None = None) -> dict[int, int]:
         """For `outbox list`: each waiting item, and the earlier item it waits for."""
         with self._read() as db:

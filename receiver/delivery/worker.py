@@ -55,7 +55,13 @@ from receiver.errors import DingTalkError, OutboxUnavailable, RetryableError
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_S = 600.0
-IDLE_POLL_S = 1.0  # woken by receiver.delivery.wake: a retry or a follow-up is this late at most
+# Woken by receiver.delivery.wake when work is queued; otherwise an idle worker sleeps
+# until the next retry, follow-up, probe or lease falls due, for at most IDLE_MAX_S: on
+# SQLite every writer is on this host and wakes it; on PostgreSQL another replica's web
+# workers cannot, so it looks every IDLE_POLL_S. Work that is due but could not go (it
+# waits behind another) is looked at again every IDLE_POLL_S.
+IDLE_POLL_S = 1.0
+IDLE_MAX_S = 5.0
 
 
 class Worker:
@@ -285,10 +291,25 @@ class Worker:
                 # polls then slow down so the scan stays a small share of a core.
                 pause = max(self.poll_s, 4 * (time.monotonic() - started))
                 if self.wakeup is not None:
-                    self.wakeup.wait(max(IDLE_POLL_S, pause))
+                    self.wakeup.wait(self._idle_wait(pause))
                 else:
                     self.stopping.wait(pause)
         log.info("delivery_stopped")
+
+    def _idle_wait(self, least: float) -> float:
+        """How long an idle worker with a wake-up socket sleeps: until the next work falls
+        due (IDLE_MAX_S at most), or IDLE_POLL_S while due work waits (at least `least`)."""
+        try:
+            due = self.outbox.next_send_due()
+        except OutboxUnavailable:
+            return max(IDLE_POLL_S, least)
+        now = time.time()
+        if due is not None and due <= now:
+            return max(IDLE_POLL_S, least)
+        most = IDLE_POLL_S if self.outbox.postgres else IDLE_MAX_S
+        if due is None:
+            return max(most, least)
+        return max(least, min(most, due - now + 0.005))  # just after it, not just before
 
     def stop(self) -> None:
         """Stop after the current item (safe from a signal handler)."""

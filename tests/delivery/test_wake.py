@@ -16,6 +16,7 @@ from receiver.delivery.process import make_worker
 from receiver.delivery.wake import Wakeup
 from receiver.errors import OutboxUnavailable
 from receiver.settings import Settings
+from tests.conftest import Engine
 from tests.fakes.dingtalk import FakeDingTalk
 
 MSG = {"msgtype": "text", "text": {"content": "磁盘满了"}}
@@ -119,3 +120,74 @@ def test_an_idle_worker_sends_when_poked_not_when_its_slow_poll_comes_round(
         t.join(GENEROUS_S)
     assert not t.is_alive()
     w.wakeup.close()
+
+
+def test_the_next_due_work_is_the_earliest_of_each_kind(engine: Engine) -> None:
+    """What an idle worker sleeps until (without a poke), on each engine."""
+    box = Outbox(engine.data_dir, database_url=engine.database_url)
+    assert box.next_send_due() is None
+    t0 = time.time()
+    first, second = box.enqueue(
+        [Entry("ops", MSG, ("a",)), Entry("ops", MSG, ("b",))], source="alertmanager",
+        group_key="g",
+    )  # fmt: skip
+    due = box.next_send_due()
+    assert due is not None and t0 - 1 <= due <= time.time()  # queued: due now
+    box.mark_retry(first, delay_s=300, error="x", errcode=None)
+    box.mark_retry(second, delay_s=200, error="x", errcode=None)
+    assert abs((box.next_send_due() or 0) - (t0 + 200)) < 5  # the earlier of the two retries
+    pending = box.accept(b"{}", source="alertmanager", receiver=None, group_key="h")
+    box.defer(pending.id, error="x", delay_s=100)
+    assert abs((box.next_send_due() or 0) - (t0 + 100)) < 5  # a plan that failed, tried again
+    box.pause(reason="outage", error="x", probe_in=50, item_id=first)
+    assert abs((box.next_send_due() or 0) - (t0 + 50)) < 5  # the pause's next probe
+
+
+def test_an_idle_worker_sleeps_until_the_next_work_falls_due(
+    live_settings: Settings, fake_dingtalk: FakeDingTalk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry 1 s away goes out after 1 s, not at a slow poll (made an hour here)."""
+    monkeypatch.setattr(worker, "IDLE_POLL_S", 3600.0)
+    monkeypatch.setattr(worker, "IDLE_MAX_S", 3600.0)
+    w = make_worker(live_settings)
+    assert w.wakeup is not None
+    box = Outbox(live_settings.data_dir)
+    (item,) = box.enqueue([Entry("ops", MSG, ("a",))], source="alertmanager", group_key="g")
+    box.mark_retry(item, delay_s=1.0, error="busy", errcode=None)
+    waits: list[float] = []
+    real_wait = w.wakeup.wait
+
+    def wait(timeout: float) -> bool:
+        waits.append(timeout)
+        return real_wait(timeout)
+
+    monkeypatch.setattr(w.wakeup, "wait", wait)
+    t = threading.Thread(target=w.run)
+    t.start()
+    try:
+        deadline = time.monotonic() + GENEROUS_S
+        while time.monotonic() < deadline and not fake_dingtalk.delivered():
+            time.sleep(0.01)
+        assert [r.body["userid_list"] for r in fake_dingtalk.delivered() if r.body] == ["a"]
+        assert 0 < waits[0] <= 1.1  # until the retry, and a little after it
+    finally:
+        w.stop()
+        t.join(GENEROUS_S)
+    assert not t.is_alive()
+    w.wakeup.close()
+
+
+def test_with_nothing_due_it_sleeps_longest_unless_other_hosts_cannot_wake_it(
+    engine: Engine, live_settings: Settings
+) -> None:
+    w = make_worker(live_settings.with_(database_url=engine.database_url))
+    try:
+        longest = worker.IDLE_POLL_S if engine.database_url else worker.IDLE_MAX_S
+        assert w._idle_wait(0.05) == longest
+        assert w._idle_wait(7.0) == 7.0  # a slow turn (a long backlog's scan) waits longer
+        # Due, but not sent (it waits behind another, say): looked at again every second.
+        w.outbox.enqueue([Entry("ops", MSG, ("a",))], source="alertmanager", group_key="g")
+        assert w._idle_wait(0.05) == worker.IDLE_POLL_S
+    finally:
+        if w.wakeup is not None:
+            w.wakeup.close()
