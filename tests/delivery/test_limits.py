@@ -21,6 +21,18 @@ def test_calls_per_second(engine: Engine) -> None:
     assert limits.reserve(1, now=T0 + 1.001) == 0
 
 
+def test_a_full_window_of_many_calls_after_the_log_emptied(engine: Engine) -> None:
+    """SQLite finds the call a window back by its rowid: still right at a high rate, and
+    after every call has left the log (its rowids start again)."""
+    limits = engine.limits(rate=500, per_minute=10**6)
+    for start in (T0, T0 + 200):  # 200 s on, the first 500 calls leave the log
+        assert all(limits.reserve(1, now=start + i * 0.001) == 0 for i in range(500))
+        wait = limits.reserve(1, now=start + 0.6)
+        assert 0.39 < wait <= 0.41  # the window's first call leaves it at start + 1
+        assert limits.reserve(1, now=start + 1.0001) == 0
+    assert len(engine.rows("SELECT at FROM send_log", "limits")) == 501
+
+
 def test_slow_rates_space_calls_out(engine: Engine) -> None:
     limits = engine.limits(rate=0.5)
     assert limits.reserve(1, now=T0) == 0
