@@ -8,13 +8,12 @@ digest has stayed the same for RECEIVER_RELOAD_SETTLE (2 s), or at once when it
 was last written that long ago, so an editor or a `cp` that writes it in pieces is
 never caught half-way; an edit reaches every worker within about three seconds.
 `POST /-/reload` reloads the worker that answers at once, and SIGHUP makes the
-arbiter check the file and log the verdict. A file that
-fails to load, or names a template that is missing or does not compile, is
-refused: the running table stays, the problems are logged once
-with FILE:LINE and counted, and `status()` says so (for /readyz). After each good
-load the file is kept as `routing.last-good.yaml`, so a worker that boots while
-the file on disk is broken starts with the last good table instead of failing to
-boot.
+arbiter check the file and log the verdict. A file that fails to load, or names a
+template that is missing or does not compile, is refused: the running table stays,
+the problems are logged once with FILE:LINE and counted, and `status()` says so (for
+/readyz). After each good load the file is kept as `routing.last-good.yaml`, so a
+worker that boots while the file on disk is broken starts with the last good table
+instead of failing to boot.
 """
 
 from __future__ import annotations

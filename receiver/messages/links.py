@@ -60,16 +60,16 @@ def _matchers(labels: dict[str, str]) -> str:
 
 def _pair(name: str, value: str) -> str:
     if len(name) + len(value) > _CACHED_PAIR_CHARS:  # not kept: a rare, long value
-        return _q(_m(name, value))
+        return _q(_matcher(name, value))
     return _quoted_pair(name, value)
 
 
 @functools.lru_cache(maxsize=2048)
 def _quoted_pair(name: str, value: str) -> str:
-    return _q(_m(name, value))
+    return _q(_matcher(name, value))
 
 
-def _m(name: str, value: str) -> str:
+def _matcher(name: str, value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:
         value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'{name}="{value}"'
