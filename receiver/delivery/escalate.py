@@ -35,6 +35,7 @@ from receiver.delivery.owner import owner_is_dead, process_owner
 from receiver.delivery.pipeline import Entry, split_by_receiver, step_entries
 from receiver.delivery.state import State
 from receiver.delivery.status_bars import BAR_ATTEMPTS
+from receiver.delivery.wake import until_due
 from receiver.errors import DingTalkError, OutboxUnavailable
 from receiver.ingest.alertmanager import parse_alertmanager
 from receiver.ingest.grafana import parse_grafana
@@ -193,11 +194,7 @@ class Escalator:
     def wait_s(self) -> float:
         """How long to sleep: until the next step or status bar change is due (5 ms
         after, so that it is), IDLE_S at most; POLL_S when it is overdue."""
-        due = self.outbox.next_due()
-        if due is None:
-            return IDLE_S
-        left = due - self.clock()
-        return min(IDLE_S, left + 0.005) if left > 0 else POLL_S
+        return until_due(self.outbox.next_due(), self.clock(), most=IDLE_S, overdue=POLL_S)
 
     def flip_bars(self, now: float) -> int:
         """Send the queued OA status bar changes (已认领 · 张三, 已恢复)."""

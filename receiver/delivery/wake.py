@@ -76,6 +76,16 @@ def committed(data_dir: str, ok: bool) -> None:
         poke(data_dir)
 
 
+def until_due(due: float | None, now: float, *, most: float, overdue: float) -> float:
+    """How long a loop with nothing to do sleeps: until just after `due` (5 ms, so that
+    it is due then), `most` at most or when nothing is due; `overdue` when it already
+    is (it was looked at and could not go yet)."""
+    if due is None:
+        return most
+    left = due - now
+    return min(most, left + 0.005) if left > 0 else overdue
+
+
 class Wakeup:
     """The delivery process's end: a socket that `wait` returns from as soon as poked."""
 

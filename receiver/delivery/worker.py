@@ -48,7 +48,7 @@ from receiver.delivery.sending import (
 )
 from receiver.delivery.settle import Owed, RepeatLimiter
 from receiver.delivery.verdict import Verdicts
-from receiver.delivery.wake import Wakeup
+from receiver.delivery.wake import Wakeup, until_due
 from receiver.dingtalk.client import redact
 from receiver.errors import DingTalkError, OutboxUnavailable, RetryableError
 
@@ -303,13 +303,8 @@ class Worker:
             due = self.outbox.next_send_due()
         except OutboxUnavailable:
             return max(IDLE_POLL_S, least)
-        now = time.time()
-        if due is not None and due <= now:
-            return max(IDLE_POLL_S, least)
         most = IDLE_POLL_S if self.outbox.postgres else IDLE_MAX_S
-        if due is None:
-            return max(most, least)
-        return max(least, min(most, due - now + 0.005))  # just after it, not just before
+        return max(least, until_due(due, time.time(), most=most, overdue=IDLE_POLL_S))
 
     def stop(self) -> None:
         """Stop after the current item (safe from a signal handler)."""
