@@ -60,7 +60,7 @@ def probed_render(
     p = Probe()
     token = active.set(p)
     try:
-        with limited():
+        with limited(template):
             out = read(template.generate(ctx), p)
     except Exception:
         return None

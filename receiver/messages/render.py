@@ -263,8 +263,10 @@ class Renderer:
     def _body(self, attempt: _Attempt, msgtype: str, ctx: dict[str, Any]) -> str:
         if not attempt.failed:
             try:
-                with limited():
-                    return read(self.env.get_template(attempt.name).generate(ctx))
+                with limited():  # a compile folds constants: within the limits
+                    template = self.env.get_template(attempt.name)
+                with limited(template):
+                    return read(template.generate(ctx))
             # A user's template can raise anything (1/0, a bad filter argument, the
             # sandbox's SecurityError); the alert must still go out, so catch it all.
             except Exception as e:

@@ -43,6 +43,7 @@ from receiver.messages.bounds import (
     size,
 )
 from receiver.messages.probe import active, plan
+from receiver.messages.shipped import shipped
 
 __all__ = ["MAX_TEMPLATE_CHARS", "Budget", "Sandbox", "TemplateLimitError", "limited", "size"]
 
@@ -89,9 +90,10 @@ budget: ContextVar[Budget | None] = ContextVar("template_budget", default=None)
 
 
 @contextmanager
-def limited() -> Iterator[None]:
-    """Bound the template rendered inside this block by a fresh Budget."""
-    token = budget.set(Budget())
+def limited(template: Any = None) -> Iterator[None]:
+    """Bound the template rendered inside this block by a fresh Budget; none for a
+    `template` shipped in templates/ (receiver.messages.shipped), as for a built-in."""
+    token = budget.set(None if template is not None and is_shipped(template) else Budget())
     try:
         yield
     finally:
@@ -181,17 +183,24 @@ def guarded(f: Callable[..., Any], name: str) -> Callable[..., Any]:
 
 
 class _PlanWriter(CodeGenerator):
-    """Jinja's code generator, leaving the template's probe plan in its module as
-    `probe_plan` (the count comparisons, or None when it has none)."""
+    """Jinja's code generator, leaving in the template's module its probe plan as
+    `probe_plan` (the count comparisons, or None when it has none), and as `shipped`
+    whether its text is a shipped template's."""
 
     def visit_Template(self, node: nodes.Template, frame: Frame | None = None) -> None:
         super().visit_Template(node, frame)
         self.writeline(f"probe_plan = {getattr(node, 'probe_plan', None)!r}")
+        self.writeline(f"shipped = {getattr(node, 'shipped', False)!r}")
 
 
 def probe_plan(template: Any) -> Any:
     """A compiled template's count comparisons (receiver.messages.probe), or None."""
     return template.root_render_func.__globals__.get("probe_plan")
+
+
+def is_shipped(template: Any) -> bool:
+    """Whether a compiled template's text is a shipped one's (receiver.messages.shipped)."""
+    return bool(template.root_render_func.__globals__.get("shipped"))
 
 
 class Sandbox(SandboxedEnvironment):
@@ -222,6 +231,7 @@ class Sandbox(SandboxedEnvironment):
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         """The template, each `for` loop counting its steps and each `~` its size."""
         tree = super()._parse(source, name, filename)
+        tree.shipped = shipped(source)  # type: ignore[attr-defined]
         found = plan(tree)
         watched = {id(loop) for loop in found[0]} if found else set()
         tree.probe_plan = found[1] if found else None  # type: ignore[attr-defined]
