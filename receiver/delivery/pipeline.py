@@ -52,8 +52,12 @@ def split_by_receiver(
             alerts = [a for a in alerts if a.status == "firing"]
         if not alerts:
             continue
-        firing = any(a.status == "firing" for a in alerts)
-        parts[name] = replace(n, alerts=tuple(alerts), status="firing" if firing else "resolved")
+        status = "firing" if any(a.status == "firing" for a in alerts) else "resolved"
+        whole = (  # the group as it came
+            status == n.status and len(alerts) == len(n.alerts)
+            and all(a is b for a, b in zip(alerts, n.alerts, strict=True))
+        )  # fmt: skip
+        parts[name] = n if whole else replace(n, alerts=tuple(alerts), status=status)
     return parts
 
 
@@ -89,7 +93,8 @@ def plan(
         message = renderer.render(
             part, template=r.template, msgtype=r.msgtype, now=now, ack_url=linked or None
         )
-        key = json.dumps(message.msg, sort_keys=True, ensure_ascii=False)
+        # One receiver (the usual case) has nothing to share its message with.
+        key = json.dumps(message.msg, sort_keys=True, ensure_ascii=False) if len(parts) > 1 else ""
         group = groups.setdefault(key, _Group(message.msg, part.status))
         if linked and recipients.departments and group.plain is None:
             group.plain = renderer.render(part, template=r.template, msgtype=r.msgtype, now=now).msg
@@ -157,16 +162,18 @@ class _Group:
     def entries(self, ack: AckLinks | None = None, stand_in: str = "") -> list[Entry]:
         name = ",".join(self.receivers)
         text = json.dumps(self.msg, ensure_ascii=False) if ack is not None and stand_in else ""
+        status, depts = self.status, list(self.departments)
         if ack is None or not text or stand_in not in text:
-            entries = _chunks(name, self.msg, list(self.userids), list(self.departments))
-        else:
-            entries = [
-                Entry(name, json.loads(ack.personal(text, stand_in, u)), (u,)) for u in self.userids
-            ] + _chunks(name, self.plain or self.msg, [], list(self.departments))
-        return [replace(e, status=self.status) for e in entries]
+            return _chunks(name, self.msg, list(self.userids), depts, status)
+        return [
+            Entry(name, json.loads(ack.personal(text, stand_in, u)), (u,), status=status)
+            for u in self.userids
+        ] + _chunks(name, self.plain or self.msg, [], depts, status)
 
 
-def _chunks(name: str, msg: dict[str, Any], userids: list[str], depts: list[int]) -> list[Entry]:
+def _chunks(
+    name: str, msg: dict[str, Any], userids: list[str], depts: list[int], status: str
+) -> list[Entry]:
     out: list[Entry] = []
     u_chunks = [
         userids[i : i + MAX_USERIDS_PER_CALL] for i in range(0, len(userids), MAX_USERIDS_PER_CALL)
@@ -175,7 +182,7 @@ def _chunks(name: str, msg: dict[str, Any], userids: list[str], depts: list[int]
     for i in range(max(len(u_chunks), len(d_chunks))):
         u = u_chunks[i] if i < len(u_chunks) else []
         d = d_chunks[i] if i < len(d_chunks) else []
-        out.append(Entry(receiver=name, msg=msg, userids=tuple(u), departments=tuple(d)))
+        out.append(Entry(name, msg, tuple(u), tuple(d), status=status))
     return out
 
 
