@@ -112,6 +112,7 @@ class Client(AppKeyClient):  # type: ignore[misc]
         self.proxy = settings.proxy
         self._http = Transport(self.proxy)  # per client, not the sdk's class-wide session
         self._memo: tuple[str, float] | None = None  # (token, time.monotonic() to keep it to)
+        self._endpoints: dict[str, tuple[str, str, Any]] = {}  # _endpoint's
         install_log_filter()
 
     def __repr__(self) -> str:
@@ -126,10 +127,7 @@ class Client(AppKeyClient):  # type: ignore[misc]
             raise
 
     def _transport(self, method: str, url_or_endpoint: str, **kwargs: Any) -> Any:
-        url = url_or_endpoint
-        if not url.startswith(("http://", "https://")):
-            url = urljoin(self.API_BASE_URL, url.lstrip("/"))
-        path = url.split("?", 1)[0].replace(self.API_BASE_URL.rstrip("/"), "") or "/"
+        url, path, timer = self._endpoint(url_or_endpoint)
         unknown = set(kwargs) - _REQUEST_KWARGS
         if unknown:  # files=, say: an sdk call the receiver does not make
             raise TypeError(f"unsupported request arguments: {', '.join(sorted(unknown))}")
@@ -140,7 +138,6 @@ class Client(AppKeyClient):  # type: ignore[misc]
             headers["Content-Type"] = "application/json"
         elif isinstance(data, str):
             data = data.encode("utf-8")
-        api = path.rstrip("/").rsplit("/", 1)[-1]
         started = time.monotonic()
         try:
             res = self._http.request(
@@ -153,7 +150,7 @@ class Client(AppKeyClient):  # type: ignore[misc]
             why = network_reason(e.cause, url, self.proxy, kind=e.kind)
             raise RetryableError(f"DingTalk {path}: {why}", transport="network") from None
         finally:
-            metrics.api_duration.labels(api).observe(time.monotonic() - started)
+            timer.observe(time.monotonic() - started)
         if res.status == 429 or res.status >= 500:
             kind = "http_429" if res.status == 429 else "http_5xx"
             raise RetryableError(
@@ -185,6 +182,21 @@ class Client(AppKeyClient):  # type: ignore[misc]
             err.args = (f"{path}: {err.args[0]}",)
             raise err
         return result
+
+    def _endpoint(self, url_or_endpoint: str) -> tuple[str, str, Any]:
+        """The URL of an endpoint, its path (for errors) and its API's duration metric;
+        worked out once per endpoint and token."""
+        found = self._endpoints.get(url_or_endpoint)
+        if found is None:
+            url = url_or_endpoint
+            if not url.startswith(("http://", "https://")):
+                url = urljoin(self.API_BASE_URL, url.lstrip("/"))
+            path = url.split("?", 1)[0].replace(self.API_BASE_URL.rstrip("/"), "") or "/"
+            api = path.rstrip("/").rsplit("/", 1)[-1]
+            if len(self._endpoints) >= 256:  # a new token a few times a day: never many
+                self._endpoints.clear()
+            found = self._endpoints[url_or_endpoint] = (url, path, metrics.api_duration.labels(api))
+        return found
 
     def _handle_pre_request(self, method: str, uri: str, kwargs: dict[str, Any]) -> Any:
         """The sdk's, with the token `call` already read (one token-cache read a call)."""

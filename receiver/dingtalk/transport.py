@@ -74,6 +74,19 @@ class _Route:
     auth: str | None  # the host's Authorization header, from ~/.netrc
 
 
+@dataclass(frozen=True)
+class _Aim:
+    """Where one URL's requests go: its host, route, request target and Host header."""
+
+    scheme: str
+    hostname: str
+    port: int | None
+    origin: str  # scheme://host:port, the key of its kept connection
+    route: _Route
+    target: str
+    host: str
+
+
 # http.client connects (through a proxy's tunnel, with TLS); receiver.dingtalk.wire
 # writes each request and reads its reply on the connected socket.
 _HTTP = http.client.HTTPConnection
@@ -90,6 +103,7 @@ class Transport:
     def __init__(self, proxy: str | None = None) -> None:
         self.proxy = proxy
         self._routes: dict[str, _Route] = {}
+        self._aims: dict[str, _Aim] = {}  # per URL without params
         self._conns: dict[str, _HTTP | _HTTPS] = {}
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
@@ -105,22 +119,18 @@ class Transport:
         headers: dict[str, str] | None = None,
         timeout: float,
     ) -> Reply:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise NetworkError("ConnectionError", ValueError(f"not an http(s) URL: {url!r}"))
-        origin = f"{parts.scheme}://{parts.netloc}"
-        route = self._route(origin, url)
-        target = parts.path or "/"
-        query = "&".join(q for q in (parts.query, urlencode(params or {}, doseq=True)) if q)
-        if query:
-            target += "?" + query
-        if route.proxy and parts.scheme == "http":
-            target = origin + target  # an http proxy is asked for the absolute URL
-        host = host_header(parts.hostname, parts.port, 443 if parts.scheme == "https" else 80)
+        aim = None if params else self._aims.get(url)
+        if aim is None:
+            aim = self._aim(url, params)
+            if not params:
+                if len(self._aims) >= 256:  # a URL carries the token: a new one a few times a day
+                    self._aims.clear()
+                self._aims[url] = aim
+        origin, route, target, host = aim.origin, aim.route, aim.target, aim.host
         sent = {"User-Agent": "dingtalk-receiver", "Accept": "*/*", **(headers or {})}
         if route.auth and "Authorization" not in sent:
             sent["Authorization"] = route.auth
-        if route.proxy_auth and parts.scheme == "http":
+        if route.proxy_auth and aim.scheme == "http":
             sent["Proxy-Authorization"] = route.proxy_auth
         if route.proxy and not route.proxy.startswith("http://"):
             return self._through_requests(method, url, params, data, sent, timeout, route.proxy)
@@ -129,8 +139,8 @@ class Transport:
             kept = conn is not None
             for attempt in (0, 1):
                 if conn is None:
-                    conn = self._conns[origin] = self._new(parts.scheme, parts.hostname,
-                                                           parts.port, route)  # fmt: skip
+                    conn = self._conns[origin] = self._new(aim.scheme, aim.hostname, aim.port,
+                                                           route)  # fmt: skip
                 conn.timeout = timeout
                 replied = False  # whether any of a reply came: then it is not sent again
                 try:
@@ -170,6 +180,22 @@ class Transport:
                     self._drop(origin)
                     raise NetworkError(_kind(e), e) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _aim(self, url: str, params: dict[str, Any] | None) -> _Aim:
+        """Where a request for `url` goes; `request` keeps it per URL without params."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise NetworkError("ConnectionError", ValueError(f"not an http(s) URL: {url!r}"))
+        origin = f"{parts.scheme}://{parts.netloc}"
+        route = self._route(origin, url)
+        target = parts.path or "/"
+        query = "&".join(q for q in (parts.query, urlencode(params or {}, doseq=True)) if q)
+        if query:
+            target += "?" + query
+        if route.proxy and parts.scheme == "http":
+            target = origin + target  # an http proxy is asked for the absolute URL
+        host = host_header(parts.hostname, parts.port, 443 if parts.scheme == "https" else 80)
+        return _Aim(parts.scheme, parts.hostname, parts.port, origin, route, target, host)
 
     def _through_requests(
         self, method: str, url: str, params: dict[str, Any] | None, data: bytes | None,
