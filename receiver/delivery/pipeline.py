@@ -17,7 +17,7 @@ from typing import Any
 from receiver.messages.acklinks import AckLinks
 from receiver.messages.render import Renderer
 from receiver.messages.robot import robot_copy
-from receiver.model import Alert, Notification
+from receiver.model import Alert, Notification, Status
 from receiver.routing.robots import Robot
 from receiver.routing.table import Receiver, RoutingTable
 
@@ -52,7 +52,7 @@ def split_by_receiver(
             alerts = [a for a in alerts if a.status == "firing"]
         if not alerts:
             continue
-        status = "firing" if any(a.status == "firing" for a in alerts) else "resolved"
+        status: Status = "firing" if any(a.status == "firing" for a in alerts) else "resolved"
         whole = (  # the group as it came
             status == n.status and len(alerts) == len(n.alerts)
             and all(a is b for a, b in zip(alerts, n.alerts, strict=True))
