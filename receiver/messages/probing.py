@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import Environment, Template
+from jinja2 import Template
 
 from receiver.messages.bounds import MAX_TEMPLATE_CHARS, TemplateLimitError
 from receiver.messages.probe import Compares, Probe, active
@@ -41,11 +41,11 @@ def read(chunks: Iterator[str], probe: Probe | None = None) -> str:
     return "".join(out)
 
 
-def plan_of(env: Environment, name: str) -> tuple[Template, Compares] | None:
-    """The template and its probe plan; None when it has none (or can't be loaded)."""
+def plan_of(load: Callable[[str], Template], name: str) -> tuple[Template, Compares] | None:
+    """The template `load` gives for `name`, and its probe plan; None when it has none
+    (or can't be loaded)."""
     try:
-        with limited():  # a compile folds constants: within the limits, as a render's
-            template = env.get_template(name)
+        template = load(name)
     except Exception:  # missing or broken: the exact render says so, and falls back
         return None
     compares: Compares | None = probe_plan(template)

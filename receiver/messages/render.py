@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import ChainableUndefined, DictLoader, FileSystemLoader, TemplateSyntaxError
+from jinja2 import (
+    ChainableUndefined,
+    DictLoader,
+    FileSystemLoader,
+    Template,
+    TemplateSyntaxError,
+)
 from jinja2.sandbox import SandboxedEnvironment
 
 from receiver.errors import ConfigProblem, not_utf8
@@ -35,7 +41,7 @@ from receiver.messages.filters import KEY_LABELS, WORDS, cut, filters, mdurl, on
 from receiver.messages.links import buttons, group_silence_url, more_url, web_url
 from receiver.messages.oa import oa_extras
 from receiver.messages.probing import Probed, plan_of, probed_render, read
-from receiver.messages.sandbox import Sandbox, error_line, limited
+from receiver.messages.sandbox import Sandbox, error_line, is_shipped, limited
 from receiver.model import Notification
 from receiver.settings import Settings
 
@@ -102,8 +108,12 @@ class Renderer:
         self.external_url = (external_url or "").rstrip("/")
         self.on_fallback = on_fallback
         self.templates_dir = templates_dir
-        self.env = self._env(FileSystemLoader(templates_dir))
-        self.builtin = self._env(DictLoader(BUILTIN_TEMPLATES))
+        loader = FileSystemLoader(templates_dir)
+        self.env = self._env(loader)
+        # The same folder's shipped templates (receiver.messages.shipped), and the
+        # built-in ones: they render with no budget, so without the checks' wrappers.
+        self.shipped_env = self._env(loader, checked=False)
+        self.builtin = self._env(DictLoader(BUILTIN_TEMPLATES), checked=False)
         # Per (template, msgtype): how big its messages were, where the next fit starts.
         self._hints: dict[tuple[str, str], SizeHint] = {}
 
@@ -135,8 +145,11 @@ class Renderer:
                     problems.append(not_utf8(path, fh.read(), e))
         return problems
 
-    def _env(self, loader: FileSystemLoader | DictLoader) -> SandboxedEnvironment:
+    def _env(
+        self, loader: FileSystemLoader | DictLoader, *, checked: bool = True
+    ) -> SandboxedEnvironment:
         env = Sandbox(
+            checked=checked,
             loader=loader,
             undefined=ChainableUndefined,
             autoescape=False,
@@ -145,8 +158,18 @@ class Renderer:
         )
         env.filters.update(filters(self.tz))
         env.tests["weburl"] = lambda value: bool(web_url(str(value or "")))
-        env.guard_filters()
+        if checked:
+            env.guard_filters()
         return env
+
+    def _load(self, name: str) -> Template:
+        """The template `name` from the folder; a shipped one compiled without checks."""
+        with limited():  # a compile folds constants: within the limits, as a render's
+            template = self.env.get_template(name)
+        if not is_shipped(template):
+            return template
+        unchecked = self.shipped_env.get_template(name)
+        return unchecked if is_shipped(unchecked) else template  # changed in between
 
     def title(self, n: Notification) -> str:
         """[告警:3] HighLatency, [已恢复] HighLatency (or FIRING/RESOLVED in English)."""
@@ -220,7 +243,7 @@ class Renderer:
             # the template failed, every body is the built-in one's, as without probes.
             seen = None if attempt.failed else probed.get(cap)
             if seen is None or k > seen.upto:
-                planned = None if attempt.failed else plan_of(self.env, attempt.name)
+                planned = None if attempt.failed else plan_of(self._load, attempt.name)
                 if planned is not None:
                     upto = min(len(ordered), k + 1)
                     seen = probed[cap] = probed_render(*planned, ctx_of(upto, cap), upto)
@@ -263,8 +286,7 @@ class Renderer:
     def _body(self, attempt: _Attempt, msgtype: str, ctx: dict[str, Any]) -> str:
         if not attempt.failed:
             try:
-                with limited():  # a compile folds constants: within the limits
-                    template = self.env.get_template(attempt.name)
+                template = self._load(attempt.name)
                 with limited(template):
                     return read(template.generate(ctx))
             # A user's template can raise anything (1/0, a bad filter argument, the

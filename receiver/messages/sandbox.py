@@ -215,8 +215,11 @@ class Sandbox(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     code_generator_class = _PlanWriter
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(finalize=_finalize, **options)
+    def __init__(self, *, checked: bool = True, **options: Any) -> None:
+        """`checked=False`: for templates that render without a budget only (the shipped
+        and the built-in ones): no check on what it outputs, and `guard_filters` not
+        called. A budget is then never checked, even inside `limited()`."""
+        super().__init__(finalize=_finalize if checked else None, **options)
         self.concat = _concat  # type: ignore[method-assign]
         self.filters["_counted"] = counted
         self.filters["_alerts_loop"] = alerts_loop

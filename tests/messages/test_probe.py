@@ -164,13 +164,13 @@ def test_ten_alerts_over_the_budget_take_one_render(monkeypatch: pytest.MonkeyPa
     n = am("am-firing-55")
     r.render(n, now=NOW, max_bytes=3000)  # the hint learns this template's sizes
     renders: list[int] = []
-    real = r.env.get_template("default.md.j2").generate
+    real = r.shipped_env.get_template("default.md.j2").generate  # the shipped default
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         renders.append(len(args[0]["alerts"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(r.env.get_template("default.md.j2"), "generate", counting)
+    monkeypatch.setattr(r.shipped_env.get_template("default.md.j2"), "generate", counting)
     m = r.render(n, now=NOW, max_bytes=3000)
     assert 0 < m.shown < len(n.alerts)
     assert renders == [m.shown + 1]

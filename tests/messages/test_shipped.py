@@ -31,7 +31,8 @@ def _budgets_seen(folder: Path, text: str) -> list[Any]:
     (folder / "t.md.j2").write_text(text, encoding="utf-8")
     r = Renderer(str(folder))
     seen: list[Any] = []
-    r.env.filters["note"] = lambda value: seen.append(budget.get()) or value
+    for env in (r.env, r.shipped_env):
+        env.filters["note"] = lambda value: seen.append(budget.get()) or value
     msg = r.render(am("am-firing-4"), template="t.md.j2", now=NOW)
     assert not msg.fallback
     assert "noted" in msg.msg["markdown"]["text"]
