@@ -62,11 +62,12 @@ PURGE_EVERY_S = 600.0
 # waits behind another) is looked at again every IDLE_POLL_S.
 IDLE_POLL_S = 1.0
 IDLE_MAX_S = 5.0
-# A turn that did work is followed by the next no sooner than this after it began. Under
-# a storm each turn then plans what came in over the last TURN_MIN_S together, and of a
-# group posted again and again only the newest webhook is routed, rendered and sent (the
-# older ones are superseded); at 1,500 webhooks/s of one group that took delivery's CPU
-# a webhook from 0.24 ms to 0.09 (bench/README.md). A webhook may wait up to this long.
+# A turn that planned two webhooks or more (they come faster than turns) is followed by
+# the next no sooner than this after it began. Under a storm each turn then plans what
+# came in over the last TURN_MIN_S together, and of a group posted again and again only
+# the newest webhook is routed, rendered and sent (the older ones are superseded); at
+# 1,500 webhooks/s of one group that took delivery's CPU a webhook from 0.24 ms to 0.09
+# (bench/README.md). A webhook may then wait up to this long; one at a time, none.
 TURN_MIN_S = 0.02
 
 
@@ -111,6 +112,7 @@ class Worker:
         self.lease_s = lease_s
         self.clock = clock
         self.owner = process_owner()
+        self.planned = 0  # webhooks the last turn planned
         self.stopping = threading.Event()
         self._last_purge = 0.0
         self._claimed_at = 0.0  # time.monotonic() of the last claim
@@ -124,8 +126,8 @@ class Worker:
 
     def run_once(self) -> int:
         """Plan what was accepted, then claim and handle one batch; return how much was done."""
-        planned = self.plan() if self.plan is not None else 0
-        return planned + self.send_batch()
+        self.planned = self.plan() if self.plan is not None else 0
+        return self.planned + self.send_batch()
 
     def send_batch(self) -> int:
         """Claim and handle one batch; return how many items were handled."""
@@ -292,12 +294,12 @@ class Worker:
             if self.parent_pid is not None and os.getppid() != self.parent_pid:
                 log.error("delivery_orphaned parent=%d; exiting", self.parent_pid)
                 break
-            if handled:
-                # At most a turn every TURN_MIN_S: what came in meanwhile is planned together.
+            if self.planned > 1:
+                # Webhooks come faster than turns: at most a turn every TURN_MIN_S.
                 rest = TURN_MIN_S - (time.monotonic() - started)
                 if rest > 0:
                     self.stopping.wait(rest)
-            else:
+            if not handled:
                 # A long backlog stuck behind an outage makes each claim scan it; idle
                 # polls then slow down so the scan stays a small share of a core.
                 pause = max(self.poll_s, 4 * (time.monotonic() - started))
