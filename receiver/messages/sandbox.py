@@ -217,8 +217,8 @@ class Sandbox(SandboxedEnvironment):
 
     def __init__(self, *, checked: bool = True, **options: Any) -> None:
         """`checked=False`: for templates that render without a budget only (the shipped
-        and the built-in ones): no check on what it outputs, and `guard_filters` not
-        called. A budget is then never checked, even inside `limited()`."""
+        and the built-in ones): no check on what they output, and (`guard_filters` not
+        called) none on their filters."""
         super().__init__(finalize=_finalize if checked else None, **options)
         self.concat = _concat  # type: ignore[method-assign]
         self.filters["_counted"] = counted
