@@ -14,9 +14,9 @@ from receiver.delivery.outbox import Outbox
 from receiver.delivery.process import make_worker
 from receiver.settings import Settings
 from tests.conftest import FIXTURES
+from tests.delivery.loop_support import GENEROUS_S, running, wait_for_calls
 from tests.fakes.dingtalk import FakeDingTalk
 
-GENEROUS_S = 30.0  # how long a test waits for what should take milliseconds
 BODY = (FIXTURES / "alertmanager/firing-4.json").read_bytes()
 GROUP = '{}/{team="db"}:{alertname="DiskFull", cluster="sh-prod-1"}'
 
@@ -64,24 +64,15 @@ def test_a_group_posted_during_the_pause_is_planned_together(
     box = Outbox(live_settings.data_dir)
     for _ in range(2):  # two waiting: the first turn plans them together, then pauses
         box.accept(BODY, source="alertmanager", receiver=None, group_key=GROUP)
-    w = make_worker(live_settings)
-    t = threading.Thread(target=w.run)
-    t.start()
-    try:
+    with running(make_worker(live_settings)):
         deadline = time.monotonic() + GENEROUS_S
-        while time.monotonic() < deadline and not fake_dingtalk.delivered():
-            time.sleep(0.01)
+        wait_for_calls(fake_dingtalk, 1, deadline)
         assert len(fake_dingtalk.delivered()) == 1  # one call for the two
         first = time.monotonic()
         for _ in range(5):  # the same group again, while the loop waits out its turn
             box.accept(BODY, source="alertmanager", receiver=None, group_key=GROUP)
         assert time.monotonic() - first < 3.0  # all of them before its next turn
-        while time.monotonic() < deadline and len(fake_dingtalk.delivered()) < 2:
-            time.sleep(0.01)
+        wait_for_calls(fake_dingtalk, 2, deadline)
         time.sleep(0.5)  # nothing more comes
         assert len(fake_dingtalk.delivered()) == 2  # one for the five, not five
         assert box.counts()["pending"] == 0
-    finally:
-        w.stop()
-        t.join(GENEROUS_S)
-    assert not t.is_alive()

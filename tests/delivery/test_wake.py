@@ -17,10 +17,10 @@ from receiver.delivery.wake import Wakeup
 from receiver.errors import OutboxUnavailable
 from receiver.settings import Settings
 from tests.conftest import Engine
+from tests.delivery.loop_support import GENEROUS_S, running, wait_for_calls
 from tests.fakes.dingtalk import FakeDingTalk
 
 MSG = {"msgtype": "text", "text": {"content": "磁盘满了"}}
-GENEROUS_S = 30.0  # how long a test waits for what should take milliseconds
 
 
 @pytest.fixture
@@ -106,19 +106,12 @@ def test_an_idle_worker_sends_when_poked_not_when_its_slow_poll_comes_round(
         return real_wait(timeout)
 
     monkeypatch.setattr(w.wakeup, "wait", wait)
-    t = threading.Thread(target=w.run)
-    t.start()
-    try:
+    with running(w):  # its stop wakes the wait: run returns without waiting out the hour
         assert waiting.wait(GENEROUS_S)
         deadline = time.monotonic() + GENEROUS_S
         box.enqueue([Entry("ops", MSG, ("a",))], source="alertmanager", group_key="g")
-        while time.monotonic() < deadline and not fake_dingtalk.delivered():
-            time.sleep(0.01)
+        wait_for_calls(fake_dingtalk, 1, deadline)
         assert [r.body["userid_list"] for r in fake_dingtalk.delivered() if r.body] == ["a"]
-    finally:
-        w.stop()  # wakes the wait: run returns without waiting out the hour
-        t.join(GENEROUS_S)
-    assert not t.is_alive()
     w.wakeup.close()
 
 
@@ -162,18 +155,10 @@ def test_an_idle_worker_sleeps_until_the_next_work_falls_due(
         return real_wait(timeout)
 
     monkeypatch.setattr(w.wakeup, "wait", wait)
-    t = threading.Thread(target=w.run)
-    t.start()
-    try:
-        deadline = time.monotonic() + GENEROUS_S
-        while time.monotonic() < deadline and not fake_dingtalk.delivered():
-            time.sleep(0.01)
+    with running(w):
+        wait_for_calls(fake_dingtalk, 1, time.monotonic() + GENEROUS_S)
         assert [r.body["userid_list"] for r in fake_dingtalk.delivered() if r.body] == ["a"]
         assert 0 < waits[0] <= 1.1  # until the retry, and a little after it
-    finally:
-        w.stop()
-        t.join(GENEROUS_S)
-    assert not t.is_alive()
     w.wakeup.close()
 
 
