@@ -26,6 +26,7 @@ from receiver.delivery.escalate import ack_links, planned_records
 from receiver.delivery.outbox import Pending
 from receiver.delivery.pipeline import Entry, plan, split_by_receiver
 from receiver.delivery.replacing import covers
+from receiver.delivery.sending import CLAIM_MAX
 from receiver.delivery.shards import Shards
 from receiver.delivery.state import State
 from receiver.ingest.alertmanager import parse_alertmanager
@@ -64,10 +65,10 @@ def _key(p: Pending) -> tuple[str, str | None, str]:
     return (p.source, p.receiver, p.group_key)
 
 
-# Webhooks a turn plans: as many as a claim can send at most (sending.CLAIM_MAX). A turn
-# of 20 took 2.5% more CPU a webhook in row 7's drain, one of 10 5% more: each turn
-# starts with its caches cold from the sends before it (bench/README.md).
-PLAN_BATCH = 50
+# Webhooks a turn plans: as many as a claim can send at most. A turn of 20 took 2.5%
+# more CPU a webhook in row 7's drain, one of 10 5% more: each turn starts with its
+# caches cold from the sends before it (bench/README.md).
+PLAN_BATCH = CLAIM_MAX
 
 
 class Planner:
