@@ -23,6 +23,7 @@ from gunicorn.app.base import BaseApplication
 SHARED = (
     "workers", "worker_class", "threads", "timeout", "graceful_timeout", "keepalive",
     "backlog", "worker_connections", "accesslog", "access_log_format", "logconfig_dict",
+    "logger_class",
 )  # fmt: skip
 
 

@@ -164,6 +164,7 @@ class ReceiverServer(BaseApplication):  # type: ignore[misc]
             "graceful_timeout": 20,
             "accesslog": "-",
             "access_log_format": ACCESS_LOG_FORMAT,
+            "logger_class": "receiver.web.accesslog.Logger",  # its six atoms, not sixty
             "logconfig_dict": logconfig_dict(self.settings.log_format),
             "when_ready": lambda server: start_all(supervisors),
             "on_exit": lambda server: stop_all(supervisors),
