@@ -8,8 +8,6 @@ never renders and never calls DingTalk, so accepting costs one parse and one ins
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
 from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkExtension, InvalidChunkSize
@@ -23,32 +21,18 @@ from receiver.delivery.state import State
 from receiver.errors import ConfigError, OutboxUnavailable, PayloadError
 from receiver.ingest import alertmanager as ingest
 from receiver.ingest import auth
-from receiver.ingest.dedup import dedup_key
 from receiver.ingest.grafana import parse_grafana
-from receiver.model import Notification
 from receiver.settings import Settings
 from receiver.web import console
 from receiver.web.ack import ack_blueprint
-from receiver.web.body import read_body
 from receiver.web.committer import Committer
 from receiver.web.console import full
 from receiver.web.deadline import ReadTimedOut
+from receiver.web.fastpath import FastPath
 from receiver.web.offload import blocking
+from receiver.web.webhooks import Webhooks, error
 
 log = logging.getLogger(__name__)
-
-Parser = Callable[[bytes], Notification]
-
-
-def error(status: int, message: str) -> tuple[Response, int]:
-    return jsonify(error=message), status
-
-
-def accepted(pending_id: int, alerts: int) -> Response:
-    """`jsonify(status="accepted", id=..., alerts=...)`, byte for byte, without its
-    generic encoder: the reply every accepted webhook gets."""
-    body = b'{"alerts":%d,"id":%d,"status":"accepted"}\n' % (alerts, pending_id)
-    return Response(body, mimetype="application/json")
 
 
 def create_app(settings: Settings | None = None, *, serving: bool = False) -> Flask:
@@ -75,86 +59,18 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
     if serving:  # an idle worker picks up a reload too, not only on its next request
         state.start_watching()
 
-    counted = metrics.Children(metrics.payloads_received)
-
-    def accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
-        outcome = "rejected"  # auth, content type, size, unknown receiver: another 4xx
-        try:
-            reply = _accept(source, parse, receiver)
-            outcome = "accepted" if reply[1] < 300 else "rejected"
-            return reply
-        except PayloadError:
-            outcome = "invalid"
-            raise
-        except OutboxUnavailable:
-            outcome = "unavailable"
-            raise
-        finally:
-            counted(source, outcome).inc()
-
-    alerts_counted = metrics.Children(metrics.alerts_received)
-    # Whether a webhook to /alertmanager (False) or /grafana (True) must show credentials.
-    guarded = {
-        grafana: bool(settings.webhook_token or settings.basic_auth
-                      or (grafana and settings.grafana_hmac_secret))
-        for grafana in (False, True)
-    }  # fmt: skip
-
-    def _accept(source: str, parse: Parser, receiver: str | None) -> tuple[Response, int]:
-        grafana = source == "grafana"
-        guard = guarded[grafana]
-        headers = dict(request.headers) if guard else {}
-        # Token and basic auth before the body: a stranger cannot make a worker read 16 MiB.
-        if guard and not auth.check_webhook_auth(
-            headers, token=settings.webhook_token, basic=settings.basic_auth
-        ):
-            return error(401, "unauthorized")
-        mimetype = request.mimetype
-        if mimetype != "application/json" and not mimetype.endswith("+json"):
-            return error(415, f"Content-Type must be application/json, got {mimetype or 'none'!r}")
-        body = read_body(request, settings.max_body_bytes)
-        if guard and not auth.check_signature(
-            headers, body, grafana=grafana, hmac_secret=settings.grafana_hmac_secret,
-            now=time.time(),
-        ):  # fmt: skip
-            return error(401, "unauthorized")
-        notification = parse(body)
-        table = state.table
-        if receiver is not None and receiver not in table.receivers:
-            return error(404, f"unknown receiver {receiver!r} in {table.path}")
-        window = settings.dedup_window
-        pending, stored = committer.submit(Accept(  # waits for its batch's commit (fsync)
-            body, source, receiver, notification.group_key,
-            key=dedup_key(notification, receiver) if window > 0 else None, window_s=window,
-        ))  # fmt: skip
-        if not stored:
-            metrics.duplicate_payloads.labels(source).inc()
-            log.info(
-                "duplicate first_id=%d source=%s receiver=%s status=%s alerts=%d group_key=%s",
-                pending.id, source, receiver or notification.receiver, notification.status,
-                len(notification.alerts), notification.group_key,
-            )  # fmt: skip
-            reply = {"status": "duplicate", "id": pending.id, "alerts": len(notification.alerts)}
-            return jsonify(reply), 200
-        alerts = len(notification.alerts)
-        alerts_counted(source).inc(alerts)
-        log.info(
-            "accepted id=%d source=%s receiver=%s status=%s alerts=%d group_key=%s",
-            pending.id, source, receiver or notification.receiver, notification.status,
-            alerts, notification.group_key,
-        )  # fmt: skip
-        return accepted(pending.id, alerts), 200
+    webhooks = Webhooks(settings, state, committer)
 
     @app.post("/alertmanager")
     @app.post("/alertmanager/<receiver>")
     def alertmanager(receiver: str | None = None) -> tuple[Response, int]:
-        return accept("alertmanager", ingest.parse_alertmanager, receiver)
+        return webhooks.view(request, "alertmanager", ingest.parse_alertmanager, receiver)
 
     # Grafana's webhook contact point can be set to PUT as well as POST.
     @app.route("/grafana", methods=["POST", "PUT"])
     @app.route("/grafana/<receiver>", methods=["POST", "PUT"])
     def grafana(receiver: str | None = None) -> tuple[Response, int]:
-        return accept("grafana", parse_grafana, receiver)
+        return webhooks.view(request, "grafana", parse_grafana, receiver)
 
     app.register_blueprint(ack_blueprint(state))
 
@@ -215,6 +131,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fl
 
     console.register(app, settings)
     full.register(app, settings)
+    # The webhooks' accepted case without Flask's request machinery; the rest through it.
+    app.wsgi_app = FastPath(app.wsgi_app, webhooks)  # type: ignore[method-assign]
 
     @app.errorhandler(PayloadError)
     def payload_error(e: PayloadError) -> tuple[Response, int]:
