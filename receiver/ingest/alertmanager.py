@@ -123,13 +123,14 @@ def _alerts(payload: dict[str, Any], path: str = "$") -> list[dict[str, Any]]:
 
 
 def _plain_kv(value: Any) -> dict[str, str] | None:
-    """A label or annotation map that needs no checking, copied; None to check it."""
+    """A label or annotation map that needs no checking (the parse's own, not copied);
+    None to check it."""
     if type(value) is not dict:
         return None
     for v in value.values():
         if type(v) is not str:
             return None
-    return dict(value)
+    return value
 
 
 class _Unusual(Exception):
