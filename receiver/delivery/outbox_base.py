@@ -3,7 +3,6 @@ query class (receiver.delivery.outbox, outbox_claim, outbox_pending, …) is bui
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -16,6 +15,7 @@ from receiver.delivery import wake
 from receiver.delivery.outbox_schema import OUTBOX_FILE, OUTBOX_SCHEMA
 from receiver.delivery.pipeline import Entry
 from receiver.errors import OutboxUnavailable
+from receiver.messages.budget import compact
 from receiver.storage.migrations import SQLITE, upgrade
 from receiver.storage.pgconn import lock_key
 from receiver.storage.postgres import database, upgrade_database
@@ -124,7 +124,7 @@ class OutboxBase:
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     created_at, now, "queued", source, e.receiver, group_key,
-                    json.dumps(e.msg, ensure_ascii=False, separators=(",", ":")),
+                    e.text or compact(e.msg),
                     ",".join(e.userids), ",".join(str(d) for d in e.departments), now,
                     created_at, "robot" if e.robot else None, e.robot, notification_id,
                     e.status,

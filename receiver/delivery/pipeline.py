@@ -35,6 +35,7 @@ class Entry:
     departments: tuple[int, ...] = ()
     robot: str | None = None  # a group robot's copy: `msg` is its body, with its mentions
     status: str = "firing"  # the group's status for this receiver: firing | resolved
+    text: str = ""  # `msg` as compact JSON, when the render made it; else made to store it
 
 
 def split_by_receiver(
@@ -95,7 +96,7 @@ def plan(
         )
         # One receiver (the usual case) has nothing to share its message with.
         key = json.dumps(message.msg, sort_keys=True, ensure_ascii=False) if len(parts) > 1 else ""
-        group = groups.setdefault(key, _Group(message.msg, part.status))
+        group = groups.setdefault(key, _Group(message.msg, part.status, text=message.text))
         if linked and recipients.departments and group.plain is None:
             group.plain = renderer.render(part, template=r.template, msgtype=r.msgtype, now=now).msg
         group.receivers.setdefault(name, None)
@@ -158,22 +159,25 @@ class _Group:
     userids: dict[str, None] = field(default_factory=dict)
     departments: dict[int, None] = field(default_factory=dict)
     plain: dict[str, Any] | None = None  # the message without an acknowledge link
+    text: str = ""  # `msg` as compact JSON, when the render made it
 
     def entries(self, ack: AckLinks | None = None, stand_in: str = "") -> list[Entry]:
         name = ",".join(self.receivers)
         text = json.dumps(self.msg, ensure_ascii=False) if ack is not None and stand_in else ""
         status, depts = self.status, list(self.departments)
         if ack is None or not text or stand_in not in text:
-            return _chunks(name, self.msg, list(self.userids), depts, status)
+            return _chunks(name, self.msg, list(self.userids), depts, status, self.text)
         return [
             Entry(name, json.loads(ack.personal(text, stand_in, u)), (u,), status=status)
             for u in self.userids
-        ] + _chunks(name, self.plain or self.msg, [], depts, status)
+        ] + _chunks(name, self.plain or self.msg, [], depts, status,
+                    "" if self.plain else self.text)  # fmt: skip
 
 
 def _chunks(
-    name: str, msg: dict[str, Any], userids: list[str], depts: list[int], status: str
-) -> list[Entry]:
+    name: str, msg: dict[str, Any], userids: list[str], depts: list[int], status: str,
+    text: str = "",
+) -> list[Entry]:  # fmt: skip
     out: list[Entry] = []
     u_chunks = [
         userids[i : i + MAX_USERIDS_PER_CALL] for i in range(0, len(userids), MAX_USERIDS_PER_CALL)
@@ -182,7 +186,7 @@ def _chunks(
     for i in range(max(len(u_chunks), len(d_chunks))):
         u = u_chunks[i] if i < len(u_chunks) else []
         d = d_chunks[i] if i < len(d_chunks) else []
-        out.append(Entry(name, msg, tuple(u), tuple(d), status=status))
+        out.append(Entry(name, msg, tuple(u), tuple(d), status=status, text=text))
     return out
 
 
@@ -202,12 +206,13 @@ def step_entries(
     a copy to each of the receiver's group robots that @mentions the newly paged people."""
     stand_in = ack.placeholder(userids) if ack is not None and userids else ""
     r = receiver
-    msg = renderer.render(
+    message = renderer.render(
         part, template=r.template, msgtype=r.msgtype, now=now, ack_url=stand_in or None, note=note
-    ).msg
-    group = _Group(
-        msg, part.status, {r.name: None}, dict.fromkeys(userids), dict.fromkeys(departments)
     )
+    group = _Group(
+        message.msg, part.status, {r.name: None}, dict.fromkeys(userids),
+        dict.fromkeys(departments), text=message.text,
+    )  # fmt: skip
     if stand_in and departments:
         group.plain = renderer.render(
             part, template=r.template, msgtype=r.msgtype, now=now, note=note

@@ -27,9 +27,14 @@ VALUE_CAP = 256  # characters per label/annotation value once a message is too b
 ALERT_BYTES_AT_LEAST = 100
 
 
+def compact(msg: dict[str, Any]) -> str:
+    """`msg` as compact JSON: what DingTalk counts, and what the outbox stores."""
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+
+
 def msg_size(msg: dict[str, Any]) -> int:
     """Bytes of the compact UTF-8 JSON of `msg`, as DingTalk counts them."""
-    return len(json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return len(compact(msg).encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,16 @@ class Parts:
         """msg_size(self.msg()), worked out once: a fit asks each build's size twice or more."""
         found: int | None = self.__dict__.get("_size")
         if found is None:
-            found = msg_size(self.msg())
+            found = len(self.text().encode("utf-8"))
             object.__setattr__(self, "_size", found)  # frozen, so the size never changes
+        return found
+
+    def text(self) -> str:
+        """compact(self.msg()), made once: made to size the build, stored for the one kept."""
+        found: str | None = self.__dict__.get("_text")
+        if found is None:
+            found = compact(self.msg())
+            object.__setattr__(self, "_text", found)
         return found
 
 

@@ -72,6 +72,7 @@ class Message:
     hidden: int = 0  # alerts left out for size, plus Alertmanager's truncatedAlerts
     template: str = ""  # the template that rendered the body
     fallback: bool = False  # True when `template` failed and the built-in one was used
+    text: str = ""  # `msg` as compact JSON (budget.compact), made to size it; "": not made
 
     @property
     def size(self) -> int:
@@ -264,6 +265,7 @@ class Renderer:
         return Message(
             msg=parts.msg(),
             title=parts.title,
+            text=parts.text(),
             shown=shown,
             hidden=len(ordered) - shown + n.truncated_alerts,
             template=attempt.name,

@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from receiver.delivery.pipeline import plan
+import pytest
+
+from receiver.delivery.pipeline import plan, step_entries
 from receiver.ingest.alertmanager import parse_alertmanager
+from receiver.messages.acklinks import AckLinks
+from receiver.messages.budget import compact
 from receiver.messages.render import Renderer
 from receiver.routing import load_routing
 from tests.conftest import FIXTURES, ROOT
@@ -108,3 +112,26 @@ def test_one_robot_copy_per_robot_and_message_mentioning_everyone_paged(tmp_path
     assert sre.receiver == "sre,chat-only" and sre.msg["msgtype"] == "text"
     assert sre.msg["at"]["atUserIds"] == ["s1", "t1"]
     assert entries.index(team) > entries.index(work[0])  # pages are queued first
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in (FIXTURES / "alertmanager").iterdir()))
+def test_an_entrys_text_is_its_message_as_the_outbox_stores_it(
+    tmp_path: Path, fixture: str
+) -> None:
+    """The JSON a render made to size a message is what the outbox stores for its entry:
+    it must be that message's, with acknowledge links, department copies and robots too."""
+    t = table(tmp_path, 3, 3, 1, sre_template="msgtype: text\n    departments: [7]")
+    n = parse_alertmanager((FIXTURES / "alertmanager" / fixture).read_bytes())
+    renderer = Renderer(str(ROOT / "templates"))
+    ack = AckLinks("https://rx.example/", "k" * 32, 7, NOW.timestamp() + 3600)
+    receiver = t.receivers["sre"]
+    for entries in (
+        plan(t, renderer, n, now=NOW),
+        plan(t, renderer, n, now=NOW, ack=ack),
+        step_entries(renderer, n, receiver, ["t000"], [7], now=NOW, ack=ack, note="5m"),
+        step_entries(renderer, n, receiver, ["t000"], [], now=NOW, ack=None, note="5m"),
+    ):
+        assert entries
+        for e in entries:
+            assert e.text in ("", compact(e.msg)), e
+    assert all(e.text for e in plan(t, renderer, n, now=NOW))  # no acknowledge links: all made
