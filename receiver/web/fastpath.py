@@ -77,9 +77,10 @@ class FastPath:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         found = route(environ)
         length = environ.get("CONTENT_LENGTH") or ""
+        size = int(length) if length.isdigit() else -1
         if (
-            found is None or not length.isdigit() or "HTTP_TRANSFER_ENCODING" in environ
-            or int(length) > self.webhooks.settings.max_body_bytes
+            found is None or size < 0 or "HTTP_TRANSFER_ENCODING" in environ
+            or size > self.webhooks.settings.max_body_bytes
         ):  # fmt: skip
             return self.app(environ, start_response)
         source, parse, receiver = found
@@ -96,13 +97,13 @@ class FastPath:
         if not ours:  # Flask's to answer (each call to it outside the `try`s: once only)
             return self.app(environ, start_response)
         try:
-            body: bytes = environ["wsgi.input"].read(int(length))
+            body: bytes = environ["wsgi.input"].read(size)
         except Exception as e:
             return self.replay(environ, start_response, b"", e)
         try:
             notification = (
                 parse(body)
-                if len(body) == int(length) and w.signed(headers, body, grafana)
+                if len(body) == size and w.signed(headers, body, grafana)
                 and not w.unknown(receiver) else None
             )  # fmt: skip
         except Exception:
